@@ -1,0 +1,1 @@
+"""Job kinds: the backend's functions as the server queues and runs them."""

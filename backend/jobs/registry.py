@@ -1,0 +1,90 @@
+"""The registry of job kinds: name -> params schema -> function(params, context).
+
+A module of a later feature registers its kind with ``@job_kind(...)`` and adds itself to
+``BUILTIN_KIND_MODULES``; the server imports those modules once at start. The function does its
+work through the context: it writes results into ``context.output_dir`` (atomically), reports
+progress with ``context.progress.update(...)`` (which raises Cancelled after a cancel request),
+and gets models through ``context.models`` so they stay loaded between jobs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict
+
+from ..errors import InvalidInput
+from ..model_cache import ModelCache
+from ..progress import Progress
+
+BUILTIN_KIND_MODULES: tuple[str, ...] = (
+    "backend.jobs.echo_conditions",
+)
+
+
+class JobParams(BaseModel):
+    """Base of every kind's params: unknown fields are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class JobContext:
+    job_id: str
+    output_dir: Path
+    """Everything the job writes goes here; the server lists it as the job's artifacts."""
+    inputs_dir: Path | None
+    """The uploaded condition bundle, extracted, or None when the job had no upload."""
+    progress: Progress
+    models: ModelCache
+    resolve: Callable[[str], Path]
+    """Turns a reference from the params into a local path: 'job:<id>' (another job's output
+    folder) or a model-store name. Raises InvalidInput / ModelMissing for anything else, so that
+    request params never name arbitrary files."""
+    device: Any = None
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str
+    params: type[JobParams]
+    run: Callable[[Any, JobContext], None]
+    summary: str
+    accepts_upload: bool = False
+    requires_upload: bool = False
+
+
+_KINDS: dict[str, JobKind] = {}
+
+
+def job_kind(name: str, params: type[JobParams], summary: str, accepts_upload: bool = False, requires_upload: bool = False):
+    """Decorator registering ``function(params, context)`` as the job kind ``name``."""
+
+    def register(function: Callable[[Any, JobContext], None]) -> Callable[[Any, JobContext], None]:
+        if name in _KINDS and _KINDS[name].run is not function:
+            raise RuntimeError(f"job kind {name!r} is registered twice")
+        _KINDS[name] = JobKind(name, params, function, summary, accepts_upload or requires_upload, requires_upload)
+        return function
+
+    return register
+
+
+def load_builtin_kinds() -> None:
+    for module in BUILTIN_KIND_MODULES:
+        importlib.import_module(module)
+
+
+def get_kind(name: str) -> JobKind:
+    load_builtin_kinds()
+    if name not in _KINDS:
+        known = ", ".join(sorted(_KINDS)) or "none"
+        raise InvalidInput(f"unknown job kind {name!r}", f"use one of: {known}", field="kind")
+    return _KINDS[name]
+
+
+def all_kinds() -> list[JobKind]:
+    load_builtin_kinds()
+    return [_KINDS[name] for name in sorted(_KINDS)]

@@ -1,0 +1,44 @@
+"""Constants of the HTTP protocol between the add-on and the backend."""
+
+from __future__ import annotations
+
+PROTOCOL_VERSION = "1.0"
+"""Major.minor. A client refuses a backend whose major version differs from its own."""
+
+API_PREFIX = "/v1"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+TOKEN_FILE_NAME = "token"
+
+JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINAL_JOB_STATES = ("succeeded", "failed", "cancelled")
+
+# Stable error codes; every error response is {"error": {"code", "message", "hint", "field"}}.
+INVALID_INPUT = "INVALID_INPUT"
+UNAUTHORIZED = "UNAUTHORIZED"
+FORBIDDEN_ORIGIN = "FORBIDDEN_ORIGIN"
+NOT_FOUND = "NOT_FOUND"
+MODEL_MISSING = "MODEL_MISSING"
+OUT_OF_MEMORY = "OUT_OF_MEMORY"
+DISK_FULL = "DISK_FULL"
+PROTOCOL_MISMATCH = "PROTOCOL_MISMATCH"
+PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+CONFLICT = "CONFLICT"
+INTERRUPTED = "INTERRUPTED"
+CANCELLED = "CANCELLED"
+INTERNAL = "INTERNAL"
+
+
+def major(version: str) -> int:
+    return int(version.split(".", 1)[0])
+
+
+def compatibility_problem(client_version: str, server_version: str) -> str | None:
+    """None when the two can talk, else a sentence saying which side to update."""
+    if major(client_version) == major(server_version):
+        return None
+    older = "add-on" if major(client_version) < major(server_version) else "backend"
+    return (
+        f"the add-on speaks protocol {client_version} but the backend speaks {server_version}: "
+        f"update the {older} so both have the same major version"
+    )

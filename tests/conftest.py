@@ -1,0 +1,13 @@
+"""Suite-wide settings: offline always, small thread counts, every test on CPU.
+
+Area fixtures live in ``tests/fixtures/<area>.py`` and are listed in ``pytest_plugins``.
+"""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("DIFFUSERS_OFFLINE", "1")
+os.environ.setdefault("AVATAR_FOUNDRY_DEVICE", "cpu")
+
+pytest_plugins: list[str] = []
