@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "backend.commands.serve",
     "backend.commands.doctor",
     "backend.commands.jobs",
+    "backend.commands.train",
 )
 
 
