@@ -1,0 +1,1 @@
+"""Image-guided generation: a conditional diffusion prior over the EG3D generator's style code w."""
