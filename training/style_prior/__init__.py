@@ -1,0 +1,1 @@
+"""Training the style prior (image -> w diffusion) on the trained generator's own renders."""
