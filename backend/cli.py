@@ -16,6 +16,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "backend.commands.doctor",
     "backend.commands.jobs",
     "backend.commands.train",
+    "backend.commands.models",
+    "backend.commands.make_tiny_models",
 )
 
 

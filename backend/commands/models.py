@@ -1,0 +1,65 @@
+"""``avatar-foundry models add|list|remove``: the model store of local diffusion weights."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..models.store import ROLES
+
+
+def add_store_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="the backend's data folder; the store is its models/ folder (default: the per-user data folder)")
+
+
+def store_from_args(args: argparse.Namespace):
+    from ..data_dir import DataDir
+    from ..models.store import ModelStore
+
+    return ModelStore(DataDir.at(args.data_dir).models_dir)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("models", help="register and list local Stable Diffusion / ControlNet / LoRA weights")
+    commands = parser.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+
+    add = commands.add_parser("add", help="register a diffusers folder or a .safetensors file under a name")
+    add.add_argument("path", type=Path, help="diffusers folder, single-file .safetensors checkpoint, or LoRA .safetensors")
+    add.add_argument("--as", dest="name", required=True, help="the name jobs refer to it by")
+    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("--config", type=Path, default=None,
+                     help="for a single-file checkpoint: a local diffusers folder of the same architecture (configs, tokenizer)")
+    add.add_argument("--replace", action="store_true", help="replace a model already registered under this name")
+    add_store_argument(add)
+    add.set_defaults(func=_add)
+
+    listing = commands.add_parser("list", help="list registered models")
+    add_store_argument(listing)
+    listing.set_defaults(func=_list)
+
+    remove = commands.add_parser("remove", help="forget a model (its files are left alone)")
+    remove.add_argument("name")
+    add_store_argument(remove)
+    remove.set_defaults(func=_remove)
+
+
+def _add(args: argparse.Namespace) -> int:
+    entry = store_from_args(args).add(args.path, args.name, args.role, config=args.config, replace=args.replace)
+    print(f"added {entry.name} ({entry.role}, {entry.format}): {entry.path}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    entries = store_from_args(args).list()
+    if not entries:
+        print("no models registered; add one with 'avatar-foundry models add PATH --as NAME --role ROLE'")
+    for entry in entries:
+        print(f"{entry.name:24} {entry.role:18} {entry.format:12} {entry.path}")
+    return 0
+
+
+def _remove(args: argparse.Namespace) -> int:
+    entry = store_from_args(args).remove(args.name)
+    print(f"removed {entry.name} (files kept at {entry.path})")
+    return 0

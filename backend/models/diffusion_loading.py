@@ -1,0 +1,147 @@
+"""Load Stable Diffusion components and ControlNets from model-store entries, offline only.
+
+Every call passes ``local_files_only=True`` and sets HF_HUB_OFFLINE, so a missing file is an
+error naming the path and never a download. Shared by the multi-view generator and the deferred
+renderer: both take a :class:`BaseComponents` and assemble what they need from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import InvalidInput, ModelMissing
+from .store import ModelEntry, validate_entry
+
+
+@dataclass
+class BaseComponents:
+    """The parts of a Stable Diffusion 1.x/2.x base model."""
+
+    unet: Any
+    vae: Any
+    text_encoder: Any
+    tokenizer: Any
+    scheduler: Any
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def default_image_size(self) -> int:
+        return int(self.unet.config.sample_size) * self.vae_scale_factor
+
+    @property
+    def prediction_type(self) -> str:
+        return str(self.scheduler.config.get("prediction_type", "epsilon"))
+
+
+def force_offline() -> None:
+    """Make the Hugging Face libraries refuse network access for the rest of the process."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ["DIFFUSERS_OFFLINE"] = "1"
+
+
+def load_base_components(entry: ModelEntry, device: Any = None, dtype: Any = None) -> BaseComponents:
+    """Load a base model's UNet, VAE, text encoder, tokenizer and scheduler from a store entry.
+
+    Models are put in eval mode without gradients and moved to ``device`` in ``dtype`` (float32
+    if None). A diffusers folder loads component by component; a single-file checkpoint loads
+    through ``StableDiffusionPipeline.from_single_file`` with the entry's local config folder.
+    """
+    import torch
+
+    if entry.role != "base":
+        raise InvalidInput(f"model {entry.name!r} has role {entry.role!r}, not 'base'", "pick a base model (models list)", field="base")
+    validate_entry(entry)
+    force_offline()
+    dtype = dtype or torch.float32
+    try:
+        components = _load_single_file_base(entry, dtype) if entry.format == "single-file" else _load_folder_base(entry, dtype)
+    except (OSError, ValueError, KeyError) as error:
+        raise ModelMissing(f"model {entry.name!r} at {entry.path} could not be loaded: {error}",
+                           "check that the files are complete and of a Stable Diffusion 1.x/2.x model", field="base") from None
+    for module in (components.unet, components.vae, components.text_encoder):
+        module.to(device=device or "cpu").eval().requires_grad_(False)
+    return components
+
+
+def _load_folder_base(entry: ModelEntry, dtype: Any) -> BaseComponents:
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    folder = entry.path
+    return BaseComponents(
+        unet=UNet2DConditionModel.from_pretrained(folder, subfolder="unet", local_files_only=True, dtype=dtype, use_safetensors=True),
+        vae=AutoencoderKL.from_pretrained(folder, subfolder="vae", local_files_only=True, dtype=dtype, use_safetensors=True),
+        text_encoder=CLIPTextModel.from_pretrained(folder / "text_encoder", local_files_only=True, dtype=dtype, use_safetensors=True),
+        tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer", local_files_only=True),
+        scheduler=load_scheduler(folder),
+    )
+
+
+def _load_single_file_base(entry: ModelEntry, dtype: Any) -> BaseComponents:
+    from diffusers import StableDiffusionPipeline
+
+    pipeline = StableDiffusionPipeline.from_single_file(
+        str(entry.path), config=str(entry.config), local_files_only=True, dtype=dtype,
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+    return BaseComponents(pipeline.unet, pipeline.vae, pipeline.text_encoder, pipeline.tokenizer, load_scheduler(entry.config))
+
+
+def load_scheduler(folder, class_name: str | None = None) -> Any:
+    """The scheduler saved in ``folder/scheduler``, optionally converted to another diffusers scheduler class
+    (e.g. 'UniPCMultistepScheduler' for good images in fewer steps), keeping the noise schedule."""
+    import diffusers
+
+    config_path = folder / "scheduler" / "scheduler_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    name = class_name or config.get("_class_name", "DDIMScheduler")
+    scheduler_class = getattr(diffusers, name, None)
+    if scheduler_class is None or not name.endswith("Scheduler"):
+        raise InvalidInput(f"unknown scheduler {name!r}", "use a diffusers scheduler class name such as DDIMScheduler or UniPCMultistepScheduler", field="scheduler")
+    return scheduler_class.from_config(config)
+
+
+def load_controlnet(entry: ModelEntry, device: Any = None, dtype: Any = None, base: BaseComponents | None = None) -> Any:
+    """Load a ControlNet from a store entry; with ``base`` given, refuse one built for another model size."""
+    import torch
+    from diffusers import ControlNetModel
+
+    if not entry.role.startswith("controlnet-"):
+        raise InvalidInput(f"model {entry.name!r} has role {entry.role!r}, not a ControlNet", "pick a model registered with --role controlnet-pose/depth/normal", field="controlnet")
+    validate_entry(entry)
+    force_offline()
+    dtype = dtype or torch.float32
+    try:
+        if entry.format == "single-file":
+            controlnet = ControlNetModel.from_single_file(str(entry.path), config=str(entry.config), local_files_only=True, dtype=dtype)
+        else:
+            controlnet = ControlNetModel.from_pretrained(entry.path, local_files_only=True, dtype=dtype, use_safetensors=True)
+    except (OSError, ValueError, KeyError) as error:
+        raise ModelMissing(f"ControlNet {entry.name!r} at {entry.path} could not be loaded: {error}", "check that its files are complete", field="controlnet") from None
+    if base is not None:
+        check_controlnet_matches(entry.name, controlnet, base)
+    return controlnet.to(device=device or "cpu").eval().requires_grad_(False)
+
+
+def check_controlnet_matches(name: str, controlnet: Any, base: BaseComponents) -> None:
+    """A ControlNet adds its residuals to the UNet's blocks: channel widths and text size must agree."""
+    mismatches = [
+        f"{key} {controlnet.config[key]} vs {base.unet.config[key]}"
+        for key in ("block_out_channels", "cross_attention_dim", "layers_per_block")
+        if list(_as_list(controlnet.config[key])) != list(_as_list(base.unet.config[key]))
+    ]
+    if mismatches:
+        raise InvalidInput(f"ControlNet {name!r} does not fit the base model ({'; '.join(mismatches)})",
+                           "use a ControlNet trained for this base model's family (SD 1.5 ControlNets with SD 1.5, SD 2.1 with SD 2.1)",
+                           field="controlnet")
+
+
+def _as_list(value: Any) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]

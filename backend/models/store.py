@@ -1,0 +1,281 @@
+"""The model store: named references to diffusion weights on local disk, never fetched from a hub.
+
+A store is a folder holding ``models.json``::
+
+    {"version": 1, "models": [{"name": "sd15", "role": "base", "format": "diffusers",
+                               "path": "/abs/path/to/folder", "config": null}]}
+
+Entries point at the weights where they lie (nothing is copied: models are gigabytes). Each entry
+is validated when it is added and again when it is resolved, so a folder that was moved, deleted
+or only half downloaded gives an error naming the path and what is missing, before any loading.
+
+Formats:
+- ``diffusers``: a folder written by ``save_pretrained``. A base model has ``model_index.json``
+  and one sub-folder per component; a ControlNet has ``config.json`` and its weights.
+- ``single-file``: one ``.safetensors`` checkpoint in the original (LDM) layout, loaded with
+  diffusers' single-file loading. A base model also needs ``config``: a diffusers folder of the
+  same architecture holding the component configs and the tokenizer (weights not needed there),
+  because nothing may be downloaded.
+- ``lora``: one ``.safetensors`` file of LoRA weights.
+
+Only ``.safetensors`` weights are accepted: pickled ``.bin``/``.ckpt`` files are never loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from blender_addon.formats.files import atomic_write_json
+
+from ..errors import InvalidInput, ModelMissing
+
+STORE_VERSION = 1
+REGISTRY_NAME = "models.json"
+ROLES = ("base", "controlnet-pose", "controlnet-depth", "controlnet-normal", "lora")
+FORMATS = ("diffusers", "single-file", "lora")
+CONTROLNET_ROLES = {"pose": "controlnet-pose", "depth": "controlnet-depth", "normal": "controlnet-normal"}
+BASE_MODEL_COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+_WEIGHT_COMPONENTS = ("unet", "vae", "text_encoder")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_UNFINISHED_SUFFIXES = (".incomplete", ".partial", ".part", ".lock", ".tmp")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    role: str
+    path: Path
+    format: str
+    config: Path | None = None
+    """For a single-file base model: the diffusers folder holding its component configs."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "role": self.role, "format": self.format, "path": str(self.path),
+                "config": str(self.config) if self.config else None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ModelEntry":
+        config = data.get("config")
+        return cls(str(data["name"]), str(data["role"]), Path(data["path"]), str(data["format"]), Path(config) if config else None)
+
+
+class ModelStore:
+    """Named models on disk: ``add`` validates and registers, ``resolve`` finds and re-validates."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    @property
+    def registry_path(self) -> Path:
+        return self.root / REGISTRY_NAME
+
+    def list(self) -> list[ModelEntry]:
+        return list(self._read().values())
+
+    def add(self, path: str | Path, name: str, role: str, config: str | Path | None = None, replace: bool = False) -> ModelEntry:
+        """Validate the model at ``path`` and register it as ``name``; the registry is written atomically."""
+        _check_name(name)
+        if role not in ROLES:
+            raise InvalidInput(f"unknown model role {role!r}", f"use one of: {', '.join(ROLES)}", field="role")
+        source = Path(path).expanduser().resolve()
+        entry = ModelEntry(name, role, source, detect_format(source, role),
+                           Path(config).expanduser().resolve() if config else None)
+        validate_entry(entry)
+        entries = self._read()
+        if name in entries and not replace:
+            raise InvalidInput(f"a model named {name!r} is already registered ({entries[name].path})",
+                               "choose another name, or remove the old one first", field="name")
+        entries[name] = entry
+        self._write(entries)
+        return entry
+
+    def remove(self, name: str) -> ModelEntry:
+        entries = self._read()
+        if name not in entries:
+            raise self._missing(name, entries)
+        entry = entries.pop(name)
+        self._write(entries)
+        return entry
+
+    def resolve(self, name: str, role: str | None = None) -> ModelEntry:
+        """The entry called ``name``, checked to still be complete on disk (and of ``role`` if given)."""
+        entries = self._read()
+        if name not in entries:
+            raise self._missing(name, entries)
+        entry = entries[name]
+        if role is not None and entry.role != role:
+            raise InvalidInput(f"model {name!r} has role {entry.role!r}, not {role!r}",
+                               f"pick a model registered with --role {role}", field="model")
+        validate_entry(entry)
+        return entry
+
+    def _missing(self, name: str, entries: dict[str, ModelEntry]) -> ModelMissing:
+        known = ", ".join(sorted(entries)) or "none yet"
+        return ModelMissing(f"no model named {name!r} in the store {self.root}",
+                            f"registered models: {known}; add one with 'avatar-foundry models add PATH --as NAME --role ROLE'",
+                            field="model")
+
+    def _read(self) -> dict[str, ModelEntry]:
+        if not self.registry_path.is_file():
+            return {}
+        try:
+            data = json.loads(self.registry_path.read_text(encoding="utf-8"))
+            if data.get("version") != STORE_VERSION:
+                raise ValueError(f"version {data.get('version')!r} is not {STORE_VERSION}")
+            return {raw["name"]: ModelEntry.from_json(raw) for raw in data["models"]}
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise InvalidInput(f"the model registry {self.registry_path} is unreadable: {error}",
+                               "fix or delete the file and add the models again") from None
+
+    def _write(self, entries: dict[str, ModelEntry]) -> None:
+        ordered = [entries[name].to_json() for name in sorted(entries)]
+        atomic_write_json(self.registry_path, {"version": STORE_VERSION, "models": ordered})
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidInput(f"model name {name!r} is not allowed",
+                           "use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", field="name")
+
+
+def detect_format(path: Path, role: str) -> str:
+    """'diffusers' for a folder, 'lora' / 'single-file' for a .safetensors file; refuses the rest."""
+    if not path.exists():
+        raise ModelMissing(f"{path} does not exist", "check the path; models are never downloaded", field="path")
+    if path.is_dir():
+        if role == "lora":
+            raise InvalidInput(f"{path} is a folder, but a LoRA must be one .safetensors file", "point at the LoRA's .safetensors file", field="path")
+        return "diffusers"
+    if path.suffix != ".safetensors":
+        raise InvalidInput(f"{path} is not a .safetensors file or a diffusers folder",
+                           "convert pickled .ckpt/.bin weights to .safetensors first: they are never unpickled", field="path")
+    return "lora" if role == "lora" else "single-file"
+
+
+def validate_entry(entry: ModelEntry) -> None:
+    """Raise ModelMissing naming the path and what is missing unless the model is complete on disk."""
+    if not entry.path.exists():
+        raise ModelMissing(f"model {entry.name!r}: {entry.path} does not exist (moved or deleted?)",
+                           "restore the files, or register the model again with 'avatar-foundry models add'", field="path")
+    if entry.format == "diffusers":
+        if entry.role == "base":
+            validate_base_folder(entry.path)
+        else:
+            validate_model_folder(entry.path)
+    else:
+        validate_safetensors_file(entry.path)
+        if entry.format == "single-file":
+            _validate_single_file_config(entry)
+
+
+def _validate_single_file_config(entry: ModelEntry) -> None:
+    """Single files hold weights only; the architecture comes from a local diffusers config folder."""
+    if entry.config is None:
+        what = "model_index.json, component configs and tokenizer" if entry.role == "base" else "config.json"
+        raise InvalidInput(f"single-file model {entry.path.name} needs a local config folder",
+                           f"pass --config DIR: a diffusers folder of the same architecture ({what}), since nothing can be downloaded",
+                           field="config")
+    if entry.role == "base":
+        validate_base_folder(entry.config, weights_required=False)
+    else:
+        _require_files(entry.config, ("config.json",))
+
+
+def validate_base_folder(folder: Path, weights_required: bool = True) -> None:
+    """A diffusers pipeline folder: model_index.json, each component folder, and (optionally) weights."""
+    index_path = folder / "model_index.json"
+    if not index_path.is_file():
+        raise ModelMissing(f"{folder} has no model_index.json", "point at the folder written by save_pretrained (or copy the whole model folder)", field="path")
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ModelMissing(f"{index_path} is not valid JSON ({error}); the download may be incomplete", "download the model again", field="path") from None
+    missing = [name for name in BASE_MODEL_COMPONENTS if not isinstance(index.get(name), list) or None in index.get(name)]
+    if missing:
+        raise ModelMissing(f"{index_path} lists no {', '.join(missing)}", "use a Stable Diffusion 1.x/2.x pipeline folder", field="path")
+    for component in BASE_MODEL_COMPONENTS:
+        sub = folder / component
+        if not sub.is_dir():
+            raise ModelMissing(f"{folder} is missing the '{component}' folder", "copy the complete model folder", field="path")
+        if component == "tokenizer":
+            _validate_tokenizer_folder(sub)
+        elif component == "scheduler":
+            _require_files(sub, ("scheduler_config.json",))
+        else:
+            _require_files(sub, ("config.json",))
+            if weights_required:
+                validate_model_folder(sub)
+
+
+def _validate_tokenizer_folder(folder: Path) -> None:
+    """A CLIP tokenizer saved either as one tokenizer.json or as vocab.json + merges.txt."""
+    if not (folder / "tokenizer.json").is_file():
+        _require_files(folder, ("vocab.json", "merges.txt"))
+
+
+def validate_model_folder(folder: Path) -> None:
+    """One model's folder (a component or a ControlNet): config.json and complete safetensors weights."""
+    _require_files(folder, ("config.json",))
+    unfinished = sorted(p.name for p in folder.iterdir() if p.name.endswith(_UNFINISHED_SUFFIXES))
+    if unfinished:
+        raise ModelMissing(f"{folder} holds unfinished download files ({', '.join(unfinished)})", "let the download finish, or download again", field="path")
+    shard_indexes = sorted(folder.glob("*.safetensors.index.json"))
+    if shard_indexes:
+        for shard in _shards_of(shard_indexes[0]):
+            validate_safetensors_file(folder / shard)
+        return
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        pickled = sorted(p.name for p in folder.glob("*.bin"))
+        hint = (f"only pickled weights ({', '.join(pickled)}) were found; save them as .safetensors (they are never unpickled)"
+                if pickled else "download the weights again")
+        raise ModelMissing(f"{folder} has no .safetensors weights", hint, field="path")
+    for weight in weights:
+        validate_safetensors_file(weight)
+
+
+def _shards_of(index_file: Path) -> list[str]:
+    try:
+        weight_map = json.loads(index_file.read_text(encoding="utf-8"))["weight_map"]
+        return sorted(set(weight_map.values()))
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
+        raise ModelMissing(f"{index_file} is unreadable ({error})", "download the model again", field="path") from None
+
+
+def validate_safetensors_file(path: Path) -> None:
+    """Check a .safetensors file is complete: its header parses and every tensor's bytes are present."""
+    if not path.is_file():
+        raise ModelMissing(f"{path} is missing", "restore the file or download it again", field="path")
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        prefix = handle.read(8)
+        if len(prefix) < 8:
+            raise ModelMissing(f"{path} is truncated ({size} bytes)", "download the file again", field="path")
+        header_length = struct.unpack("<Q", prefix)[0]
+        if header_length > size - 8:
+            raise ModelMissing(f"{path} is truncated: its header needs {header_length} bytes", "download the file again", field="path")
+        try:
+            header = json.loads(handle.read(header_length))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ModelMissing(f"{path} is not a valid .safetensors file", "download the file again", field="path") from None
+    data_end = max((info["data_offsets"][1] for key, info in header.items() if key != "__metadata__"), default=0)
+    if 8 + header_length + data_end > size:
+        raise ModelMissing(f"{path} is truncated: {size} of {8 + header_length + data_end} bytes present (half downloaded?)",
+                           "download the file again", field="path")
+
+
+def _require_files(folder: Path, names: tuple[str, ...]) -> None:
+    missing = [name for name in names if not (folder / name).is_file()]
+    if missing:
+        raise ModelMissing(f"{folder} is missing {', '.join(missing)}", "copy the complete model folder, or download it again", field="path")
+
+
+def default_store_root() -> Path:
+    from blender_addon.formats.protocol import default_data_dir
+
+    return default_data_dir() / "models"
