@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 PROTOCOL_VERSION = "1.0"
 """Major.minor. A client refuses a backend whose major version differs from its own."""
 
@@ -9,6 +13,27 @@ API_PREFIX = "/v1"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 TOKEN_FILE_NAME = "token"
+SERVER_INFO_FILE_NAME = "server.json"
+"""Written by a running backend into its data dir: {"url", "pid", "protocol_version"}."""
+DATA_DIR_ENV = "AVATAR_FOUNDRY_HOME"
+
+
+def default_data_dir() -> Path:
+    """The per-user data folder shared by the add-on and the backend.
+
+    $AVATAR_FOUNDRY_HOME if set, else the platform's per-user data folder + "avatar-foundry":
+    $XDG_DATA_HOME or ~/.local/share on Linux, ~/Library/Application Support on macOS, %APPDATA% on Windows.
+    """
+    override = os.environ.get(DATA_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "avatar-foundry"
 
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINAL_JOB_STATES = ("succeeded", "failed", "cancelled")

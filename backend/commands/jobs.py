@@ -1,0 +1,86 @@
+"""``avatar-foundry jobs``: list, show, cancel and fetch the jobs of a running backend."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..progress import format_eta
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("jobs", help="list, show, cancel and fetch jobs of a running backend")
+    parser.add_argument("--url", help="the backend's URL (default: from <data dir>/server.json, else http://127.0.0.1:8765)")
+    parser.add_argument("--data-dir", type=Path, help="the backend's data dir, where the token is (default: per-user)")
+    parser.add_argument("--token", help="the bearer token (default: read from <data dir>/token)")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="jobs, newest first")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true", help="print the job objects as JSON")
+    listing.set_defaults(func=list_jobs)
+    show = actions.add_parser("show", help="one job as JSON")
+    show.add_argument("id")
+    show.set_defaults(func=show_job)
+    cancel = actions.add_parser("cancel", help="cancel a queued job now, a running one at its next step")
+    cancel.add_argument("id")
+    cancel.set_defaults(func=cancel_job)
+    fetch = actions.add_parser("fetch", help="download every artifact of a job into DIR")
+    fetch.add_argument("id")
+    fetch.add_argument("dir", type=Path)
+    fetch.set_defaults(func=fetch_artifacts)
+
+
+def _client(args: argparse.Namespace):
+    from ..server.client import BackendClient
+
+    return BackendClient.locate(args.url, args.data_dir, args.token)
+
+
+def list_jobs(args: argparse.Namespace) -> int:
+    jobs = _client(args).get(f"/jobs?limit={max(1, args.limit)}")["jobs"]
+    if args.json:
+        print(json.dumps(jobs, indent=2))
+        return 0
+    if not jobs:
+        print("no jobs yet")
+    for job in jobs:
+        print(describe_job(job))
+    return 0
+
+
+def describe_job(job: dict) -> str:
+    """One line: id, kind, state, percent, stage and ETA (or the error code of a failed job)."""
+    line = f"{job['id']}  {job['kind']:<20} {job['state']:<10} {job['progress'] * 100:5.1f}%  {job['stage']}"
+    if job["state"] == "running":
+        line += f"  ETA {format_eta(job['eta_seconds'])}"
+    if job["error"]:
+        line += f"  [{job['error']['code']}] {job['error']['message']}"
+    return line
+
+
+def show_job(args: argparse.Namespace) -> int:
+    print(json.dumps(_client(args).get(f"/jobs/{args.id}"), indent=2))
+    return 0
+
+
+def cancel_job(args: argparse.Namespace) -> int:
+    print(describe_job(_client(args).post(f"/jobs/{args.id}/cancel")))
+    return 0
+
+
+def fetch_artifacts(args: argparse.Namespace) -> int:
+    from blender_addon.formats.condition_bundle import check_relative_path
+
+    from ..server.client import quote_name
+
+    client = _client(args)
+    artifacts = client.get(f"/jobs/{args.id}/artifacts")["artifacts"]
+    for artifact in artifacts:
+        relative = check_relative_path(artifact["name"], "artifacts[].name")
+        destination = args.dir.joinpath(*relative.parts)
+        client.download(f"/jobs/{args.id}/artifacts/{quote_name(artifact['name'])}", destination)
+        print(f"{destination}  ({artifact['size']} bytes)")
+    if not artifacts:
+        print(f"job {args.id} has no artifacts yet")
+    return 0

@@ -1,0 +1,303 @@
+"""The FastAPI application of ``avatar-foundry serve``: the HTTP API of issue 2 over the job store.
+
+The app only queues and reports; jobs run in the worker thread. See README "HTTP API" for the contract.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import FileResponse, JSONResponse, StreamingResponse
+
+from blender_addon.formats import protocol
+from blender_addon.formats.condition_bundle import check_relative_path
+from blender_addon.formats.errors import FormatError
+
+from .. import __version__
+from ..data_dir import DataDir
+from ..device import describe, pick_device
+from ..errors import AvatarFoundryError, InvalidInput, NotFound
+from ..jobs.registry import JobKind, all_kinds, get_kind
+from ..model_cache import ModelCache
+from .auth import AccessGuard
+from .body_limit import BodySizeLimit
+from .config import ServerConfig
+from .error_mapping import error_response, invalid_input_from_validation, to_foundry_error
+from .events import job_events
+from .job_store import Job, JobStore, new_job_id
+from .references import ReferenceResolver
+from .uploads import unpack_bundle_upload
+from .worker import JobWorker, step_delay_from_environment
+
+log = logging.getLogger("avatar_foundry.server")
+_HTTP_STATUS_CODES = {404: protocol.NOT_FOUND, 409: protocol.CONFLICT, 413: protocol.PAYLOAD_TOO_LARGE}
+
+
+class JobRequest(BaseModel):
+    """The body of POST /v1/jobs (or its multipart ``request`` field)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: str
+    params: dict[str, Any] = {}
+
+
+@dataclass
+class Backend:
+    """Everything the endpoints share, alive between the app's start and stop."""
+
+    config: ServerConfig
+    data_dir: DataDir
+    store: JobStore
+    models: ModelCache
+    worker: JobWorker
+    resolver: ReferenceResolver
+    device: Any
+
+
+def create_app(config: ServerConfig) -> FastAPI:
+    data_dir = DataDir.at(config.data_dir)
+    data_dir.create()
+    token = data_dir.ensure_token()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        backend = start_backend(config, data_dir)
+        app.state.backend = backend
+        try:
+            yield
+        finally:
+            backend.worker.stop()
+            backend.store.close()
+
+    app = FastAPI(title="Avatar Foundry backend", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=f"{protocol.API_PREFIX}/openapi.json")
+    _add_error_handlers(app)
+    _add_routes(app)
+    app.add_middleware(BodySizeLimit, max_bytes=config.max_upload_bytes)
+    app.add_middleware(AccessGuard, token=token, allow_remote=config.allow_remote)
+    return app
+
+
+def start_backend(config: ServerConfig, data_dir: DataDir) -> Backend:
+    """Open the store, record jobs a stopped backend left running as interrupted, start the worker."""
+    store = JobStore(data_dir.database_path)
+    interrupted = store.mark_interrupted()
+    if interrupted:
+        log.warning("%d job(s) were running when the backend last stopped; marked failed (interrupted)", interrupted)
+    all_kinds()
+    device = pick_device(config.device)
+    idle = config.idle_unload_seconds if config.idle_unload_seconds > 0 else None
+    models = ModelCache(idle_seconds=idle)
+    resolver = ReferenceResolver(data_dir, store)
+    worker = JobWorker(store, data_dir, models, device, resolver, step_delay=step_delay_from_environment(),
+                       idle_check_seconds=min(5.0, idle or 5.0))
+    worker.start()
+    return Backend(config, data_dir, store, models, worker, resolver, device)
+
+
+def _backend(request: Request) -> Backend:
+    return request.app.state.backend
+
+
+def _require_job(backend: Backend, job_id: str) -> Job:
+    job = backend.store.get(job_id)
+    if job is None:
+        raise NotFound(f"there is no job {job_id!r}", "list the jobs with GET /v1/jobs", field="id")
+    return job
+
+
+def _add_routes(app: FastAPI) -> None:
+    prefix = protocol.API_PREFIX
+
+    @app.get(f"{prefix}/health")
+    def health(request: Request) -> dict:
+        backend = _backend(request)
+        return {
+            "status": "ok",
+            "version": __version__,
+            "protocol_version": protocol.PROTOCOL_VERSION,
+            **describe(backend.device),
+            "diffusers": _package_version("diffusers"),
+            "job_kinds": [kind.name for kind in all_kinds()],
+            "data_dir": str(backend.data_dir.root),
+        }
+
+    @app.post(f"{prefix}/jobs", status_code=201)
+    async def submit_job(request: Request) -> JSONResponse:
+        backend = _backend(request)
+        raw_request, bundle = await _read_submission(request)
+        try:
+            job = await _create_job(backend, raw_request, bundle)
+        finally:
+            if bundle is not None:
+                await bundle.close()
+        backend.worker.wake()
+        return JSONResponse(job.to_json(), status_code=201)
+
+    @app.get(f"{prefix}/jobs")
+    def list_jobs(request: Request, limit: int = 200) -> dict:
+        return {"jobs": [job.to_json() for job in _backend(request).store.list(max(1, min(limit, 10_000)))]}
+
+    @app.get(f"{prefix}/jobs/{{job_id}}")
+    def show_job(request: Request, job_id: str) -> dict:
+        return _require_job(_backend(request), job_id).to_json()
+
+    @app.post(f"{prefix}/jobs/{{job_id}}/cancel")
+    def cancel_job(request: Request, job_id: str) -> dict:
+        backend = _backend(request)
+        _require_job(backend, job_id)
+        return backend.worker.cancel(job_id).to_json()
+
+    @app.get(f"{prefix}/jobs/{{job_id}}/events")
+    def follow_job(request: Request, job_id: str) -> StreamingResponse:
+        backend = _backend(request)
+        _require_job(backend, job_id)
+        return StreamingResponse(job_events(backend.store, job_id), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+
+    @app.get(f"{prefix}/jobs/{{job_id}}/artifacts")
+    def list_artifacts(request: Request, job_id: str) -> dict:
+        backend = _backend(request)
+        _require_job(backend, job_id)
+        return {"artifacts": list_artifact_files(backend.data_dir.output_dir(job_id))}
+
+    @app.get(f"{prefix}/jobs/{{job_id}}/artifacts/{{name:path}}")
+    def download_artifact(request: Request, job_id: str, name: str) -> FileResponse:
+        backend = _backend(request)
+        _require_job(backend, job_id)
+        return FileResponse(artifact_path(backend.data_dir.output_dir(job_id), name))
+
+    @app.post(f"{prefix}/unload")
+    def unload(request: Request) -> dict:
+        return {"unloaded": _backend(request).models.clear()}
+
+    @app.get(f"{prefix}/models")
+    def list_models(request: Request) -> dict:
+        entries = _backend(request).resolver.models.list()
+        return {"models": [{"name": e.name, "role": e.role, "path": str(e.path), "format": e.format} for e in entries]}
+
+
+async def _read_submission(request: Request) -> tuple[bytes | str, UploadFile | None]:
+    """The job request JSON and the uploaded bundle (multipart), or the JSON body alone."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return await request.body(), None
+    form = await request.form(max_files=1, max_fields=4)
+    raw_request = form.get("request")
+    bundle = form.get("bundle")
+    if not isinstance(raw_request, str):
+        raise InvalidInput("the multipart form has no text field 'request'",
+                           'add a field request=\'{"kind": ..., "params": {...}}\'', field="request")
+    if bundle is not None and not isinstance(bundle, UploadFile):
+        raise InvalidInput("'bundle' must be a file (a zip of the condition bundle folder)", field="bundle")
+    return raw_request, bundle
+
+
+async def _create_job(backend: Backend, raw_request: bytes | str, bundle: UploadFile | None) -> Job:
+    try:
+        job_request = JobRequest.model_validate_json(raw_request or b"{}")
+    except ValidationError as error:
+        raise _request_error(error) from None
+    kind = get_kind(job_request.kind)
+    try:
+        params = kind.params.model_validate(job_request.params)
+    except ValidationError as error:
+        raise invalid_input_from_validation(error.errors(), "params") from None
+    _check_upload_allowed(kind, bundle)
+    job_id = new_job_id()
+    if bundle is not None:
+        inputs_dir = backend.data_dir.inputs_dir(job_id)
+        try:
+            await anyio.to_thread.run_sync(unpack_bundle_upload, bundle.file, inputs_dir, backend.config.max_extracted_bytes)
+        except BaseException:
+            shutil.rmtree(backend.data_dir.job_dir(job_id), ignore_errors=True)
+            raise
+    return backend.store.add(job_id, kind.name, params.model_dump(mode="json"), has_inputs=bundle is not None)
+
+
+def _request_error(error: ValidationError) -> InvalidInput:
+    first = error.errors()[0]
+    if first.get("type") == "json_invalid":
+        return InvalidInput(f"the request is not valid JSON ({first.get('msg')})",
+                            'send {"kind": "...", "params": {...}}', field="request")
+    return invalid_input_from_validation(error.errors())
+
+
+def _check_upload_allowed(kind: JobKind, bundle: UploadFile | None) -> None:
+    if bundle is not None and not kind.accepts_upload:
+        raise InvalidInput(f"job kind {kind.name!r} takes no uploaded bundle", "send the request without the 'bundle' file", field="bundle")
+    if bundle is None and kind.requires_upload:
+        raise InvalidInput(f"job kind {kind.name!r} needs an uploaded condition bundle",
+                           "send multipart/form-data with a 'bundle' file: a zip of the bundle folder", field="bundle")
+
+
+def list_artifact_files(output_dir: Path) -> list[dict]:
+    """Finished files under ``output_dir`` (relative POSIX names), skipping in-progress temp files."""
+    if not output_dir.is_dir():
+        return []
+    root = output_dir.resolve()
+    found = []
+    for path in sorted(output_dir.rglob("*")):
+        relative = path.relative_to(output_dir)
+        if any(part.startswith(".") for part in relative.parts) or not path.is_file():
+            continue
+        if not path.resolve().is_relative_to(root):
+            continue
+        found.append({"name": relative.as_posix(), "size": path.stat().st_size})
+    return found
+
+
+def artifact_path(output_dir: Path, name: str) -> Path:
+    """The file ``name`` inside ``output_dir``; names that could leave it are refused."""
+    try:
+        relative = check_relative_path(name, "name")
+    except FormatError as error:
+        raise InvalidInput(error.message, "use a name from GET /v1/jobs/{id}/artifacts", field="name") from None
+    path = output_dir.joinpath(*relative.parts)
+    hidden = any(part.startswith(".") for part in relative.parts)
+    if hidden or not path.is_file() or not path.resolve().is_relative_to(output_dir.resolve()):
+        raise NotFound(f"the job has no artifact {name!r}", "use a name from GET /v1/jobs/{id}/artifacts", field="name")
+    return path
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AvatarFoundryError)
+    async def foundry_error(request: Request, error: AvatarFoundryError) -> JSONResponse:
+        return error_response(error)
+
+    @app.exception_handler(FormatError)
+    async def format_error(request: Request, error: FormatError) -> JSONResponse:
+        return error_response(InvalidInput.from_format_error(error))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        return error_response(invalid_input_from_validation(list(error.errors())))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        problem = AvatarFoundryError(str(error.detail), "check the method and path against the HTTP API in the README")
+        problem.code = _HTTP_STATUS_CODES.get(error.status_code, protocol.INVALID_INPUT)
+        problem.http_status = error.status_code
+        return error_response(problem)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
+        return error_response(to_foundry_error(error))

@@ -1,0 +1,75 @@
+"""Any exception -> the AvatarFoundryError a user sees (code, message, hint, field).
+
+Used for HTTP responses and for the ``error`` of a failed job alike, so both say the same thing.
+Unknown exceptions become INTERNAL with a short message; their traceback goes to the server log only.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import sys
+
+from pydantic import ValidationError
+
+from blender_addon.formats import protocol
+from blender_addon.formats.errors import FormatError
+
+from ..errors import AvatarFoundryError, DiskFull, InvalidInput, OutOfMemory
+
+log = logging.getLogger("avatar_foundry.server")
+
+
+class InternalError(AvatarFoundryError):
+    code = protocol.INTERNAL
+    http_status = 500
+
+
+class PayloadTooLarge(AvatarFoundryError):
+    code = protocol.PAYLOAD_TOO_LARGE
+    http_status = 413
+
+
+def to_foundry_error(error: BaseException, field_prefix: str = "") -> AvatarFoundryError:
+    """The user-facing error for ``error``; ``field_prefix`` is put before pydantic field paths."""
+    if isinstance(error, AvatarFoundryError):
+        return error
+    if isinstance(error, FormatError):
+        return InvalidInput.from_format_error(error)
+    if isinstance(error, ValidationError):
+        return invalid_input_from_validation(error.errors(), field_prefix)
+    if _is_out_of_memory(error):
+        return OutOfMemory()
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return DiskFull()
+    log.error("unexpected error", exc_info=(type(error), error, error.__traceback__))
+    return InternalError(f"internal error ({type(error).__name__})", "see the backend's log for details; please report it")
+
+
+def invalid_input_from_validation(errors: list[dict], field_prefix: str = "") -> InvalidInput:
+    """The first pydantic error as INVALID_INPUT, its location as a dotted field path."""
+    first = errors[0]
+    location = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body",))
+    field = ".".join(part for part in (field_prefix, location) if part) or None
+    message = first.get("msg", "is invalid")
+    hints = {
+        "missing": "add this field",
+        "extra_forbidden": "remove this field; it is not a parameter of this job kind",
+    }
+    hint = hints.get(first.get("type", ""), "give a value of the expected type")
+    extra = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    return InvalidInput(f"{message}{extra}", hint, field)
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(error, getattr(torch, "OutOfMemoryError", ())):
+        return True
+    return isinstance(error, (RuntimeError, MemoryError)) and (isinstance(error, MemoryError) or "out of memory" in str(error).lower())
+
+
+def error_response(error: AvatarFoundryError, headers: dict[str, str] | None = None):
+    """The HTTP response for ``error``: its status and ``{"error": {code, message, hint, field}}``."""
+    from starlette.responses import JSONResponse
+
+    return JSONResponse({"error": error.to_json()}, status_code=error.http_status, headers=headers)

@@ -1,0 +1,86 @@
+"""Run the backend: lock the data dir, bind the socket, announce the URL, serve until stopped."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+
+from blender_addon.formats import protocol
+from blender_addon.formats.files import atomic_write_json
+
+from ..data_dir import DataDir, ServerLock
+from ..errors import InvalidInput
+from .app import create_app
+from .auth import is_loopback_name
+from .config import ServerConfig
+
+
+def check_binding(config: ServerConfig) -> None:
+    """Refuse a non-loopback host unless --allow-remote was given; warn when it was."""
+    if is_loopback_name(config.host):
+        return
+    if not config.allow_remote:
+        raise InvalidInput(f"binding to {config.host} would expose the backend to other computers",
+                           "use the default 127.0.0.1, or pass --allow-remote if you really mean it", field="host")
+    print(f"warning: serving on {config.host}: other computers can reach the backend; anyone with the token "
+          "can run jobs and read their results", file=sys.stderr)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as error:
+        sock.close()
+        raise InvalidInput(f"cannot listen on {host}:{port}: {error.strerror}",
+                           "is another backend running? pick another --port (0 picks a free one)", field="port") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def server_url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def _exit_after_graceful_shutdown() -> None:
+    """uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the handler
+    that was installed before it; this one turns that into a normal exit, so cleanup still runs."""
+
+    def exit_quietly(signum: int, frame) -> None:
+        raise SystemExit(0)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, exit_quietly)
+
+
+def run_server(config: ServerConfig) -> None:
+    import uvicorn
+
+    check_binding(config)
+    data_dir = DataDir.at(config.data_dir)
+    data_dir.create()
+    lock = ServerLock(data_dir)
+    lock.acquire()
+    sock = bind_socket(config.host, config.port)
+    try:
+        app = create_app(config)
+        url = server_url(sock)
+        atomic_write_json(data_dir.server_info_path,
+                          {"url": url, "pid": os.getpid(), "protocol_version": protocol.PROTOCOL_VERSION})
+        print(f"Avatar Foundry backend on {url}\n  data dir: {data_dir.root}\n  token:    {data_dir.token_path}", file=sys.stderr)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        _exit_after_graceful_shutdown()
+        uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=10)).run(sockets=[sock])
+    finally:
+        data_dir.server_info_path.unlink(missing_ok=True)
+        sock.close()
+        lock.release()
+        print("Avatar Foundry backend stopped", file=sys.stderr)

@@ -1,0 +1,162 @@
+"""Uploaded condition bundles: safe zip extraction and a cheap check that every pass file is sound.
+
+A zip is refused (INVALID_INPUT, field ``bundle``) when it is not a zip, names a path that leaves
+the target folder (absolute, ``..``, drive letters), holds links or devices, or expands past the
+size cap (zip bombs: declared sizes are checked first, real bytes are counted while extracting,
+so a lying header does not help).
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import zipfile
+import zlib
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from blender_addon.formats.condition_bundle import MANIFEST_NAME, ConditionBundle, check_relative_path, read_bundle
+from blender_addon.formats.errors import FormatError
+
+from ..errors import InvalidInput
+
+_CHUNK = 1 << 20
+_MAX_ENTRIES = 100_000
+_IMAGE_MODES = {"pose": ("RGB", "RGBA"), "target": ("RGB", "RGBA"), "mask": ("L", "1", "I;16", "I")}
+_ARRAY_CHANNELS = {"depth": None, "normal": 3, "canonical": 3}
+_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def extract_zip(source: BinaryIO, target: Path, max_bytes: int) -> None:
+    """Extract the zip ``source`` into the (new or empty) folder ``target``, refusing anything unsafe."""
+    try:
+        archive = zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise InvalidInput(f"the upload is not a readable zip file ({error})", "zip the condition bundle folder again", field="bundle") from None
+    with archive:
+        members = archive.infolist()
+        _check_members(members, max_bytes)
+        budget = max_bytes
+        for member in members:
+            budget -= _extract_member(archive, member, target, budget)
+
+
+def _check_members(members: list[zipfile.ZipInfo], max_bytes: int) -> None:
+    if len(members) > _MAX_ENTRIES:
+        raise InvalidInput(f"the zip holds {len(members)} entries (at most {_MAX_ENTRIES})", field="bundle")
+    declared = sum(member.file_size for member in members)
+    if declared > max_bytes:
+        raise InvalidInput(
+            f"the zip expands to {declared} bytes, more than the server's cap of {max_bytes}",
+            "render fewer views or a smaller resolution, or start the server with a larger --max-extracted-mb",
+            field="bundle",
+        )
+    for member in members:
+        name = member.filename.rstrip("/") if member.is_dir() else member.filename
+        try:
+            check_relative_path(name, "bundle")
+        except FormatError:
+            raise InvalidInput(f"the zip entry {member.filename!r} points outside the bundle folder",
+                               "zip the bundle folder itself; entries must be relative paths without '..'", field="bundle") from None
+        mode = member.external_attr >> 16
+        if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise InvalidInput(f"the zip entry {member.filename!r} is a link or special file", "zip plain files only", field="bundle")
+
+
+def _extract_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path, budget: int) -> int:
+    """Extract one entry, counting real bytes against ``budget``; returns the bytes written."""
+    destination = target.joinpath(*member.filename.rstrip("/").split("/"))
+    if member.is_dir():
+        destination.mkdir(parents=True, exist_ok=True)
+        return 0
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    try:
+        with archive.open(member) as reader, open(destination, "wb") as writer:
+            while chunk := reader.read(_CHUNK):
+                written += len(chunk)
+                if written > budget:
+                    raise InvalidInput("the zip expands past the server's size cap (its headers understate the sizes)",
+                                       "zip the bundle again with a standard zip tool", field="bundle")
+                writer.write(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+        raise InvalidInput(f"the zip entry {member.filename!r} is corrupt ({error})", "zip the condition bundle folder again", field="bundle") from None
+    return written
+
+
+def bundle_root(extracted: Path) -> Path:
+    """The folder holding conditions.json: the extraction root, or its only sub-folder (a zipped folder)."""
+    if (extracted / MANIFEST_NAME).is_file():
+        return extracted
+    children = [child for child in extracted.iterdir() if not child.name.startswith(("__MACOSX", "."))]
+    if len(children) == 1 and (children[0] / MANIFEST_NAME).is_file():
+        return children[0]
+    raise FormatError(f"bundle/{MANIFEST_NAME}", "the zip holds no conditions.json",
+                      "zip the folder the add-on wrote (the one holding conditions.json)")
+
+
+def move_into(source: Path, target: Path) -> None:
+    """Make ``target`` hold exactly what ``source`` holds (used to flatten a zipped top folder)."""
+    if source == target:
+        return
+    staging = target.with_name(target.name + ".staging")
+    source.rename(staging)
+    shutil.rmtree(target)
+    staging.rename(target)
+
+
+def load_checked_bundle(root: Path) -> ConditionBundle:
+    """Read conditions.json and check each pass file's header: format, size and channels.
+
+    Cheap (headers only), so a corrupt upload is refused when it is submitted, naming the field.
+    """
+    bundle = read_bundle(root, check_files=True)
+    for index, render in enumerate(bundle.renders):
+        for name, relative in render.passes.items():
+            field = f"renders[{index}].passes.{name}"
+            if relative.endswith(".png"):
+                _check_image_header(root / relative, field, name, bundle.width, bundle.height)
+            else:
+                _check_array_header(root / relative, field, name, bundle.width, bundle.height)
+    return bundle
+
+
+def _check_image_header(path: Path, field: str, pass_name: str, width: int, height: int) -> None:
+    try:
+        with Image.open(path) as image:
+            image.verify()
+            size, mode = image.size, image.mode
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise FormatError(field, f"{path.name} is not a readable PNG ({error})", "render the conditions again") from None
+    if size != (width, height):
+        raise FormatError(field, f"{path.name} is {size[0]}x{size[1]} but the bundle is {width}x{height}")
+    if mode not in _IMAGE_MODES[pass_name]:
+        raise FormatError(field, f"{path.name} has colour mode {mode}; a {pass_name} pass needs {' or '.join(_IMAGE_MODES[pass_name])}")
+
+
+def _check_array_header(path: Path, field: str, pass_name: str, width: int, height: int) -> None:
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version not in _NPY_HEADER_READERS:
+                raise ValueError(f"unsupported .npy version {version}")
+            shape, _, dtype = _NPY_HEADER_READERS[version](handle)
+    except (ValueError, OSError, SyntaxError) as error:
+        raise FormatError(field, f"{path.name} is not a readable .npy array ({error})", "render the conditions again") from None
+    channels = _ARRAY_CHANNELS[pass_name]
+    expected = (height, width) if channels is None else (height, width, channels)
+    if tuple(shape) != expected:
+        raise FormatError(field, f"{path.name} has shape {tuple(shape)}, expected {expected}")
+    if dtype.kind != "f":
+        raise FormatError(field, f"{path.name} holds {dtype}, expected float32")
+
+
+def unpack_bundle_upload(source: BinaryIO, inputs_dir: Path, max_bytes: int) -> ConditionBundle:
+    """Extract an uploaded bundle zip into ``inputs_dir`` (conditions.json at its top) and check it."""
+    inputs_dir.mkdir(parents=True)
+    extract_zip(source, inputs_dir, max_bytes)
+    move_into(bundle_root(inputs_dir), inputs_dir)
+    return load_checked_bundle(inputs_dir)
