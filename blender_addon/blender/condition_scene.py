@@ -1,0 +1,257 @@
+"""A temporary scene that renders condition passes of a rig with Cycles, leaving the user's scene,
+render settings, compositor, view layers and camera untouched.
+
+The rig's objects are linked (not copied) into a new scene whose only view layer overrides every
+material with one that writes world position, world normal and rest-pose position into AOVs.
+Its own compositor writes those AOVs and the alpha as EXR files, read back with bpy.data.images
+(works headless and inside Blender without extra packages). An optional second view layer
+renders a *target* (the detailed character) with its own materials from the same camera.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import bpy
+import numpy as np
+from mathutils import Matrix
+
+from ..core.condition_passes import RawRender
+from ..formats.cameras import HeadFrame, label_to_blender_camera
+
+AOVS = ("af_position", "af_normal", "af_canonical")
+CONDITION_LAYER = "conditions"
+TARGET_LAYER = "target"
+_PREFIX = "avatar_foundry_tmp"
+
+
+@dataclass
+class RenderSettings:
+    width: int
+    height: int
+    target_samples: int = 32
+
+
+def _read_exr(path: Path) -> np.ndarray:
+    """(H, W, 4) float32 of an EXR, row 0 at the top."""
+    image = bpy.data.images.load(str(path), check_existing=False)
+    try:
+        image.colorspace_settings.is_data = True
+        width, height = image.size
+        pixels = np.empty(width * height * image.channels, dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+        return pixels.reshape(height, width, image.channels)[::-1].copy()
+    finally:
+        bpy.data.images.remove(image)
+
+
+class ConditionScene:
+    """Context manager owning every datablock it creates; all are removed on exit."""
+
+    def __init__(self, source: bpy.types.Scene, objects: Sequence[bpy.types.Object], settings: RenderSettings,
+                 target_objects: Sequence[bpy.types.Object] = ()) -> None:
+        self.source = source
+        self.objects = list(objects)
+        self.target_objects = list(target_objects)
+        self.settings = settings
+        self.output_dir = Path(tempfile.mkdtemp(prefix="avatar_foundry_render_"))
+        self._rest_flags: dict[str, bool] = {}
+
+    @property
+    def has_target(self) -> bool:
+        return bool(self.target_objects)
+
+    def __enter__(self) -> "ConditionScene":
+        self.scene = bpy.data.scenes.new(_PREFIX)
+        try:
+            self._build()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _build(self) -> None:
+        scene = self.scene
+        self._configure_render(scene)
+        rig_collection = self._collection("rig", self.objects)
+        for obj in self.objects:
+            if obj.type == "MESH":
+                self._rest_flags[obj.name] = obj.add_rest_position_attribute
+                obj.add_rest_position_attribute = True
+        camera_data = bpy.data.cameras.new(_PREFIX)
+        camera_data.sensor_fit = "HORIZONTAL"
+        self.camera = bpy.data.objects.new(_PREFIX, camera_data)
+        scene.collection.objects.link(self.camera)
+        scene.camera = self.camera
+        condition_layer = scene.view_layers[0]
+        condition_layer.name = CONDITION_LAYER
+        for name in AOVS:
+            aov = condition_layer.aovs.add()
+            aov.name, aov.type = name, "COLOR"
+        self.material = self._condition_material()
+        condition_layer.material_override = self.material
+        condition_layer.use_pass_combined = True
+        target_layer = None
+        if self.has_target:
+            lights = [obj for obj in self.source.objects if obj.type == "LIGHT"]
+            target_collection = self._collection("target", self.target_objects + lights)
+            target_layer = scene.view_layers.new(TARGET_LAYER)
+            target_layer.samples = self.settings.target_samples
+            condition_layer.layer_collection.children[target_collection.name].exclude = True
+            target_layer.layer_collection.children[rig_collection.name].exclude = True
+        self._compositor(condition_layer, target_layer)
+
+    def _configure_render(self, scene: bpy.types.Scene) -> None:
+        render = scene.render
+        render.engine = "CYCLES"
+        render.resolution_x, render.resolution_y = self.settings.width, self.settings.height
+        render.resolution_percentage = 100
+        render.film_transparent = True
+        render.use_compositing = True
+        render.use_sequencer = False
+        scene.cycles.device = "CPU"
+        scene.cycles.samples = 1
+
+        scene.cycles.use_denoising = False
+        scene.cycles.max_bounces = 0
+        scene.cycles.use_layer_samples = "USE"
+        scene.cycles.filter_width = 0.01  # one sample at each pixel centre: crisp, repeatable coverage
+
+
+        scene.world = self.source.world
+        scene.view_settings.view_transform = self.source.view_settings.view_transform
+        scene.view_settings.look = self.source.view_settings.look
+        scene.frame_current = self.source.frame_current
+
+    def _collection(self, role: str, objects: Sequence[bpy.types.Object]) -> bpy.types.Collection:
+        collection = bpy.data.collections.new(f"{_PREFIX}_{role}")
+        self.scene.collection.children.link(collection)
+        for obj in objects:
+            if collection.objects.get(obj.name) is None:
+                collection.objects.link(obj)
+        return collection
+
+    def _condition_material(self) -> bpy.types.Material:
+        material = bpy.data.materials.new(_PREFIX)
+        tree = material.node_tree
+        tree.nodes.clear()
+        output = tree.nodes.new("ShaderNodeOutputMaterial")
+        # A plain diffuse surface: a black emission would count as no surface (alpha 0, AOVs off).
+        surface = tree.nodes.new("ShaderNodeBsdfDiffuse")
+        tree.links.new(surface.outputs[0], output.inputs["Surface"])
+        geometry = tree.nodes.new("ShaderNodeNewGeometry")
+        rest = tree.nodes.new("ShaderNodeAttribute")
+        rest.attribute_name = "rest_position"
+        to_world = tree.nodes.new("ShaderNodeVectorTransform")
+        to_world.vector_type, to_world.convert_from, to_world.convert_to = "POINT", "OBJECT", "WORLD"
+        tree.links.new(rest.outputs["Vector"], to_world.inputs[0])
+        sources = {"af_position": geometry.outputs["Position"], "af_normal": geometry.outputs["Normal"], "af_canonical": to_world.outputs[0]}
+        for name, socket in sources.items():
+            node = tree.nodes.new("ShaderNodeOutputAOV")
+            node.aov_name = name
+            tree.links.new(socket, node.inputs["Color"])
+        return material
+
+    def _file_output(self, tree: bpy.types.NodeTree, prefix: str, media: str, file_format: str, depth: str) -> bpy.types.Node:
+        node = tree.nodes.new("CompositorNodeOutputFile")
+        node.directory = str(self.output_dir)
+        node.file_name = prefix
+        node.format.media_type = media
+        node.format.file_format = file_format
+        node.format.color_depth = depth
+        return node
+
+    def _compositor(self, condition_layer: bpy.types.ViewLayer, target_layer: bpy.types.ViewLayer | None) -> None:
+        tree = bpy.data.node_groups.new(_PREFIX, "CompositorNodeTree")
+        self.compositor = tree
+        self.scene.compositing_node_group = tree
+        layer_node = tree.nodes.new("CompositorNodeRLayers")
+        layer_node.scene, layer_node.layer = self.scene, condition_layer.name
+        data = self._file_output(tree, "data_", "IMAGE", "OPEN_EXR", "32")
+        for name in AOVS:
+            data.file_output_items.new("RGBA", name)
+            tree.links.new(layer_node.outputs[name], data.inputs[name])
+        data.file_output_items.new("FLOAT", "coverage")
+        tree.links.new(layer_node.outputs["Alpha"], data.inputs["coverage"])
+        if target_layer is not None:
+            target_node = tree.nodes.new("CompositorNodeRLayers")
+            target_node.scene, target_node.layer = self.scene, target_layer.name
+            image = self._file_output(tree, "target_", "IMAGE", "PNG", "8")
+            image.format.color_mode = "RGB"
+            image.file_output_items.new("RGBA", "image")
+            tree.links.new(target_node.outputs["Image"], image.inputs["image"])
+
+    def place_camera(self, label: Sequence[float], frame: HeadFrame) -> None:
+        matrix, fov_x, _ = label_to_blender_camera(label, frame)
+        self.camera.matrix_world = Matrix(matrix)
+        self.camera.data.angle = fov_x
+        self.camera.data.clip_start = 0.01 * frame.size
+        self.camera.data.clip_end = 100.0 * frame.size
+
+    def set_frame(self, frame: int) -> bpy.types.Depsgraph:
+        self.scene.frame_set(frame)
+        return self.evaluated()
+
+    def evaluated(self) -> bpy.types.Depsgraph:
+        depsgraph = self.scene.view_layers[CONDITION_LAYER].depsgraph
+        depsgraph.update()
+        return depsgraph
+
+    def _take(self, prefix: str, item: str) -> Path:
+        matches = sorted(self.output_dir.glob(f"{prefix}{item}*"))
+        if len(matches) != 1:
+            raise RuntimeError(f"the compositor wrote {len(matches)} files for {item!r} in {self.output_dir}")
+        return matches[0]
+
+    def render(self) -> tuple[RawRender, Path | None]:
+        """One Cycles render of the current camera and frame: the raw condition arrays, and the
+        target image's file (moved out by the caller) when a target is set."""
+        for leftover in self.output_dir.iterdir():
+            leftover.unlink()
+        bpy.ops.render.render(scene=self.scene.name, write_still=False)
+        arrays = {item: _read_exr(self._take("data_", item)) for item in AOVS + ("coverage",)}
+        raw = RawRender(
+            position=arrays["af_position"][..., :3],
+            normal=arrays["af_normal"][..., :3],
+            canonical=arrays["af_canonical"][..., :3],
+            coverage=arrays["coverage"][..., 0],
+        )
+        return raw, (self._take("target_", "image") if self.has_target else None)
+
+    def __exit__(self, *exc_info) -> None:
+        for name, flag in self._rest_flags.items():
+            obj = bpy.data.objects.get(name)
+            if obj is not None:
+                obj.add_rest_position_attribute = flag
+        for collection in [child for child in self.scene.collection.children]:
+            bpy.data.collections.remove(collection)
+        camera = getattr(self, "camera", None)
+        if camera is not None:
+            camera_data = camera.data
+            bpy.data.objects.remove(camera)
+            bpy.data.cameras.remove(camera_data)
+        if getattr(self, "material", None) is not None:
+            bpy.data.materials.remove(self.material)
+        if getattr(self, "compositor", None) is not None:
+            bpy.data.node_groups.remove(self.compositor)
+        bpy.data.scenes.remove(self.scene)
+        for leftover in self.output_dir.iterdir():
+            leftover.unlink()
+        self.output_dir.rmdir()
+
+
+def camera_horizontal_fov(camera: bpy.types.Camera, width: int, height: int) -> float:
+    """Horizontal field of view (radians) of a perspective camera rendering at width x height."""
+    if camera.type != "PERSP":
+        raise ValueError(f"camera {camera.name!r} is {camera.type.lower()}, only perspective cameras have an EG3D label")
+    fit = camera.sensor_fit
+    if fit == "AUTO":
+        return 2.0 * math.atan(camera.sensor_width / (2.0 * camera.lens)) if width >= height else \
+            2.0 * math.atan(math.tan(math.atan(camera.sensor_width / (2.0 * camera.lens))) * width / height)
+    if fit == "HORIZONTAL":
+        return 2.0 * math.atan(camera.sensor_width / (2.0 * camera.lens))
+    return 2.0 * math.atan(camera.sensor_height / (2.0 * camera.lens) * width / height)
