@@ -1,0 +1,75 @@
+"""``avatar-foundry render-conditions``: render a condition bundle headless, through the bpy module,
+with exactly the add-on's code (demo rig or a rig in a .blend file)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from blender_addon.formats.errors import FormatError
+
+
+def _frame_range(text: str) -> list[int]:
+    """'12' or '1-24' -> the frames."""
+    first, _, last = text.partition("-")
+    try:
+        start, end = int(first), int(last or first)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a frame or a range like 1-24") from None
+    if end < start:
+        raise argparse.ArgumentTypeError(f"frame range {text!r} ends before it starts")
+    return list(range(start, end + 1))
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("render-conditions", help="render pose/depth/normal/canonical/mask passes of a rig (headless Blender)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--demo-rig", action="store_true", help="build the procedural demo head")
+    source.add_argument("--blend", type=Path, help="a .blend file holding the rig (use with --rig)")
+    parser.add_argument("--rig", help="name of the rig's armature in the .blend file")
+    parser.add_argument("--seed", type=int, default=0, help="demo head identity/look seed, and the random-expression seed")
+    parser.add_argument("--views", type=int, default=8, help="orbit views (default 8)")
+    parser.add_argument("--res", type=int, default=256, help="square resolution in pixels (default 256)")
+    parser.add_argument("--yaw-range", type=float, nargs=2, default=(-180.0, 180.0), metavar=("MIN", "MAX"))
+    parser.add_argument("--pitch-range", type=float, nargs=2, default=(-30.0, 30.0), metavar=("MIN", "MAX"))
+    parser.add_argument("--jitter", type=float, default=0.0, help="random angle jitter in degrees")
+    parser.add_argument("--frames", type=_frame_range, default=None, help="scene frames, e.g. 1-24 (default: the current one)")
+    parser.add_argument("--target-object", help="object or collection rendered into the 'target' pass (deferred dataset)")
+    parser.add_argument("--random-expressions", type=int, default=0, help="render N random rig expressions (needs --target-object)")
+    parser.add_argument("--target-samples", type=int, default=32, help="Cycles samples of the target pass")
+    parser.add_argument("--out", type=Path, required=True, help="bundle folder to write")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import bpy
+
+    from backend.progress import ConsoleProgress
+    from blender_addon.blender.condition_render import BundleRequest, render_bundle
+    from blender_addon.blender.demo_head import add_demo_head
+    from blender_addon.core.demo_appearance import sample_appearance
+    from blender_addon.core.demo_head_shape import sample_identity
+    from blender_addon.core.view_plan import OrbitSettings, plan_orbit_views
+
+    if args.blend:
+        if not args.rig:
+            raise FormatError("--rig", "is required with --blend", "name the head's armature, e.g. --rig Armature")
+        if not args.blend.is_file():
+            raise FormatError("--blend", f"{args.blend} does not exist")
+        bpy.ops.wm.open_mainfile(filepath=str(args.blend))
+        rig_name = args.rig
+    else:
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        rig_name = add_demo_head(bpy.context, sample_identity(args.seed), sample_appearance(args.seed)).name
+    orbit = OrbitSettings(views=args.views, yaw_min=args.yaw_range[0], yaw_max=args.yaw_range[1],
+                          pitch_min=args.pitch_range[0], pitch_max=args.pitch_range[1], jitter_degrees=args.jitter, seed=args.seed)
+    if not 8 <= args.res <= 4096:
+        raise FormatError("--res", f"must lie in [8, 4096], got {args.res}")
+    request = BundleRequest(rig=rig_name, output_dir=args.out, views=plan_orbit_views(orbit, args.res, args.res),
+                            width=args.res, height=args.res, frames=args.frames or [], target=args.target_object,
+                            random_expressions=args.random_expressions, seed=args.seed, target_samples=args.target_samples)
+    progress = ConsoleProgress()
+    for fraction, stage in render_bundle(request, bpy.context.scene):
+        progress.update(fraction, stage)
+    print(args.out)
+    return 0
