@@ -1,0 +1,1 @@
+"""The deferred diffusion renderer (DiffusionAvatars) and its direct-prediction baseline."""

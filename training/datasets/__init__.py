@@ -1,0 +1,1 @@
+"""torch Datasets over the project's on-disk dataset formats."""

@@ -1,0 +1,1 @@
+"""Training the deferred diffusion renderer (DiffusionAvatars) on a deferred dataset."""
