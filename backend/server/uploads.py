@@ -61,8 +61,8 @@ def _check_members(members: list[zipfile.ZipInfo], max_bytes: int) -> None:
         except FormatError:
             raise InvalidInput(f"the zip entry {member.filename!r} points outside the bundle folder",
                                "zip the bundle folder itself; entries must be relative paths without '..'", field="bundle") from None
-        mode = member.external_attr >> 16
-        if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        file_type = stat.S_IFMT(member.external_attr >> 16)
+        if file_type not in (0, stat.S_IFREG, stat.S_IFDIR):
             raise InvalidInput(f"the zip entry {member.filename!r} is a link or special file", "zip plain files only", field="bundle")
 
 

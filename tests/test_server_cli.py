@@ -1,0 +1,81 @@
+"""The ``avatar-foundry`` serve / doctor / jobs commands, against a real backend where they need one."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from backend.cli import main
+from tests.fixtures.server import submit_bundle_job, wait_for_job, write_condition_bundle, zip_folder
+
+
+@pytest.fixture(scope="module")
+def finished_job(backend_server, tmp_path_factory) -> dict:
+    bundle = write_condition_bundle(tmp_path_factory.mktemp("bundle"), views=2, size=16)
+    with backend_server.client() as client:
+        response = submit_bundle_job(client, zip_folder(bundle), {"thumbnail_size": 16})
+        return wait_for_job(client, response.json()["id"])
+
+
+def _jobs(backend_server, *arguments: str) -> int:
+    """Run ``avatar-foundry jobs`` finding URL and token from the data dir, as a user would."""
+    return main(["jobs", "--data-dir", str(backend_server.data_dir), *arguments])
+
+
+def test_jobs_list_shows_each_job_with_state_and_progress(backend_server, finished_job, capsys):
+    assert _jobs(backend_server, "list") == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(finished_job["id"]))
+    assert "echo-conditions" in line and "succeeded" in line and "100.0%" in line
+
+
+def test_jobs_show_prints_the_job_object(backend_server, finished_job, capsys):
+    assert _jobs(backend_server, "show", finished_job["id"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["id"] == finished_job["id"] and shown["state"] == "succeeded"
+
+
+def test_jobs_fetch_downloads_every_artifact(backend_server, finished_job, tmp_path, capsys):
+    assert _jobs(backend_server, "fetch", finished_job["id"], str(tmp_path / "out")) == 0
+    output = backend_server.data_dir / "jobs" / finished_job["id"] / "output"
+    served = sorted(p.relative_to(output) for p in output.rglob("*") if p.is_file())
+    fetched = sorted(p.relative_to(tmp_path / "out") for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert fetched == served and len(fetched) == 4
+    assert (tmp_path / "out/contact_sheet.png").read_bytes() == (output / "contact_sheet.png").read_bytes()
+
+
+def test_jobs_cancel_reports_the_resulting_state(backend_server, finished_job, capsys):
+    assert _jobs(backend_server, "cancel", finished_job["id"]) == 0
+    assert "succeeded" in capsys.readouterr().out
+
+
+def test_jobs_on_an_unknown_id_prints_the_servers_error(backend_server, capsys):
+    assert _jobs(backend_server, "show", "nosuchjob") == 2
+    assert "NOT_FOUND" in capsys.readouterr().err
+
+
+def test_jobs_without_a_backend_says_how_to_start_one(tmp_path, capsys):
+    assert main(["jobs", "--url", "http://127.0.0.1:9", "--token", "x", "list"]) == 2
+    assert "avatar-foundry serve" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_public_address_without_allow_remote(tmp_path, capsys):
+    assert main(["serve", "--host", "0.0.0.0", "--data-dir", str(tmp_path)]) == 2
+    assert "--allow-remote" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["serve"], ["doctor"], ["jobs"], ["jobs", "fetch"]])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    assert exited.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+@pytest.mark.blender
+def test_doctor_reports_versions_device_data_dir_models_and_bpy(backend_server, capsys):
+    assert main(["doctor", "--data-dir", str(backend_server.data_dir)]) == 0
+    report = capsys.readouterr().out
+    for expected in ("torch", "diffusers", "device         cpu", str(backend_server.data_dir), "token          present",
+                     "models         0", "bpy            works (Blender 5.0"):
+        assert expected in report, report
