@@ -19,6 +19,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "backend.commands.render_conditions",
     "backend.commands.models",
     "backend.commands.make_tiny_models",
+    "backend.commands.animate",
+    "backend.commands.evaluate",
+    "backend.commands.import_capture",
 )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-TRAINER_MODULES: tuple[str, ...] = ()
+TRAINER_MODULES: tuple[str, ...] = ("backend.commands.train_deferred",)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -22,6 +22,8 @@ from ..progress import Progress
 
 BUILTIN_KIND_MODULES: tuple[str, ...] = (
     "backend.jobs.echo_conditions",
+    "backend.jobs.train_deferred",
+    "backend.jobs.animate",
 )
 
 

@@ -8,6 +8,8 @@ renders). Running again on the same ``out_dir`` resumes; a cancel (or Ctrl-C) sn
 As in DiffusionAvatars: MSE on the model's prediction target, AdamW with the tri-plane features
 at a much higher learning rate (1e-2) than the networks (1e-4), gradient clipping of the networks,
 random crops. Mixed precision (bf16/fp16 autocast) and gradient accumulation fit it in less memory.
+Under ``torchrun`` every rank trains on its own random batches from rank 0's weights, gradients are
+averaged (training/distributed.py), and only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from backend.models.store import ModelStore
 from backend.progress import Progress
 from blender_addon.formats.files import atomic_write
 
+from ..distributed import DistributedContext, average_gradients, barrier, broadcast_module, init_distributed
 from .dataset import DeferredDataset, HoldOut, load_deferred_bundle, split_renders
 
 PRECISIONS = ("auto", "no", "bf16", "fp16")
@@ -111,26 +114,34 @@ def renderer_config(options: DeferredTrainOptions, expression_names: list[str], 
 def train_deferred(data_dir: Path, out_dir: Path, options: DeferredTrainOptions, store: ModelStore,
                    progress: Progress, device: Any = "cpu") -> TrainResult:
     """Train (or resume training) a deferred renderer; see the module docstring for what is written."""
-    device = torch.device(device)
+    distributed = init_distributed(device)
+    device = distributed.device
     out_dir = Path(out_dir)
     bundle = load_deferred_bundle(Path(data_dir))
     training, held_out = split_renders(bundle, options.hold_out)
     progress.update(0.0, "loading the base model")
     renderer, state = _start_or_resume(out_dir, options, bundle.expression_names, store, device)
+    broadcast_module(renderer, distributed)
     dataset = DeferredDataset(data_dir, renderer.config.expression_names, bundle)
     validation = (held_out or training)[: options.validation_renders]
     optimizer = _optimizer(renderer, options)
-    generator = torch.Generator().manual_seed(options.seed)
+    generator = torch.Generator().manual_seed(options.seed + distributed.rank)
     losses: list[float] = []
     step = 0
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
         losses, step = list(state["losses"]), int(state["step"])
+        if distributed.is_main:
+            generator.set_state(state["generator"])
+        else:
+            generator.manual_seed(options.seed + distributed.rank + 7919 * step)
     autocast_dtype = _autocast_dtype(options.mixed_precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16)
 
     def snapshot() -> None:
+        barrier(distributed)
+        if not distributed.is_main:
+            return
         save_renderer(out_dir, renderer, {"hold_out": config_to_dict(options.hold_out), "steps_trained": step,
                                           "options": config_to_dict(options)})
         save_train_state(out_dir, {"optimizer": optimizer.state_dict(), "generator": generator.get_state(),
@@ -138,11 +149,11 @@ def train_deferred(data_dir: Path, out_dir: Path, options: DeferredTrainOptions,
 
     try:
         while step < options.steps:
-            losses.append(_train_step(renderer, dataset, training, options, optimizer, scaler, generator, autocast_dtype, device))
+            losses.append(_train_step(renderer, dataset, training, options, optimizer, scaler, generator, autocast_dtype, distributed))
             step += 1
             if step % options.checkpoint_every == 0 or step == options.steps:
                 snapshot()
-            if step % options.validate_every == 0 or step == options.steps:
+            if distributed.is_main and (step % options.validate_every == 0 or step == options.steps):
                 write_validation(out_dir / "validation" / f"step_{step:06d}.png", renderer, dataset, validation)
             progress.update(step / options.steps, f"training step {step}/{options.steps}, loss {losses[-1]:.4f}")
     except (Cancelled, KeyboardInterrupt):
@@ -182,7 +193,11 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
-def _train_step(renderer, dataset, training, options, optimizer, scaler, generator, autocast_dtype, device) -> float:
+def _train_step(renderer: DeferredRenderer, dataset: DeferredDataset, training: list[int], options: DeferredTrainOptions,
+                optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, generator: torch.Generator,
+                autocast_dtype: torch.dtype | None, distributed: DistributedContext) -> float:
+    """One optimizer step over ``gradient_accumulation`` micro-batches; returns this rank's mean loss."""
+    device = distributed.device
     renderer.train()
     total = 0.0
     for _ in range(options.gradient_accumulation):
@@ -195,8 +210,10 @@ def _train_step(renderer, dataset, training, options, optimizer, scaler, generat
             loss = renderer.training_loss(conditions, targets, generator if device.type == "cpu" else None)
         scaler.scale(loss / options.gradient_accumulation).backward()
         total += loss.item() / options.gradient_accumulation
+    groups = renderer.trainable_parameter_groups()
+    average_gradients([*groups["networks"], *groups["planes"]], distributed)
     scaler.unscale_(optimizer)
-    torch.nn.utils.clip_grad_norm_(renderer.trainable_parameter_groups()["networks"], options.gradient_clip)
+    torch.nn.utils.clip_grad_norm_(groups["networks"], options.gradient_clip)
     scaler.step(optimizer)
     scaler.update()
     optimizer.zero_grad(set_to_none=True)

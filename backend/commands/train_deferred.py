@@ -1,0 +1,57 @@
+"""``avatar-foundry train deferred --data DIR --out RUN --base NAME [--mode direct]``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .models import add_store_argument, store_from_args
+
+
+def register_train(trainers: argparse._SubParsersAction) -> None:
+    parser = trainers.add_parser("deferred", help="train the deferred diffusion renderer (DiffusionAvatars) on a deferred dataset")
+    parser.add_argument("--data", type=Path, required=True, help="deferred dataset: a condition bundle whose renders carry a target pass")
+    parser.add_argument("--out", type=Path, required=True, help="run folder (checkpoint, train state, validation renders); reused to resume")
+    parser.add_argument("--base", required=True, help="model-store name of the frozen Stable Diffusion 1.x/2.x base")
+    parser.add_argument("--mode", choices=("diffusion", "direct"), default="diffusion",
+                        help="'direct': the one-pass baseline without diffusion, for comparison")
+    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
+    parser.add_argument("--resolution", type=int, default=512, help="side of the square random crops trained on")
+    parser.add_argument("--lr", type=float, default=1e-4, help="learning rate of ControlNet and expression layers")
+    parser.add_argument("--lr-planes", type=float, default=1e-2, help="learning rate of the tri-plane features")
+    parser.add_argument("--mixed-precision", choices=("auto", "no", "bf16", "fp16"), default="auto")
+    parser.add_argument("--checkpoint-every", type=int, default=1000)
+    parser.add_argument("--validate-every", type=int, default=1000)
+    parser.add_argument("--holdout-views", nargs="*", default=[], metavar="VIEW", help="view ids kept out of training")
+    parser.add_argument("--holdout-frame-stride", type=int, default=0, help="hold out every N-th frame (0: none)")
+    parser.add_argument("--triplane-resolution", type=int, default=512)
+    parser.add_argument("--triplane-channels", type=int, default=16, help="feature channels per plane (three planes, concatenated)")
+    parser.add_argument("--prediction-type", choices=("auto", "epsilon", "v_prediction"), default="auto",
+                        help="'auto' follows the base model")
+    parser.add_argument("--steps-inference", type=int, default=20, help="sampling steps of validation and later renders")
+    parser.add_argument("--seed", type=int, default=181998)
+    parser.add_argument("--device", default=None, help="torch device (default: the best available)")
+    add_store_argument(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from backend.device import pick_device
+    from backend.models.deferred.channels import ChannelLayout
+    from backend.progress import ConsoleProgress
+    from training.deferred.dataset import HoldOut
+    from training.deferred.trainer import DeferredTrainOptions, train_deferred
+
+    options = DeferredTrainOptions(
+        base=args.base, mode=args.mode, resolution=args.resolution, steps=args.steps, batch_size=args.batch_size,
+        gradient_accumulation=args.grad_accum, learning_rate_networks=args.lr, learning_rate_planes=args.lr_planes,
+        mixed_precision=args.mixed_precision, checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,
+        hold_out=HoldOut(tuple(args.holdout_views), args.holdout_frame_stride),
+        channels=ChannelLayout(triplane_channels=args.triplane_channels), triplane_resolution=args.triplane_resolution,
+        prediction_type=args.prediction_type, num_inference_steps=args.steps_inference, seed=args.seed,
+    )
+    result = train_deferred(args.data, args.out, options, store_from_args(args), ConsoleProgress(), pick_device(args.device))
+    print(f"trained {result.steps} steps, last loss {result.losses[-1]:.5f}; checkpoint in {result.out_dir}")
+    return 0

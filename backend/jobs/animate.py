@@ -1,0 +1,36 @@
+"""Job kind ``animate``: bake an uploaded animation bundle through a trained deferred renderer.
+
+Artifacts: ``frames/<view>_f<frame>.png`` and ``frames.json`` (see backend/models/deferred/baking.py),
+which the add-on imports as an image sequence. The renderer stays loaded between jobs.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from .deferred_store import model_store
+from .registry import JobContext, JobParams, job_kind
+
+
+class AnimateParams(JobParams):
+    checkpoint: str = Field(description="the trained run: 'job:<id>' of a train-deferred job")
+    batch_size: int | None = Field(None, ge=1, le=64, description="frames per batch (default 8 on a GPU, 2 on the CPU)")
+    fps: float | None = Field(None, gt=0, description="frame rate for frames.json (default: the bundle's, else 24)")
+
+
+@job_kind("animate", AnimateParams, "render every frame of an uploaded condition bundle with a trained deferred renderer",
+          requires_upload=True)
+def animate_job(params: AnimateParams, context: JobContext) -> None:
+    from ..commands.animate import default_batch_size
+    from ..device import inference_dtype, pick_device
+    from ..models.deferred.baking import bake_animation
+    from ..models.deferred.checkpoint import load_renderer
+
+    device = context.device or pick_device()
+    dtype = inference_dtype(device)
+    checkpoint_dir = context.resolve(params.checkpoint)
+    context.progress.update(0.0, "loading the renderer")
+    renderer = context.models.get(("deferred-renderer", str(checkpoint_dir), str(device), str(dtype)),
+                                  lambda: load_renderer(checkpoint_dir, model_store(context), device, dtype))
+    bake_animation(renderer, checkpoint_dir, context.inputs_dir, context.output_dir, context.progress,
+                   params.batch_size or default_batch_size(device), params.fps)

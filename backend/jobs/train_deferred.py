@@ -1,0 +1,53 @@
+"""Job kind ``train-deferred``: train the deferred renderer on an uploaded deferred dataset.
+
+The job's output folder is the run: checkpoint, train state and ``validation/step_<n>.png``;
+``animate`` jobs then name it as ``job:<id>``. Cancelling snapshots the run first.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ..models.deferred.channels import ChannelLayout
+from .deferred_store import model_store
+from .registry import JobContext, JobParams, job_kind
+
+
+class TrainDeferredParams(JobParams):
+    base: str = Field(description="model-store name of the frozen Stable Diffusion 1.x/2.x base")
+    mode: Literal["diffusion", "direct"] = "diffusion"
+    steps: int = Field(100_000, ge=1)
+    batch_size: int = Field(8, ge=1, le=256)
+    grad_accum: int = Field(1, ge=1, le=1024)
+    resolution: int = Field(512, ge=8, le=2048)
+    lr: float = Field(1e-4, gt=0)
+    lr_planes: float = Field(1e-2, gt=0)
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    checkpoint_every: int = Field(1000, ge=1)
+    validate_every: int = Field(1000, ge=1)
+    holdout_views: list[str] = Field(default_factory=list)
+    holdout_frame_stride: int = Field(0, ge=0)
+    triplane_resolution: int = Field(512, ge=2, le=4096)
+    triplane_channels: int = Field(16, ge=0, le=128)
+    prediction_type: Literal["auto", "epsilon", "v_prediction"] = "auto"
+    steps_inference: int = Field(20, ge=1, le=1000)
+    seed: int = 181998
+
+
+@job_kind("train-deferred", TrainDeferredParams, "train the deferred diffusion renderer on an uploaded deferred dataset",
+          requires_upload=True)
+def train_deferred_job(params: TrainDeferredParams, context: JobContext) -> None:
+    from training.deferred.dataset import HoldOut
+    from training.deferred.trainer import DeferredTrainOptions, train_deferred
+
+    options = DeferredTrainOptions(
+        base=params.base, mode=params.mode, resolution=params.resolution, steps=params.steps, batch_size=params.batch_size,
+        gradient_accumulation=params.grad_accum, learning_rate_networks=params.lr, learning_rate_planes=params.lr_planes,
+        mixed_precision=params.mixed_precision, checkpoint_every=params.checkpoint_every, validate_every=params.validate_every,
+        hold_out=HoldOut(tuple(params.holdout_views), params.holdout_frame_stride),
+        channels=ChannelLayout(triplane_channels=params.triplane_channels), triplane_resolution=params.triplane_resolution,
+        prediction_type=params.prediction_type, num_inference_steps=params.steps_inference, seed=params.seed,
+    )
+    train_deferred(context.inputs_dir, context.output_dir, options, model_store(context), context.progress, context.device or "cpu")
