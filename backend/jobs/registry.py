@@ -24,6 +24,7 @@ BUILTIN_KIND_MODULES: tuple[str, ...] = (
     "backend.jobs.echo_conditions",
     "backend.jobs.train_deferred",
     "backend.jobs.animate",
+    "backend.jobs.train_style_prior",
 )
 
 

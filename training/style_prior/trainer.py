@@ -22,9 +22,11 @@ from backend.models.eg3d.generator import load_generator
 from backend.models.style_prior.checkpoint import load_style_prior, save_style_prior
 from backend.models.style_prior.config import ENCODER_KINDS, EncoderConfig, preset
 from backend.models.style_prior.prior import DEFAULT_GUIDANCE_SCALE, DEFAULT_SAMPLING_STEPS, StylePrior
-from backend.progress import Progress
+from backend.progress import Progress, SilentProgress
 from blender_addon.formats.files import atomic_write_json
 
+from ..distributed import (DistributedContext, average_gradients, average_tensor, barrier, broadcast_module,
+                           init_distributed)
 from .evaluation import reconstruction_errors
 from .pairs import PairOptions, make_pairs, w_statistics
 
@@ -78,49 +80,78 @@ def train_style_prior(
     resolve: Callable[[str], Path] = Path,
     generator_reference: str | None = None,
 ) -> TrainResult:
-    device = torch.device(device)
+    """Train (or resume) a prior for the generator in ``generator_dir``.
+
+    Under torchrun each rank renders its own pairs (``batch_size`` is split over the ranks),
+    gradients are averaged, and rank 0 alone writes snapshots, metrics and progress.
+    """
+    ddp = init_distributed(device)
+    device = ddp.device
     out_dir = Path(out_dir)
+    progress = progress if ddp.is_main else SilentProgress()
     progress.update(0.0, "loading the generator")
     generator = load_generator(generator_dir, device)
     prior, step, state = _start_or_resume(generator, out_dir, options, device, resolve)
+    broadcast_module(prior, ddp)
     prior.train()
-    optimizer = torch.optim.AdamW([p for p in prior.parameters() if p.requires_grad], lr=options.learning_rate,
-                                  weight_decay=options.weight_decay)
-    rng = torch.Generator().manual_seed(options.seed)
+    trainable = [p for p in prior.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=options.learning_rate, weight_decay=options.weight_decay)
+    rng = torch.Generator().manual_seed(options.seed * 1000 + ddp.rank)
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
-        rng.set_state(state["rng"])
+        rng.set_state(state["rng"][ddp.rank % len(state["rng"])])
+    batch_per_rank = max(1, options.batch_size // ddp.world_size)
     extra = {"generator": generator_reference or str(generator_dir), "w_dim": generator.config.w_dim,
              "options": config_to_dict(options)}
     last_loss = float("nan")
 
     def snapshot() -> None:
-        save_style_prior(out_dir, prior, {**extra, "steps": step, "last_loss": last_loss})
-        save_train_state(out_dir, {"step": step, "optimizer": optimizer.state_dict(), "rng": rng.get_state()})
+        rng_states = _gather_rng_states(rng, ddp)
+        if ddp.is_main:
+            save_style_prior(out_dir, prior, {**extra, "steps": step, "last_loss": last_loss})
+            save_train_state(out_dir, {"step": step, "optimizer": optimizer.state_dict(), "rng": rng_states})
+        barrier(ddp)
 
     try:
         while step < options.steps:
-            w, images = make_pairs(generator, options.batch_size, options.pairs, rng, device)
+            w, images = make_pairs(generator, batch_per_rank, options.pairs, rng, device)
             for _ in range(min(options.pair_reuse, options.steps - step)):
                 loss = prior.training_loss(w, images, rng)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                average_gradients(trainable, ddp)
                 optimizer.step()
-                step, last_loss = step + 1, float(loss.detach())
+                step, last_loss = step + 1, float(average_tensor(loss.detach().clone(), ddp))
                 if step % options.snapshot_every == 0:
                     snapshot()
                 progress.update(0.95 * step / options.steps, f"training step {step}/{options.steps}, loss {last_loss:.4f}")
     except (AvatarFoundryError, KeyboardInterrupt):
-        snapshot()
+        if not ddp.enabled:
+            snapshot()
         raise
     snapshot()
-    progress.update(0.95, "measuring reconstruction")
-    prior.eval()
-    metrics = reconstruction_errors(prior, generator, options.evaluation_avatars, options.seed + 1,
-                                    DEFAULT_SAMPLING_STEPS, DEFAULT_GUIDANCE_SCALE, device)
-    atomic_write_json(out_dir / METRICS_NAME, {"steps": step, "last_loss": last_loss, **metrics})
-    progress.update(1.0, "done")
+    metrics: dict[str, float] = {}
+    if ddp.is_main:
+        progress.update(0.95, "measuring reconstruction")
+        prior.eval()
+        metrics = reconstruction_errors(prior, generator, options.evaluation_avatars, options.seed + 1,
+                                        DEFAULT_SAMPLING_STEPS, DEFAULT_GUIDANCE_SCALE, device)
+        atomic_write_json(out_dir / METRICS_NAME, {"steps": step, "last_loss": last_loss, **metrics})
+        progress.update(1.0, "done")
+    barrier(ddp)
     return TrainResult(out_dir, step, last_loss, metrics)
+
+
+def _gather_rng_states(rng: torch.Generator, ddp: DistributedContext) -> list[torch.Tensor]:
+    """Every rank's pair-sampling RNG state, so a resumed run draws the pairs it would have drawn."""
+    state = rng.get_state()
+    if not ddp.enabled:
+        return [state]
+    import torch.distributed as dist
+
+    states = [torch.empty_like(state) for _ in range(ddp.world_size)]
+    dist.all_gather(states, state)
+    return states
 
 
 def _start_or_resume(generator, out_dir: Path, options: StylePriorTrainOptions, device, resolve) -> tuple[StylePrior, int, dict | None]:
