@@ -169,3 +169,15 @@ def render_bundle(request: BundleRequest, source_scene: bpy.types.Scene) -> Iter
     )
     write_bundle_manifest(root, bundle)
     yield 1.0, f"wrote {len(renders)} renders to {root}"
+
+
+def view_from_camera(camera: bpy.types.Object, head: HeadFrame, width: int, height: int) -> View:
+    """A bundle view of a scene camera (for per-frame passes from fixed cameras)."""
+    from ..formats.cameras import blender_camera_to_label, view_class, yaw_pitch_from_label
+    from .condition_scene import camera_horizontal_fov
+
+    matrix = camera.matrix_world.normalized()
+    label = blender_camera_to_label([list(row) for row in matrix], camera_horizontal_fov(camera.data, width, height), width, height, head)
+    yaw, pitch = yaw_pitch_from_label(label)
+    safe_id = "".join(c if c.isalnum() or c in "_-" else "_" for c in camera.name)[:64]
+    return View(safe_id, label, yaw, pitch, view_class(yaw))

@@ -1,0 +1,102 @@
+"""Bring backend results into the scene: avatar meshes (glb), animations (image sequences),
+multi-view images (a gallery). Every imported datablock carries its provenance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+from mathutils import Vector
+
+from ..core.provenance import provenance_properties
+from ..core.result_files import read_animation, read_avatar_metadata, read_gallery
+from ..formats.errors import FormatError
+
+
+def _tag(datablock: bpy.types.ID, job: dict, metadata: dict | None = None) -> None:
+    for key, value in provenance_properties(job, metadata).items():
+        datablock[key] = value
+
+
+def import_avatar(folder: Path, job: dict, rig: bpy.types.Object | None = None) -> list[bpy.types.Object]:
+    """Import ``avatar.glb`` with its baked-texture material; the meshes are placed at the rig's head."""
+    metadata = read_avatar_metadata(folder)
+    before = set(bpy.data.objects)
+    result = bpy.ops.import_scene.gltf(filepath=str(Path(folder) / "avatar.glb"))
+    if "FINISHED" not in result:
+        raise FormatError("avatar.glb", "Blender's glTF importer could not read it")
+    imported = [obj for obj in bpy.data.objects if obj not in before]
+    if rig is not None:
+        from .rig import head_frame
+
+        frame = head_frame(rig)
+        for obj in imported:
+            if obj.parent is None:
+                obj.location = Vector(frame.center)
+                obj.scale = (frame.size,) * 3
+    for obj in imported:
+        _tag(obj, job, metadata)
+    return imported
+
+
+def import_animation(folder: Path, job: dict, view: str | None = None) -> bpy.types.Image:
+    """Load one view of an animation as an image sequence (for textures, camera backgrounds, the VSE)."""
+    animation = read_animation(folder)
+    chosen = view or animation.views()[0]
+    sequence = animation.sequence(chosen)
+    if not sequence:
+        raise FormatError("view", f"the animation has no view {chosen!r}; it has {', '.join(animation.views())}")
+    image = bpy.data.images.load(str(sequence[0].file), check_existing=False)
+    image.source = "SEQUENCE"
+    image.name = f"{job['kind']}_{job['id']}_{chosen}"
+    image["avatar_foundry_fps"] = animation.fps
+    image["avatar_foundry_frame_count"] = len(sequence)
+    _tag(image, job, {"view": chosen})
+    return image
+
+
+def add_sequence_strip(scene: bpy.types.Scene, folder: Path, job: dict, view: str | None = None, channel: int = 1):
+    """The animation as an image strip in the scene's sequencer, starting at the scene's first frame."""
+    animation = read_animation(folder)
+    sequence = animation.sequence(view or animation.views()[0])
+    editor = scene.sequence_editor or scene.sequence_editor_create()
+    strip = editor.strips.new_image(name=f"{job['kind']}_{job['id']}", filepath=str(sequence[0].file), channel=channel, frame_start=scene.frame_start)
+    for item in sequence[1:]:
+        strip.elements.append(item.file.name)
+    _tag(strip, job)
+    return strip
+
+
+def import_gallery(folder: Path, job: dict) -> list[bpy.types.Image]:
+    """Every multi-view image as a Blender image, tagged with its camera label, prompt and seed."""
+    images = []
+    for path, entry in read_gallery(folder):
+        image = bpy.data.images.load(str(path), check_existing=False)
+        image.name = f"{job['id']}_{path.stem}"
+        _tag(image, job, {key: entry[key] for key in ("prompt", "seed", "view_class", "yaw", "pitch") if key in entry})
+        images.append(image)
+    return images
+
+
+def import_images(folder: Path, job: dict) -> list[bpy.types.Image]:
+    """Every PNG a job returned (contact sheets, previews), tagged with the job."""
+    images = []
+    for path in sorted(Path(folder).rglob("*.png")):
+        image = bpy.data.images.load(str(path), check_existing=False)
+        image.name = f"{job['id']}_{path.stem}"
+        _tag(image, job, {"file": path.relative_to(folder).as_posix()})
+        images.append(image)
+    return images
+
+
+def import_result(folder: Path, job: dict, rig: bpy.types.Object | None = None) -> str:
+    """Import a finished job's downloaded artifacts the way its kind needs; returns a summary."""
+    folder = Path(folder)
+    if (folder / "avatar.glb").is_file():
+        return f"imported {len(import_avatar(folder, job, rig))} avatar object(s)"
+    if (folder / "frames.json").is_file():
+        image = import_animation(folder, job)
+        return f"loaded the animation as image sequence {image.name!r}"
+    if (folder / "dataset.json").is_file():
+        return f"loaded {len(import_gallery(folder, job))} multi-view images"
+    return f"loaded {len(import_images(folder, job))} image(s) from {job['kind']}"

@@ -1,0 +1,21 @@
+"""Zip a condition bundle folder for upload (``conditions.json`` at the zip's root)."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+from ..formats.condition_bundle import MANIFEST_NAME, read_bundle
+
+
+def zip_bundle(folder: str | Path) -> bytes:
+    """The bundle's files (validated first, so a broken bundle is refused here, not by the server)."""
+    root = Path(folder)
+    bundle = read_bundle(root)
+    names = [MANIFEST_NAME] + sorted({relative for render in bundle.renders for relative in render.passes.values()})
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in names:
+            archive.write(root / name, name)
+    return buffer.getvalue()
