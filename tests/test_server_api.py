@@ -7,8 +7,12 @@ import json
 import zipfile
 
 import httpx
+import numpy as np
 import pytest
 from PIL import Image
+from safetensors.numpy import save_file
+
+from backend.models.store import ModelStore
 
 from blender_addon.formats import protocol
 from tests.fixtures.server import start_backend, submit_bundle_job, wait_for_job, write_condition_bundle, zip_folder
@@ -122,6 +126,14 @@ def test_an_upload_over_the_cap_is_refused_with_413(backend, client):
     assert _stored_state(backend, client) == before
 
 
+def test_an_upload_over_the_cap_without_content_length_is_refused_while_it_streams(backend, client):
+    before = _stored_state(backend, client)
+    chunks = (b"\0" * (256 << 10) for _ in range(4 * UPLOAD_CAP_MB + 1))
+    response = client.post("/v1/jobs", content=chunks, headers={"Content-Type": "application/json"})
+    assert _error(response, 413, protocol.PAYLOAD_TOO_LARGE)["field"] == "bundle"
+    assert _stored_state(backend, client) == before
+
+
 def test_a_corrupt_zip_is_refused(backend, client):
     before = _stored_state(backend, client)
     assert _error(submit_bundle_job(client, b"PK\x03\x04 this is not a zip"), 422, protocol.INVALID_INPUT)["field"] == "bundle"
@@ -205,6 +217,13 @@ def test_cancelling_a_finished_job_leaves_it_as_it_was(client, finished_job):
     assert after["state"] == "succeeded" and after["finished_at"] == finished_job["finished_at"]
 
 
-def test_unload_and_models_answer(client):
+def test_unload_answers_with_the_number_of_models_freed(client):
     assert client.post("/v1/unload").json() == {"unloaded": 0}
+
+
+def test_models_lists_what_the_model_store_holds(backend, client, tmp_path):
     assert client.get("/v1/models").json() == {"models": []}
+    lora = tmp_path / "toon.safetensors"
+    save_file({"lora_down.weight": np.zeros((2, 2), np.float32)}, str(lora))
+    ModelStore(backend.data_dir / "models").add(lora, name="toon", role="lora")
+    assert client.get("/v1/models").json() == {"models": [{"name": "toon", "role": "lora", "path": str(lora.resolve()), "format": "lora"}]}

@@ -7,6 +7,8 @@ progress update of the worker), so a real echo-conditions job is still running w
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 
 import pytest
 
@@ -93,7 +95,7 @@ def test_after_a_crash_the_running_job_reads_interrupted_and_queued_jobs_run(tmp
     partial_rows = sorted((data_dir / "jobs" / interrupted_id / "output" / "rows").iterdir())
     assert partial_rows
 
-    restarted = start_backend(data_dir)
+    restarted = start_backend(data_dir, env=SLOW)
     try:
         with restarted.client() as client:
             interrupted = client.get(f"/v1/jobs/{interrupted_id}").json()
@@ -105,6 +107,18 @@ def test_after_a_crash_the_running_job_reads_interrupted_and_queued_jobs_run(tmp
         assert restarted.token == crashed.token
     finally:
         restarted.stop()
+
+
+def test_a_graceful_stop_records_the_running_job_as_interrupted(tmp_path, bundle_zip):
+    backend = start_backend(tmp_path / "data", env=SLOW)
+    with backend.client() as client:
+        job_id = _submit(client, bundle_zip)
+        wait_for_job(client, job_id, ("running",), condition=_running_with_progress)
+    assert backend.stop() == 0
+    with closing(sqlite3.connect(tmp_path / "data" / "jobs.sqlite3")) as database:
+        state, error = database.execute("SELECT state, error FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    assert state == "failed" and json.loads(error)["code"] == protocol.INTERRUPTED
+    assert not (tmp_path / "data" / protocol.SERVER_INFO_FILE_NAME).exists()
 
 
 def test_a_second_backend_on_the_same_data_dir_refuses_to_start(slow_backend):

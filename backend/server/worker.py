@@ -44,7 +44,8 @@ def step_delay_from_environment() -> float:
 
 
 class JobProgress:
-    """Progress of one job: throttled writes to the store, cancel and shutdown checks."""
+    """Progress of one job: cancel and shutdown checks at every update; writes to the store at
+    most every ``min_interval`` seconds (the final state is written exactly by the worker)."""
 
     def __init__(self, job_id: str, store: JobStore, should_stop: Callable[[], str | None],
                  min_interval: float = 0.25, step_delay: float = 0.0) -> None:
@@ -55,18 +56,20 @@ class JobProgress:
         self._step_delay = step_delay
         self._eta = EtaEstimator()
         self._last_write = float("-inf")
-        self._last_stage: str | None = None
+        self.fraction = 0.0
+        """The last reported fraction, written even when throttling skipped it."""
 
     def update(self, fraction: float, stage: str) -> None:
         if self._step_delay:
             time.sleep(self._step_delay)
         self._raise_if_stopping()
         fraction = min(max(float(fraction), 0.0), 1.0)
+        self.fraction = fraction
         eta = self._eta.eta(fraction)
         now = time.monotonic()
-        if stage != self._last_stage or now - self._last_write >= self._min_interval:
+        if now - self._last_write >= self._min_interval:
             self._store.report_progress(self._job_id, fraction, stage, None if eta is None else round(eta, 1))
-            self._last_write, self._last_stage = now, stage
+            self._last_write = now
 
     def cancelled(self) -> bool:
         return self._should_stop() is not None
@@ -138,6 +141,7 @@ class JobWorker:
     def _run(self, job: Job) -> None:
         if not self._store.claim(job.id):
             return
+        log.info("job %s (%s) started", job.id, job.kind)
         progress = JobProgress(job.id, self._store, lambda: self._stop_reason(job.id), step_delay=self._step_delay)
         try:
             kind = get_kind(job.kind)
@@ -148,14 +152,18 @@ class JobWorker:
             context = JobContext(job.id, output_dir, inputs_dir, progress, self._models, self._resolve, self._device)
             kind.run(params, context)
         except Interrupted as error:
-            self._store.finish(job.id, "failed", "interrupted", error.to_json())
+            self._finish(job, "failed", "interrupted", error.to_json(), progress.fraction)
         except Cancelled as error:
-            self._store.finish(job.id, "cancelled", "cancelled", error.to_json())
+            self._finish(job, "cancelled", "cancelled", error.to_json(), progress.fraction)
         except Exception as error:  # every failure becomes the job's error, never a dead worker
             problem = to_foundry_error(error, field_prefix="params")
-            self._store.finish(job.id, "failed", "failed", problem.to_json())
+            self._finish(job, "failed", "failed", problem.to_json(), progress.fraction)
         else:
-            self._store.finish(job.id, "succeeded", "done", progress=1.0)
+            self._finish(job, "succeeded", "done", None, 1.0)
         finally:
             with self._cancel_lock:
                 self._cancel_requests.discard(job.id)
+
+    def _finish(self, job: Job, state: str, stage: str, error: dict | None, fraction: float) -> None:
+        self._store.finish(job.id, state, stage, error, progress=fraction)
+        log.info("job %s (%s) %s%s", job.id, job.kind, state, f" [{error['code']}] {error['message']}" if error else "")
