@@ -5,10 +5,10 @@ trainable ControlNet copied from the base UNet. The ControlNet's input is the pr
 learnable tri-plane features looked up at canonical coordinates (see channels.py); the rig's
 expression code enters the UNet through extra cross-attention layers (expression_attention.py).
 
-Sampling follows the paper: DDPM-style ancestral steps (DDIM with eta=1) over trailing timesteps of
-a zero-terminal-SNR schedule, 20 steps, no classifier-free guidance, and ONE seeded initial latent
-plus ONE fixed noise per step shared by every frame and view, so that an animation does not
-flicker. ``mode='direct'`` is the paper's "w/o diffusion" ablation (direct.py).
+Sampling follows the paper: DDPM ancestral steps over trailing timesteps of a zero-terminal-SNR
+schedule, 20 steps, no classifier-free guidance, and ONE seeded initial latent plus ONE fixed noise
+per step shared by every frame and view, so that an animation does not flicker (``sampler='ddim'``
+is the deterministic alternative, with no per-step noise at all). ``mode='direct'`` is the paper's "w/o diffusion" ablation (direct.py).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ CHECKPOINT_KIND = "deferred-renderer"
 MODES = ("diffusion", "direct")
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
+SAMPLERS = ("ddpm", "ddim")
 CONDITIONING_EMBEDDING_WIDTHS = (16, 32, 96, 256)
 
 
@@ -47,8 +48,8 @@ class DeferredRendererConfig:
     zero_terminal_snr: bool = True
     timestep_spacing: str = "trailing"
     num_inference_steps: int = 20
-    eta: float = 1.0
-    """1.0: DDPM-like ancestral sampling (the paper's); 0.0: deterministic DDIM."""
+    sampler: str = "ddpm"
+    """'ddpm': ancestral sampling with fixed per-step noise (the paper's); 'ddim': deterministic."""
     seed: int = 181998
     """Seeds the initial latent and the per-step noise shared by all frames and views."""
     prompt: str = ""
@@ -58,6 +59,8 @@ class DeferredRendererConfig:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.prediction_type not in PREDICTION_TYPES:
             raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {self.prediction_type!r}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
         if self.timestep_spacing not in TIMESTEP_SPACINGS:
             raise ValueError(f"timestep_spacing must be one of {TIMESTEP_SPACINGS}, got {self.timestep_spacing!r}")
         if self.zero_terminal_snr and self.prediction_type == "epsilon":
@@ -108,11 +111,14 @@ class DeferredRenderer(nn.Module):
             frozen.eval()
         self.size_multiple = vae_downsampling(vae) * 2 ** (len(unet.config.block_out_channels) - 1)
         widths = CONDITIONING_EMBEDDING_WIDTHS[: int(math.log2(vae_downsampling(vae))) + 1]
-        self.controlnet = ControlNetModel.from_unet(unet, conditioning_channels=config.channels.count,
-                                                    conditioning_embedding_out_channels=widths)
-        self.triplanes = TriplaneFeatures(config.channels.triplane_channels, config.triplane_resolution)
-        self.expression_encoder = ExpressionEncoder(len(config.expression_names), config.expression_tokens, unet.config.cross_attention_dim)
-        self.expression_layers = add_expression_attention(unet, config.expression_tokens)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)  # a fresh renderer is the same for the same config
+            self.controlnet = ControlNetModel.from_unet(unet, conditioning_channels=config.channels.count,
+                                                        conditioning_embedding_out_channels=widths)
+            self.triplanes = TriplaneFeatures(config.channels.triplane_channels, config.triplane_resolution)
+            self.expression_encoder = ExpressionEncoder(len(config.expression_names), config.expression_tokens,
+                                                        unet.config.cross_attention_dim)
+            self.expression_layers = add_expression_attention(unet, config.expression_tokens)
         self.fingerprint = base_fingerprint(unet, vae)
         self.base = FrozenBase(unet, vae, _prompt_embedding(config.prompt, text_encoder, tokenizer), _sampling_scheduler(config, scheduler))
 
@@ -226,13 +232,17 @@ class DeferredRenderer(nn.Module):
         shape = self.latent_shape(1, control.shape[-2], control.shape[-1])
         generator = torch.Generator("cpu").manual_seed(seed)
         latents = torch.randn(shape, generator=generator) * scheduler.init_noise_sigma
-        step_noise = [torch.randn(shape, generator=generator) for _ in scheduler.timesteps]
+        step_seeds = torch.randint(0, 2 ** 62, (len(scheduler.timesteps),), generator=generator).tolist()
         latents = latents.to(self.device, self.dtype).expand(batch, -1, -1, -1)
-        for timestep, noise in zip(scheduler.timesteps, step_noise):
+        for timestep, step_seed in zip(scheduler.timesteps, step_seeds):
             timesteps = timestep.expand(batch).to(self.device)
             prediction = self.predict(scheduler.scale_model_input(latents, timestep), timesteps, control, tokens)
-            variance_noise = noise.to(self.device, self.dtype).expand(batch, -1, -1, -1) if self.config.eta > 0 else None
-            latents = scheduler.step(prediction, timestep, latents, eta=self.config.eta, variance_noise=variance_noise).prev_sample
+            if self.config.sampler == "ddpm":
+                # One generator per frame, all seeded alike: every frame gets the same step noise.
+                same_noise = [torch.Generator("cpu").manual_seed(step_seed) for _ in range(batch)]
+                latents = scheduler.step(prediction, timestep, latents, generator=same_noise).prev_sample
+            else:
+                latents = scheduler.step(prediction, timestep, latents, eta=0.0).prev_sample
         return latents
 
     def trainable_parameter_groups(self) -> dict[str, list[nn.Parameter]]:
@@ -248,15 +258,15 @@ def _prompt_embedding(prompt: str, text_encoder, tokenizer) -> torch.Tensor:
 
 
 def _sampling_scheduler(config: DeferredRendererConfig, base_scheduler):
-    """The base model's noise schedule, with the configured prediction type, SNR rescaling and spacing."""
-    from diffusers import DDIMScheduler
+    """The base model's noise schedule, with the configured sampler, prediction type, SNR rescaling and spacing."""
+    from diffusers import DDIMScheduler, DDPMScheduler
 
-    return DDIMScheduler.from_config(
+    scheduler_class = DDPMScheduler if config.sampler == "ddpm" else DDIMScheduler
+    return scheduler_class.from_config(
         base_scheduler.config,
         prediction_type=config.prediction_type,
         rescale_betas_zero_snr=config.zero_terminal_snr,
         timestep_spacing=config.timestep_spacing,
         clip_sample=False,
-        set_alpha_to_one=False,
         steps_offset=0 if config.timestep_spacing == "trailing" else base_scheduler.config.get("steps_offset", 1),
     )
