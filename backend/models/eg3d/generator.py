@@ -129,7 +129,7 @@ class TriplaneGenerator(nn.Module):
         if resolution != self.config.neural_rendering_resolution:
             size = (self.config.neural_rendering_resolution,) * 2
             feature_image = F.interpolate(feature_image, size=size, mode="bilinear", align_corners=False, antialias=True)
-        image = self.superresolution(feature_image[:, :3], feature_image, ws[:, -1])
+        image = self.superresolution(feature_image[:, :3], feature_image, ws[:, -1], noise_mode)
         return {"image": image, "image_raw": rgb_raw, "image_depth": depth_image}
 
     def forward(self, z: torch.Tensor, c: torch.Tensor, truncation_psi: float = 1.0, noise_mode: str = "const",

@@ -30,10 +30,10 @@ class SuperResolution(nn.Module):
             in_channels = out_channels
         self.blocks = nn.ModuleList(blocks)
 
-    def forward(self, rgb: torch.Tensor, features: torch.Tensor, w_last: torch.Tensor) -> torch.Tensor:
+    def forward(self, rgb: torch.Tensor, features: torch.Tensor, w_last: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
         """rgb [B, 3, n, n] and features [B, C, n, n] in [-1, 1], w_last [B, w_dim] -> [B, 3, N, N]."""
         x, img = features, rgb
         for block in self.blocks:
             ws = w_last.unsqueeze(1).repeat(1, block.num_ws, 1)
-            x, img = block(x, img, ws, noise_mode="none")
+            x, img = block(x, img, ws, noise_mode)
         return img

@@ -1,0 +1,105 @@
+"""Density grid over the head box -> a closed triangle mesh (marching cubes, largest component,
+optional decimation by vertex clustering).
+
+Coordinates stay in head space (+y up, +z towards the face, the box [-0.5, 0.5]^3), which is also
+glTF's convention (+y up, +z front), so meshes go into GLB files as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InvalidInput
+from ..progress import Progress, SilentProgress
+from .field import RadianceField
+
+
+@dataclass
+class MeshSettings:
+    grid_resolution: int = 256
+    level: float = 10.0
+    """Iso-level of the density (EG3D's meshes use raw sigma at 10)."""
+    box_size: float = 1.0
+    keep_largest_component: bool = True
+    max_faces: int | None = 60000
+    """Decimate (vertex clustering) to at most this many faces; None keeps every face."""
+    points_per_batch: int = 262144
+
+
+def grid_points(resolution: int, box_size: float) -> np.ndarray:
+    """Cell-centred sample points of the box, [R^3, 3], x slowest, z fastest (index order [x, y, z])."""
+    axis = ((np.arange(resolution, dtype=np.float32) + 0.5) / resolution - 0.5) * box_size
+    xs, ys, zs = np.meshgrid(axis, axis, axis, indexing="ij")
+    return np.stack([xs.ravel(), ys.ravel(), zs.ravel()], axis=1)
+
+
+def density_grid(field: RadianceField, settings: MeshSettings, progress: Progress | None = None) -> np.ndarray:
+    """Density on a grid_resolution^3 grid over the box, [x, y, z] indexed."""
+    progress = progress or SilentProgress()
+    resolution = settings.grid_resolution
+    points = grid_points(resolution, settings.box_size)
+    values = np.empty(len(points), dtype=np.float32)
+    for start in range(0, len(points), settings.points_per_batch):
+        stop = min(start + settings.points_per_batch, len(points))
+        values[start:stop] = field.density(points[start:stop])
+        progress.update(stop / len(points), "density grid")
+    return values.reshape(resolution, resolution, resolution)
+
+
+def extract_mesh(grid: np.ndarray, settings: MeshSettings):
+    """Marching cubes on a [x, y, z] density grid; the border is padded below the level so the mesh closes."""
+    import trimesh
+    from skimage import measure
+
+    if not (np.nanmax(grid) > settings.level > np.nanmin(grid)):
+        raise InvalidInput(
+            f"the density never crosses the level {settings.level} (range {float(np.nanmin(grid)):.3g}..{float(np.nanmax(grid)):.3g}): there is no surface",
+            "lower or raise the mesh level, or use a trained checkpoint", field="level")
+    floor = min(float(np.nanmin(grid)), settings.level) - 1.0
+    padded = np.pad(np.nan_to_num(grid, nan=floor), 1, mode="constant", constant_values=floor)
+    voxel = settings.box_size / grid.shape[0]
+    vertices, faces, _, _ = measure.marching_cubes(padded, level=settings.level, spacing=(voxel, voxel, voxel))
+    # Padded index 1 is the first cell centre, at -box/2 + voxel/2.
+    vertices = vertices - (settings.box_size / 2 + voxel / 2)
+    # skimage winds triangles towards rising values; density rises inwards, so flip them to face out.
+    mesh = trimesh.Trimesh(vertices=vertices, faces=faces[:, ::-1], process=True)
+    if settings.keep_largest_component:
+        mesh = largest_component(mesh)
+    if settings.max_faces is not None and len(mesh.faces) > settings.max_faces:
+        mesh = decimate_by_clustering(mesh, settings.max_faces)
+    return mesh
+
+
+def largest_component(mesh):
+    parts = mesh.split(only_watertight=False)
+    return max(parts, key=lambda part: len(part.faces)) if len(parts) > 1 else mesh
+
+
+def decimate_by_clustering(mesh, max_faces: int):
+    """Merge vertices that share a grid cell, growing the cell until at most ``max_faces`` remain."""
+    import trimesh
+
+    extent = float(np.max(mesh.extents))
+    cell = extent / np.sqrt(len(mesh.faces) / 2.0) if len(mesh.faces) else extent
+    while True:
+        keys = np.floor(mesh.vertices / cell).astype(np.int64)
+        _, cluster, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+        cluster = cluster.ravel()
+        centres = np.zeros((len(counts), 3))
+        np.add.at(centres, cluster, mesh.vertices)
+        centres /= counts[:, None]
+        faces = cluster[mesh.faces]
+        keep = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
+        faces = np.unique(faces[keep], axis=0)
+        if len(faces) <= max_faces:
+            simplified = trimesh.Trimesh(vertices=centres, faces=faces, process=True)
+            simplified.remove_unreferenced_vertices()
+            return simplified
+        cell *= 1.25
+
+
+def mesh_from_field(field: RadianceField, settings: MeshSettings, progress: Progress | None = None):
+    return extract_mesh(density_grid(field, settings, progress), settings)
+

@@ -1,0 +1,41 @@
+"""Job kind ``generate-avatar``: previews/*.png, avatar.glb and avatar.json from a trained generator."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from .registry import JobContext, JobParams, job_kind
+
+
+class GenerateAvatarParams(JobParams):
+    checkpoint: str = Field(description="the generator: 'job:<id>' of a train-eg3d job or a model-store name")
+    seed: int = 0
+    truncation_psi: float = Field(0.7, gt=0, le=1)
+    w: list[float] | list[list[float]] | None = Field(None, description="a style code instead of the seed ([w_dim] or [num_ws][w_dim])")
+    preview_yaws: list[float] = Field([0.0, 45.0, 90.0, 180.0, -90.0, -45.0], min_length=1, max_length=64)
+    mesh_resolution: int = Field(256, ge=16, le=1024)
+    mesh_level: float = 10.0
+    max_faces: int | None = Field(60000, ge=100)
+    texture_size: int = Field(1024, ge=16, le=8192)
+    export_mesh: bool = True
+
+
+@job_kind("generate-avatar", GenerateAvatarParams, "generate an avatar: preview PNGs, textured avatar.glb and avatar.json")
+def generate_avatar_job(params: GenerateAvatarParams, context: JobContext) -> None:
+    from backend.avatars import AvatarSettings, StyleRequest, generate_avatar
+    from backend.geometry.mesh_extraction import MeshSettings
+    from backend.geometry.texture_baking import TextureSettings
+    from backend.models.eg3d.generator import load_generator
+
+    path = context.resolve(params.checkpoint)
+    device = context.device or "cpu"
+    stamp = (path / "model.safetensors").stat().st_mtime_ns if (path / "model.safetensors").exists() else 0
+    generator = context.models.get(("eg3d-generator", str(path), stamp, str(device)), lambda: load_generator(path, device))
+    settings = AvatarSettings(
+        style=StyleRequest(seed=params.seed, truncation_psi=params.truncation_psi, w=params.w),
+        preview_yaws=tuple(params.preview_yaws),
+        mesh=MeshSettings(grid_resolution=params.mesh_resolution, level=params.mesh_level, max_faces=params.max_faces),
+        texture=TextureSettings(size=params.texture_size),
+        export_mesh=params.export_mesh,
+    )
+    generate_avatar(generator, settings, context.output_dir, checkpoint=params.checkpoint, progress=context.progress)
