@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "backend.commands.doctor",
     "backend.commands.jobs",
     "backend.commands.train",
+    "backend.commands.generate",
     "backend.commands.render_conditions",
     "backend.commands.models",
     "backend.commands.make_tiny_models",

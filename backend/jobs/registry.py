@@ -22,6 +22,7 @@ from ..progress import Progress
 
 BUILTIN_KIND_MODULES: tuple[str, ...] = (
     "backend.jobs.echo_conditions",
+    "backend.jobs.train_eg3d", "backend.jobs.generate_avatar",
     "backend.jobs.train_deferred",
     "backend.jobs.animate",
     "backend.jobs.train_style_prior",
