@@ -1,5 +1,6 @@
 """The packaged extension: it passes Blender's own validation, installs into a fresh Blender,
-enables, and registers/unregisters twice cleanly (run in a subprocess with its own HOME so the
+enables, registers/unregisters twice cleanly, and its operators add a demo head, render its
+conditions and refuse to render without a rig (run in a subprocess with its own HOME so the
 user's Blender configuration is never touched)."""
 
 from __future__ import annotations
@@ -29,6 +30,17 @@ for _ in range(2):
 assert bpy.ops.avatar_foundry.add_demo_head() == {"FINISHED"}
 rig = bpy.context.scene.avatar_foundry.conditions.rig
 assert rig is not None and rig.type == "ARMATURE"
+conditions = bpy.context.scene.avatar_foundry.conditions
+conditions.views, conditions.resolution, conditions.output_dir = 2, 32, sys.argv[-2]
+assert bpy.ops.avatar_foundry.render_conditions() == {"FINISHED"}
+assert conditions.last_bundle == sys.argv[-2] and conditions.progress == 1.0
+conditions.rig = None
+bpy.context.view_layer.objects.active = None
+try:
+    bpy.ops.avatar_foundry.render_conditions()
+    raise AssertionError("rendering without a rig must fail")
+except RuntimeError as error:
+    assert "no rig is selected" in str(error), error
 prefs = bpy.context.preferences.addons[name].preferences
 assert prefs.backend_url.startswith("http://127.0.0.1")
 print("INSTALL-OK")
@@ -51,6 +63,6 @@ def test_extension_passes_blenders_validation(addon_zip):
 
 
 def test_extension_installs_enables_and_reregisters_in_a_fresh_blender(addon_zip, tmp_path):
-    result = subprocess.run([sys.executable, "-c", INSTALL_SCRIPT, str(addon_zip)], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-c", INSTALL_SCRIPT, str(tmp_path / "bundle"), str(addon_zip)], capture_output=True, text=True,
                             env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}, timeout=300)
     assert "INSTALL-OK" in result.stdout, result.stdout[-3000:] + result.stderr[-3000:]

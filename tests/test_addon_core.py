@@ -1,0 +1,141 @@
+"""Plain-Python cores of the add-on, without Blender: view planning, projection and visibility,
+skeleton drawing, expression-code order, PNG writing, provenance, result files, the backend process."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from blender_addon.core.backend_process import BackendProcess, _alive
+from blender_addon.core.demo_head_shape import IDENTITY_RANGES, IdentityParams, build_head, sample_identity
+from blender_addon.core.expression_code import extract_code, rig_layout
+from blender_addon.core.job_watch import JobBoard, JobEvent
+from blender_addon.core.png import encode_png
+from blender_addon.core.pose_skeleton import LANDMARK_NAMES, draw_skeleton
+from blender_addon.core.projection import project, visible_by_depth
+from blender_addon.core.provenance import provenance_properties, request_from_properties
+from blender_addon.core.result_files import read_animation
+from blender_addon.core.view_plan import OrbitSettings, orbit_angles, plan_orbit_views
+from blender_addon.formats.cameras import orbit_label
+from blender_addon.formats.errors import FormatError
+from blender_addon.formats.expression import DEMO_LAYOUT, DEMO_SHAPE_KEYS
+
+
+def test_default_orbit_covers_the_full_circle_with_a_frontal_view_and_paper_pitch_range():
+    angles = orbit_angles(OrbitSettings(views=8))
+    yaws = sorted(yaw for yaw, _ in angles)
+    assert yaws == pytest.approx([-180, -135, -90, -45, 0, 45, 90, 135])
+    assert all(-30 <= pitch <= 30 for _, pitch in angles)
+    views = plan_orbit_views(OrbitSettings(views=8), 64, 64)
+    assert {view.view_class for view in views} == {"front", "side", "back"}
+    assert next(view for view in views if view.yaw == 0).view_class == "front"
+
+
+def test_orbit_jitter_is_seeded_and_bad_ranges_are_refused():
+    assert orbit_angles(OrbitSettings(views=5, jitter_degrees=5, seed=3)) == orbit_angles(OrbitSettings(views=5, jitter_degrees=5, seed=3))
+    assert orbit_angles(OrbitSettings(views=5, jitter_degrees=5, seed=3)) != orbit_angles(OrbitSettings(views=5, jitter_degrees=5, seed=4))
+    with pytest.raises(FormatError, match="yaw_max"):
+        orbit_angles(OrbitSettings(yaw_min=10, yaw_max=-10))
+
+
+def test_head_centre_projects_to_the_image_centre_and_depth_is_the_radius():
+    label = orbit_label(30.0, 10.0, width=100, height=100)
+    pixels, depth = project(label, np.zeros((1, 3)), 100, 100)
+    assert pixels[0] == pytest.approx([50.0, 50.0]) and depth[0] == pytest.approx(2.7)
+    above, _ = project(orbit_label(0.0, 0.0, width=100, height=100), np.array([[0.0, 0.1, 0.0]]), 100, 100)
+    assert above[0, 1] < 50.0  # head-space +y is up: higher points are nearer the top row
+
+
+def test_points_behind_the_rendered_surface_are_hidden():
+    depth_map = np.zeros((10, 10), dtype=np.float32)
+    depth_map[3:7, 3:7] = 2.0
+    pixels = np.array([[5.0, 5.0], [5.0, 5.0], [0.5, 0.5], [20.0, 5.0]])
+    visible = visible_by_depth(pixels, np.array([2.005, 2.5, 1.0, 1.0]), depth_map)
+    assert visible.tolist() == [True, False, False, False]
+
+
+def test_skeleton_draws_limbs_only_between_visible_landmarks():
+    points = {"eye_L": [10.0, 10.0, 1.0], "ear_L": [30.0, 10.0, 1.0], "nose_tip": [20.0, 30.0, 0.0]}
+    image = draw_skeleton(points, 40, 40)
+    assert image[10, 20].any()  # eye_L - ear_L limb
+    assert not image[20, 15].any()  # nose_tip is hidden: no nose-eye limb
+    assert not image[30, 20].any()
+
+
+def test_expression_code_follows_the_layout_order_and_names_missing_entries():
+    keys = {name: index / 10 for index, name in enumerate(DEMO_SHAPE_KEYS)}
+    bones = {"jaw": (0.1, 0.2, 0.3), "head": (0, 0, 0), "eye_L": (0, 0, 0), "eye_R": (0, 0, 0)}
+    code = extract_code(DEMO_LAYOUT, keys, bones)
+    assert code[: len(DEMO_SHAPE_KEYS)] == [keys[name] for name in DEMO_SHAPE_KEYS]
+    assert code[DEMO_LAYOUT.index("bone:jaw:ry")] == 0.2
+    with pytest.raises(FormatError, match="pucker"):
+        extract_code(DEMO_LAYOUT, {k: v for k, v in keys.items() if k != "pucker"}, bones)
+    assert rig_layout(["Basis", "smile"], ["spine", "jaw"]) == ["key:smile", "bone:jaw:rx", "bone:jaw:ry", "bone:jaw:rz"]
+
+
+def test_demo_heads_differ_by_seed_and_keep_their_topology_and_landmarks():
+    first, second = build_head(sample_identity(1)), build_head(sample_identity(2))
+    assert first.vertices.shape == second.vertices.shape and not np.allclose(first.vertices, second.vertices)
+    assert set(first.landmark_vertices) | {"eye_L", "eye_R"} == set(LANDMARK_NAMES)
+    assert all(np.abs(offset).max() > 0 for offset in first.shape_key_offsets.values())
+    for name, (low, high) in IDENTITY_RANGES.items():
+        assert low <= getattr(sample_identity(7), name) <= high
+    with pytest.raises(FormatError, match="identity.nose_length"):
+        build_head(IdentityParams(nose_length=9.0))
+
+
+def test_png_writer_round_trips_through_pil():
+    pixels = np.random.default_rng(0).integers(0, 255, (7, 5, 3), dtype=np.uint8)
+    assert np.array_equal(np.array(Image.open(io.BytesIO(encode_png(pixels)))), pixels)
+    grey = pixels[..., 0]
+    assert np.array_equal(np.array(Image.open(io.BytesIO(encode_png(grey)))), grey)
+
+
+def test_provenance_round_trips_to_a_new_request_with_another_seed():
+    job = {"id": "abc", "kind": "generate-avatar", "params": {"checkpoint": "job:xyz", "seed": 4, "truncation": 0.7}}
+    properties = provenance_properties(job, {"seed": 4})
+    assert properties["avatar_foundry_job_id"] == "abc" and properties["avatar_foundry_seed"] == 4
+    assert json.loads(properties["avatar_foundry_models"]) == ["job:xyz"]
+    kind, params = request_from_properties(properties, new_seed=9)
+    assert kind == "generate-avatar" and params == {"checkpoint": "job:xyz", "seed": 9, "truncation": 0.7}
+
+
+def test_job_board_keeps_the_latest_state_and_the_failure_hint():
+    board = JobBoard()
+    board.apply(JobEvent("update", {"id": "1", "kind": "multiview", "state": "running", "created_at": "2026-01-01T00:00:00"}))
+    board.apply(JobEvent("update", {"id": "1", "kind": "multiview", "state": "failed", "created_at": "2026-01-01T00:00:00",
+                                    "error": {"message": "model sd15 is missing", "hint": "put it in the models folder"}}))
+    assert board.jobs["1"]["state"] == "failed" and not board.active()
+    assert "model sd15 is missing" in board.last_error and "models folder" in board.last_error
+
+
+def test_animation_frames_are_read_per_view_in_frame_order_and_paths_may_not_escape(tmp_path):
+    (tmp_path / "frames").mkdir()
+    for frame in (2, 1):
+        (tmp_path / "frames" / f"front_{frame}.png").write_bytes(encode_png(np.zeros((4, 4), np.uint8)))
+    entries = [{"frame": f, "view": "front", "file": f"frames/front_{f}.png"} for f in (2, 1)]
+    (tmp_path / "frames.json").write_text(json.dumps({"fps": 24, "width": 4, "height": 4, "frames": entries}))
+    animation = read_animation(tmp_path)
+    assert [frame.frame for frame in animation.sequence("front")] == [1, 2]
+    (tmp_path / "frames.json").write_text(json.dumps({"fps": 24, "width": 4, "height": 4, "frames": [{"frame": 1, "view": "x", "file": "../secret.png"}]}))
+    with pytest.raises(FormatError, match=r"frames\[0\].file"):
+        read_animation(tmp_path)
+
+
+def test_a_backend_left_by_a_crashed_session_is_ended_at_the_next_start(tmp_path):
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "backend.pid").write_text(str(orphan.pid))
+        assert BackendProcess(tmp_path).clean_orphan(timeout=5.0) == orphan.pid
+        orphan.wait(timeout=5.0)
+        assert not (tmp_path / "backend.pid").exists()
+    finally:
+        if orphan.poll() is None:
+            orphan.kill()
+    assert not _alive(orphan.pid) or orphan.poll() is not None
