@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "backend.commands.render_conditions",
     "backend.commands.models",
     "backend.commands.make_tiny_models",
+    "backend.commands.multiview",
     "backend.commands.animate",
     "backend.commands.evaluate",
     "backend.commands.import_capture",

@@ -26,6 +26,7 @@ BUILTIN_KIND_MODULES: tuple[str, ...] = (
     "backend.jobs.train_deferred",
     "backend.jobs.animate",
     "backend.jobs.train_style_prior",
+    "backend.jobs.multiview",
 )
 
 

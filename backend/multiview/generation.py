@@ -1,0 +1,311 @@
+"""Paint a multi-view dataset: for every render of a condition bundle, ``per_view`` stylized images
+by Stable Diffusion + ControlNet(s), each the best of ``candidates`` by pose confidence.
+
+The algorithm, top to bottom (:func:`generate_multiview`):
+
+1. Check everything first (settings, bundle passes, models): bad input writes nothing.
+2. Plan every image: its render, prompt (style + view phrase + sampled attributes), seed, file.
+3. Skip images already on disk (resume); shard the rest across ranks (``torchrun`` or machines).
+4. Paint in batches: text embeddings computed once per distinct prompt, one seeded generator per
+   candidate, multi-ControlNet with per-control weights; fp16/bf16 + SDPA on GPUs, optional
+   ``torch.compile``.
+5. Save each image atomically as PNG carrying its dataset item (prompt, seed, label, confidence)
+   in a text chunk, so ``dataset.json`` can always be rebuilt from the images themselves
+   (:func:`write_manifest`, also the merge step of sharded runs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from blender_addon.formats.condition_bundle import ConditionBundle, Render, read_bundle
+from blender_addon.formats.errors import FormatError
+from blender_addon.formats.files import atomic_write, atomic_write_json
+
+from ..formats.multiview_dataset import MultiviewDataset, MultiviewItem, write_dataset_manifest
+from ..model_cache import ModelCache
+from ..progress import Progress, SilentProgress
+from ..models.store import CONTROLNET_ROLES, ModelEntry
+from .attributes import DEFAULT_ATTRIBUTE_CATALOG, DEFAULT_ATTRIBUTES_PER_IMAGE, sample_attributes, validate_catalog
+from .condition_images import check_bundle_for_controls, load_render_conditions
+from .pose_confidence import pose_confidence
+from .prompts import DEFAULT_BACK_VIEW_NEGATIVE, DEFAULT_NEGATIVE_PROMPT, PromptSettings, build_prompts
+
+GENERATION_RECORD = "generation.json"
+PNG_ITEM_KEY = "avatar_foundry_item"
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+_SETTINGS_THAT_ALLOW_CHANGE = ("per_view", "batch_size", "compile")
+
+ResolveEntry = Callable[[str, str], ModelEntry]
+"""(model name, role) -> validated store entry."""
+
+
+@dataclass
+class MultiviewSettings:
+    """Everything that decides the images; CLI flags and job params map onto it one to one."""
+
+    style: str
+    base: str
+    controlnets: dict[str, str]
+    """Control kind ('pose', 'depth', 'normal') -> model-store name of its ControlNet."""
+    control_weights: dict[str, float] = field(default_factory=dict)
+    per_view: int = 1
+    candidates: int = 1
+    seed: int = 0
+    steps: int = 20
+    guidance: float = 7.5
+    resolution: int = 0
+    """Output size in pixels; 0 means the base model's native size (512 for SD 1.5)."""
+    batch_size: int = 8
+    negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
+    attributes_per_image: int = DEFAULT_ATTRIBUTES_PER_IMAGE
+    attributes: dict[str, list[str]] | None = None
+    front_phrase: str = "front view"
+    side_phrase: str = "side view"
+    back_phrase: str = "back view"
+    back_view_negative: str = DEFAULT_BACK_VIEW_NEGATIVE
+    front_max_degrees: float | None = None
+    back_min_degrees: float | None = None
+    lora: str | None = None
+    lora_scale: float = 1.0
+    scheduler: str | None = None
+    precision: str = "auto"
+    compile: bool = False
+
+    def check(self) -> None:
+        positive = {"per_view": self.per_view, "candidates": self.candidates, "steps": self.steps, "batch_size": self.batch_size}
+        for name, value in positive.items():
+            if not isinstance(value, int) or value < 1:
+                raise FormatError(name, f"must be a whole number >= 1, got {value!r}")
+        if not self.controlnets:
+            raise FormatError("controlnets", "no ControlNet given", "use pose and/or depth (both is the default)")
+        unknown = sorted(set(self.control_weights) - set(self.controlnets))
+        if unknown:
+            raise FormatError(f"control_weights.{unknown[0]}", "is a weight for a control that is not used")
+        if self.resolution and (self.resolution < 8 or self.resolution % 8):
+            raise FormatError("resolution", f"must be a multiple of 8, got {self.resolution}")
+        if self.precision not in PRECISIONS:
+            raise FormatError("precision", f"must be one of {', '.join(PRECISIONS)}")
+        if self.guidance < 0:
+            raise FormatError("guidance", "must be >= 0")
+        self.prompt_settings()
+        self.catalog()
+
+    def prompt_settings(self) -> PromptSettings:
+        return PromptSettings(self.style, self.negative_prompt, self.front_phrase, self.side_phrase, self.back_phrase,
+                              self.back_view_negative, self.front_max_degrees, self.back_min_degrees)
+
+    def catalog(self) -> dict[str, tuple[str, ...]]:
+        return validate_catalog(self.attributes) if self.attributes is not None else DEFAULT_ATTRIBUTE_CATALOG
+
+    def weight(self, kind: str) -> float:
+        return float(self.control_weights.get(kind, 1.0))
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process paints images whose plan position % count == index."""
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise FormatError("shard", f"index {self.index} is not in [0, {self.count})", "use --shard I/N with 0 <= I < N")
+
+    @classmethod
+    def from_environment(cls, environ: dict[str, str]) -> "Shard":
+        """The torchrun rank (RANK / WORLD_SIZE), or a single shard."""
+        return cls(int(environ.get("RANK", 0)), int(environ.get("WORLD_SIZE", 1)))
+
+
+@dataclass
+class PlannedImage:
+    render: Render
+    view_class: str
+    index: int
+    file: str
+    seed: int
+    prompt: str
+    negative_prompt: str
+
+
+def plan_images(bundle: ConditionBundle, settings: MultiviewSettings) -> list[PlannedImage]:
+    """Every image of the dataset, in a fixed order; seeds and attributes depend only on the
+    settings' seed, the render and the image index, so shards and resumed runs agree."""
+    prompt_settings, catalog = settings.prompt_settings(), settings.catalog()
+    planned = []
+    for render in bundle.renders:
+        view_class_name = prompt_settings.view_class_of(bundle.view(render.view))
+        for index in range(settings.per_view):
+            seed = image_seed(settings.seed, render, index)
+            attributes = sample_attributes(catalog, seed, settings.attributes_per_image)
+            prompt, negative = build_prompts(prompt_settings, view_class_name, attributes)
+            file = f"images/{render.view}_f{render.frame:05d}_{index:03d}.png"
+            planned.append(PlannedImage(render, view_class_name, index, file, seed, prompt, negative))
+    return planned
+
+
+def image_seed(base_seed: int, render: Render, index: int) -> int:
+    return zlib.crc32(f"{base_seed}/{render.view}/{render.frame}/{index}".encode()) & 0x7FFFFFFF
+
+
+def candidate_seed(seed: int, candidate: int) -> int:
+    return seed if candidate == 0 else zlib.crc32(f"{seed}/candidate/{candidate}".encode()) & 0x7FFFFFFF
+
+
+def generate_multiview(
+    bundle_dir: str | Path,
+    out_dir: str | Path,
+    settings: MultiviewSettings,
+    resolve_entry: ResolveEntry,
+    progress: Progress | None = None,
+    device: Any = None,
+    shard: Shard = Shard(),
+    models: ModelCache | None = None,
+) -> MultiviewDataset | None:
+    """Paint the dataset into ``out_dir``; returns it (None for a shard other than the only one,
+    whose images are merged later by :func:`write_manifest`)."""
+    progress = progress or SilentProgress()
+    bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
+    settings.check()
+    bundle = read_bundle(bundle_dir)
+    kinds = list(settings.controlnets)
+    check_bundle_for_controls(bundle, kinds)
+    entries = _resolve_models(settings, resolve_entry)
+    record = _generation_record(settings, bundle_dir)
+    _check_resume_compatible(out_dir, record)
+    plan = [image for position, image in enumerate(plan_images(bundle, settings)) if position % shard.count == shard.index]
+    todo = [image for image in plan if not (out_dir / image.file).exists()]
+    if todo:
+        progress.update(0.0, "loading models")
+        painter = _get_painter(entries, settings, device, models)
+        resolution = settings.resolution or painter.native_resolution
+        record["resolution"] = resolution
+        atomic_write_json(out_dir / GENERATION_RECORD, record)
+        _paint(painter, todo, bundle, bundle_dir, out_dir, settings, resolution, progress, len(plan) - len(todo), len(plan))
+    progress.update(1.0, "done")
+    return write_manifest(out_dir) if shard.count == 1 else None
+
+
+def _resolve_models(settings: MultiviewSettings, resolve_entry: ResolveEntry) -> dict[str, ModelEntry]:
+    entries = {"base": resolve_entry(settings.base, "base")}
+    for kind, name in settings.controlnets.items():
+        entries[kind] = resolve_entry(name, CONTROLNET_ROLES[kind])
+    if settings.lora:
+        entries["lora"] = resolve_entry(settings.lora, "lora")
+    return entries
+
+
+def _generation_record(settings: MultiviewSettings, bundle_dir: Path) -> dict[str, Any]:
+    manifest = (bundle_dir / "conditions.json").read_bytes()
+    return {"settings": asdict(settings), "source_bundle": str(bundle_dir.resolve()),
+            "bundle_sha256": hashlib.sha256(manifest).hexdigest()}
+
+
+def _check_resume_compatible(out_dir: Path, record: dict[str, Any]) -> None:
+    """Resuming continues the same dataset: refuse settings that would change existing images."""
+    previous_path = out_dir / GENERATION_RECORD
+    if not previous_path.is_file():
+        if out_dir.exists() and any(out_dir.iterdir()):
+            raise FormatError("out", f"{out_dir} is not empty and holds no {GENERATION_RECORD}", "choose a new or empty output folder")
+        return
+    previous = json.loads(previous_path.read_text(encoding="utf-8"))
+    if previous.get("bundle_sha256") != record["bundle_sha256"]:
+        raise FormatError("conditions", f"{out_dir} was painted from another condition bundle", "use a new output folder for this bundle")
+    for key, value in record["settings"].items():
+        old = previous["settings"].get(key)
+        if key not in _SETTINGS_THAT_ALLOW_CHANGE and old != value:
+            raise FormatError(key, f"differs from the run that started {out_dir} ({old!r} there, {value!r} now)",
+                              "resume with the same settings, or paint into a new output folder")
+
+
+def write_manifest(out_dir: str | Path) -> MultiviewDataset:
+    """(Re)build ``dataset.json`` from the images on disk: the merge step after sharded runs."""
+    out_dir = Path(out_dir)
+    record_path = out_dir / GENERATION_RECORD
+    if not record_path.is_file():
+        raise FormatError(GENERATION_RECORD, f"not found in {out_dir}", "point at a folder written by 'avatar-foundry multiview'")
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    items = [read_image_item(path) for path in sorted((out_dir / "images").glob("*.png"))]
+    dataset = MultiviewDataset(int(record["resolution"]), items, record["settings"]["style"], record["source_bundle"])
+    write_dataset_manifest(out_dir, dataset)
+    return dataset
+
+
+def read_image_item(path: Path) -> MultiviewItem:
+    with Image.open(path) as image:
+        text = getattr(image, "text", {}).get(PNG_ITEM_KEY)
+    if text is None:
+        raise FormatError(f"images/{path.name}", "carries no dataset item", "remove images that were not painted by 'avatar-foundry multiview'")
+    return MultiviewItem(**json.loads(text))
+
+
+# -- painting ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Work:
+    image: PlannedImage
+    candidate: int
+
+
+def _paint(painter, todo, bundle, bundle_dir, out_dir, settings, resolution, progress, done_before, total) -> None:
+    kinds = list(settings.controlnets)
+    units = [_Work(image, candidate) for image in todo for candidate in range(settings.candidates)]
+    conditions: dict[tuple[str, int], Any] = {}
+    finished: dict[str, list[tuple[float, int, np.ndarray]]] = {}
+    for start in range(0, len(units), settings.batch_size):
+        batch = units[start:start + settings.batch_size]
+        for work in batch:
+            key = (work.image.render.view, work.image.render.frame)
+            if key not in conditions:
+                conditions[key] = load_render_conditions(bundle_dir, work.image.render, kinds, resolution)
+        fraction_before = (done_before + start / settings.candidates) / total
+        fraction_after = (done_before + (start + len(batch)) / settings.candidates) / total
+        stage = f"painting images {done_before + start // settings.candidates + 1}-" \
+                f"{done_before + (start + len(batch) - 1) // settings.candidates + 1} of {total}"
+        pixels = painter.paint(
+            [work.image for work in batch], [candidate_seed(work.image.seed, work.candidate) for work in batch],
+            [[conditions[(w.image.render.view, w.image.render.frame)].controls[kind] for w in batch] for kind in kinds],
+            settings, resolution,
+            lambda step_fraction: progress.update(fraction_before + (fraction_after - fraction_before) * step_fraction, stage),
+        )
+        for work, image_pixels in zip(batch, pixels):
+            condition = conditions[(work.image.render.view, work.image.render.frame)]
+            score = pose_confidence(image_pixels, condition.mask, condition.depth)
+            finished.setdefault(work.image.file, []).append((score, work.candidate, image_pixels))
+            if len(finished[work.image.file]) == settings.candidates:
+                _save_best(out_dir, work.image, bundle, finished.pop(work.image.file), settings)
+        progress.update(fraction_after, stage)
+
+
+def _save_best(out_dir: Path, image: PlannedImage, bundle: ConditionBundle, candidates, settings: MultiviewSettings) -> None:
+    score, candidate, pixels = max(candidates, key=lambda entry: (entry[0], -entry[1]))
+    view = bundle.view(image.render.view)
+    item = MultiviewItem(
+        file=image.file, label=list(view.label), yaw=view.yaw, pitch=view.pitch, view_class=image.view_class,
+        pose_confidence=round(min(max(score, 0.0), 1.0), 4), prompt=image.prompt, negative_prompt=image.negative_prompt,
+        seed=candidate_seed(image.seed, candidate), view_id=view.id, candidate=candidate,
+    )
+    metadata = PngInfo()
+    metadata.add_text(PNG_ITEM_KEY, json.dumps(asdict(item)))
+    picture = Image.fromarray((np.clip(pixels, 0, 1) * 255).round().astype(np.uint8))
+    atomic_write(out_dir / image.file, lambda temp: picture.save(temp, format="PNG", pnginfo=metadata))
+
+
+def _get_painter(entries: dict[str, ModelEntry], settings: MultiviewSettings, device: Any, models: ModelCache | None):
+    from .painter import Painter, painter_cache_key
+
+    key = painter_cache_key(entries, settings, device)
+    load = lambda: Painter.load(entries, settings, device)  # noqa: E731
+    return models.get(key, load) if models is not None else load()

@@ -1,0 +1,123 @@
+"""The loaded diffusion models of a multi-view run and one batched sampling call.
+
+Speed choices, each measured by ``benchmarks/bench_multiview.py``: the whole batch goes through
+one pipeline call; text embeddings are computed once per distinct prompt (candidates of one image
+share them); bf16 (or fp16) weights on CUDA; scaled-dot-product attention in every attention
+layer; channels-last UNet/ControlNets on CUDA; ``torch.compile`` of the UNet when asked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..device import inference_dtype, pick_device
+from ..models.diffusion_loading import BaseComponents, load_base_components, load_controlnet, load_scheduler
+from ..models.store import ModelEntry
+
+
+def painter_cache_key(entries: dict[str, ModelEntry], settings, device) -> tuple:
+    """Everything that changes the loaded pipeline; the first element names the cache slot."""
+    return ("multiview-pipeline", tuple(sorted((k, str(e.path)) for k, e in entries.items())), settings.lora_scale,
+            settings.scheduler, settings.precision, settings.compile, str(device))
+
+
+def resolve_dtype(precision: str, device) -> Any:
+    import torch
+
+    if precision == "auto":
+        return inference_dtype(device)
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+@dataclass
+class Painter:
+    pipeline: Any
+    base: BaseComponents
+    device: Any
+    dtype: Any
+    _embeddings: dict[tuple[str, str], tuple[Any, Any]] = field(default_factory=dict)
+
+    @property
+    def native_resolution(self) -> int:
+        return self.base.default_image_size
+
+    @classmethod
+    def load(cls, entries: dict[str, ModelEntry], settings, device=None) -> "Painter":
+        import torch
+        from diffusers import MultiControlNetModel, StableDiffusionControlNetPipeline
+        from diffusers.models.attention_processor import AttnProcessor2_0
+
+        device = device or pick_device()
+        dtype = resolve_dtype(settings.precision, device)
+        base = load_base_components(entries["base"], device, dtype)
+        controlnets = [load_controlnet(entries[kind], device, dtype, base=base) for kind in settings.controlnets]
+        if settings.scheduler:
+            base.scheduler = load_scheduler(_scheduler_folder(entries["base"]), settings.scheduler)
+        pipeline = StableDiffusionControlNetPipeline(
+            vae=base.vae, text_encoder=base.text_encoder, tokenizer=base.tokenizer, unet=base.unet, scheduler=base.scheduler,
+            controlnet=controlnets[0] if len(controlnets) == 1 else MultiControlNetModel(controlnets),
+            safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        )
+        pipeline.set_progress_bar_config(disable=True)
+        if "lora" in entries:
+            pipeline.load_lora_weights(str(entries["lora"].path), adapter_name="style")
+            pipeline.fuse_lora(lora_scale=settings.lora_scale)
+            pipeline.unload_lora_weights()
+        for module in [base.unet, *controlnets]:
+            module.set_attn_processor(AttnProcessor2_0())
+            if device.type == "cuda":
+                module.to(memory_format=torch.channels_last)
+        if settings.compile:
+            pipeline.unet = torch.compile(pipeline.unet)
+        return cls(pipeline, base, device, dtype)
+
+    def embeddings(self, prompt: str, negative_prompt: str, guidance: float) -> tuple[Any, Any]:
+        """(prompt, negative) embeddings of one image, computed once per distinct prompt pair."""
+        key = (prompt, negative_prompt if guidance > 1 else "")
+        if key not in self._embeddings:
+            positive, negative = self.pipeline.encode_prompt(prompt, self.device, 1, guidance > 1, negative_prompt=negative_prompt)
+            self._embeddings[key] = (positive, negative)
+        return self._embeddings[key]
+
+    def paint(self, images, seeds: list[int], controls: list[list[Any]], settings, resolution: int,
+              on_step: Callable[[float], None]) -> list[Any]:
+        """One batched call: ``controls[k][i]`` is control k's image for batch entry i. Returns float
+        RGB arrays in [0, 1]. ``on_step`` gets the fraction of steps done (it may raise Cancelled)."""
+        import torch
+
+        pairs = [self.embeddings(image.prompt, image.negative_prompt, settings.guidance) for image in images]
+        positive = torch.cat([pair[0] for pair in pairs])
+        negative = torch.cat([pair[1] for pair in pairs]) if settings.guidance > 1 else None
+        generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
+        weights = [settings.weight(kind) for kind in settings.controlnets]
+        single = len(controls) == 1
+        per_item = [list(item) for item in zip(*controls)]  # diffusers takes multi-control batches item-major
+
+        def step_end(pipeline, step, timestep, callback_kwargs):
+            on_step((step + 1) / settings.steps)
+            return callback_kwargs
+
+        latents = self._initial_latents(generators, resolution)
+        with torch.inference_mode():
+            result = self.pipeline(
+                prompt_embeds=positive, negative_prompt_embeds=negative, image=controls[0] if single else per_item,
+                controlnet_conditioning_scale=weights[0] if single else weights, height=resolution, width=resolution,
+                num_inference_steps=settings.steps, guidance_scale=settings.guidance, latents=latents,
+                output_type="np", callback_on_step_end=step_end,
+            )
+        return list(result.images)
+
+    def _initial_latents(self, generators, resolution: int):
+        """Noise drawn on the CPU per image from its own seed: the same image for the same seed,
+        whatever the batch it lands in or the device it is painted on."""
+        import torch
+
+        size = resolution // self.base.vae_scale_factor
+        channels = self.base.unet.config.in_channels
+        noise = [torch.randn((1, channels, size, size), generator=g, dtype=torch.float32) for g in generators]
+        return torch.cat(noise).to(self.device, self.dtype)
+
+
+def _scheduler_folder(entry: ModelEntry):
+    return entry.config if entry.format == "single-file" else entry.path
