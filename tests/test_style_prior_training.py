@@ -11,33 +11,17 @@ import torch
 
 from backend.errors import Cancelled, InvalidInput
 from backend.formats.checkpoint import load_train_state
-from backend.models.eg3d.generator import TriplaneGenerator, save_generator, tiny_generator_config
 from backend.models.style_prior.checkpoint import load_style_prior
 from backend.progress import SilentProgress
+from tests.fixtures.style_prior import SHORT_RUN
 from training.style_prior.pairs import PairOptions, frontal_labels, make_pairs, render, sample_w
 from training.style_prior.trainer import METRICS_NAME, StylePriorTrainOptions, train_style_prior
 
-SHORT_RUN = dict(config="tiny", steps=48, batch_size=24, pair_reuse=4, learning_rate=2e-3, w_statistics_samples=256,
-                 evaluation_avatars=8, snapshot_every=24)
 
-
-@pytest.fixture(scope="module")
-def generator_dir(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    return save_generator(tmp_path_factory.mktemp("generator"), TriplaneGenerator(tiny_generator_config()))
-
-
-@pytest.fixture(scope="module")
-def trained_run(generator_dir, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("prior-run")
-    train_style_prior(generator_dir, out, StylePriorTrainOptions(**SHORT_RUN), SilentProgress())
-    return out
-
-
-def test_pairs_are_w_with_renders_of_the_generators_output_size(generator_dir):
+def test_pairs_are_w_with_renders_of_the_generators_output_size(style_prior_generator_dir):
     from backend.models.eg3d.generator import load_generator
 
-    generator = load_generator(generator_dir)
+    generator = load_generator(style_prior_generator_dir)
     w, images = make_pairs(generator, 3, PairOptions(), torch.Generator().manual_seed(0), "cpu")
     assert w.shape == (3, 32) and images.shape == (3, 3, 32, 32)
     assert images.min() >= -1 and images.max() <= 1
@@ -45,21 +29,21 @@ def test_pairs_are_w_with_renders_of_the_generators_output_size(generator_dir):
     assert torch.equal(render(generator, w, frontal_labels(3, "cpu")), again), "frontal renders are deterministic in eval mode"
 
 
-def test_after_a_short_run_the_predicted_w_re_renders_closer_to_the_reference_than_a_random_w(trained_run):
+def test_after_a_short_run_the_predicted_w_re_renders_closer_to_the_reference_than_a_random_w(trained_style_prior):
     """The issue's bar, measured in the generator's own image space (metrics.json, written by training)."""
-    metrics = json.loads((trained_run / METRICS_NAME).read_text())
+    metrics = json.loads((trained_style_prior / METRICS_NAME).read_text())
     print("reconstruction:", json.dumps(metrics))
     assert metrics["steps"] == SHORT_RUN["steps"]
     assert metrics["predicted_w_image_mse"] < 0.75 * metrics["random_w_image_mse"]
     assert metrics["predicted_w_distance"] < metrics["random_w_distance"]
 
 
-def test_the_prior_predicts_a_known_w_from_its_frontal_render(trained_run, generator_dir):
+def test_the_prior_predicts_a_known_w_from_its_frontal_render(trained_style_prior, style_prior_generator_dir):
     """Directly, without the trainer's own evaluation: held-out avatars with seeds the run never saw."""
     from backend.models.eg3d.generator import load_generator
 
-    generator = load_generator(generator_dir)
-    prior, extra = load_style_prior(trained_run)
+    generator = load_generator(style_prior_generator_dir)
+    prior, extra = load_style_prior(trained_style_prior)
     assert extra["steps"] == SHORT_RUN["steps"] and extra["w_dim"] == 32
     rng = torch.Generator().manual_seed(12345)
     known = sample_w(generator, 6, rng, 1.0, "cpu")
@@ -71,13 +55,13 @@ def test_the_prior_predicts_a_known_w_from_its_frontal_render(trained_run, gener
     assert error(predicted) < error(random_w)
 
 
-def test_training_resumes_from_its_snapshot_and_continues_to_the_new_step_count(trained_run, generator_dir, tmp_path):
-    run = shutil.copytree(trained_run, tmp_path / "run")
-    train_style_prior(generator_dir, run, StylePriorTrainOptions(**{**SHORT_RUN, "steps": 52}), SilentProgress())
+def test_training_resumes_from_its_snapshot_and_continues_to_the_new_step_count(trained_style_prior, style_prior_generator_dir, tmp_path):
+    run = shutil.copytree(trained_style_prior, tmp_path / "run")
+    train_style_prior(style_prior_generator_dir, run, StylePriorTrainOptions(**{**SHORT_RUN, "steps": 52}), SilentProgress())
     assert load_train_state(run)["step"] == 52
     assert json.loads((run / METRICS_NAME).read_text())["steps"] == 52
     with pytest.raises(InvalidInput, match="config") as caught:
-        train_style_prior(generator_dir, run, StylePriorTrainOptions(**{**SHORT_RUN, "config": "small", "steps": 60}), SilentProgress())
+        train_style_prior(style_prior_generator_dir, run, StylePriorTrainOptions(**{**SHORT_RUN, "config": "small", "steps": 60}), SilentProgress())
     assert caught.value.field == "config"
 
 
@@ -91,14 +75,14 @@ class CancelAfter(SilentProgress):
         super().update(fraction, stage)
 
 
-def test_cancelling_keeps_a_resumable_snapshot_of_the_steps_done(generator_dir, tmp_path):
+def test_cancelling_keeps_a_resumable_snapshot_of_the_steps_done(style_prior_generator_dir, tmp_path):
     options = StylePriorTrainOptions(**{**SHORT_RUN, "steps": 8, "pair_reuse": 1, "batch_size": 4, "snapshot_every": 100})
     with pytest.raises(Cancelled):
-        train_style_prior(generator_dir, tmp_path / "run", options, CancelAfter(3))
+        train_style_prior(style_prior_generator_dir, tmp_path / "run", options, CancelAfter(3))
     done = load_train_state(tmp_path / "run")["step"]
     assert 1 <= done < 8
     assert load_style_prior(tmp_path / "run")[1]["steps"] == done
-    train_style_prior(generator_dir, tmp_path / "run", options, SilentProgress())
+    train_style_prior(style_prior_generator_dir, tmp_path / "run", options, SilentProgress())
     assert load_train_state(tmp_path / "run")["step"] == 8
 
 
