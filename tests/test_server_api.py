@@ -113,6 +113,12 @@ def test_bad_job_requests_get_422_naming_the_field_and_store_nothing(backend, cl
     assert _stored_state(backend, client) == before
 
 
+def test_unknown_multipart_fields_are_refused(client, bundle_zip):
+    response = client.post("/v1/jobs", data={"request": json.dumps({"kind": "echo-conditions", "params": {}}), "priority": "high"},
+                           files={"bundle": ("bundle.zip", bundle_zip, "application/zip")})
+    assert _error(response, 422, protocol.INVALID_INPUT)["field"] == "priority"
+
+
 def test_a_request_that_is_not_json_names_the_request(client):
     response = client.post("/v1/jobs", content=b"{kind: echo", headers={"Content-Type": "application/json"})
     assert _error(response, 422, protocol.INVALID_INPUT)["field"] == "request"

@@ -79,3 +79,18 @@ def test_doctor_reports_versions_device_data_dir_models_and_bpy(backend_server, 
     for expected in ("torch", "diffusers", "device         cpu", str(backend_server.data_dir), "token          present",
                      "models         0", "bpy            works (Blender 5.0"):
         assert expected in report, report
+
+
+def test_the_listening_socket_is_tcp_so_keep_alive_responses_are_not_delayed():
+    """asyncio turns Nagle off (TCP_NODELAY) only for sockets whose proto is TCP; with proto 0
+    every response on a kept-alive connection waited ~40 ms for a delayed ACK."""
+    import socket
+
+    from backend.server.serving import bind_socket
+
+    with bind_socket("127.0.0.1", 0) as sock:
+        assert sock.proto == socket.IPPROTO_TCP
+        with socket.create_connection(sock.getsockname()[:2]):
+            accepted, _ = sock.accept()
+            with accepted:
+                assert accepted.proto == socket.IPPROTO_TCP

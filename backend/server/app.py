@@ -194,6 +194,9 @@ async def _read_submission(request: Request) -> tuple[bytes | str, UploadFile | 
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         return await request.body(), None
     form = await request.form(max_files=1, max_fields=4)
+    unknown = sorted(set(form.keys()) - {"request", "bundle"})
+    if unknown:
+        raise InvalidInput(f"unknown form field {unknown[0]!r}", "send only 'request' (JSON text) and 'bundle' (a zip file)", field=unknown[0])
     raw_request = form.get("request")
     bundle = form.get("bundle")
     if not isinstance(raw_request, str):
