@@ -49,6 +49,24 @@ def test_jobs_cancel_reports_the_resulting_state(backend_server, finished_job, c
     assert "succeeded" in capsys.readouterr().out
 
 
+def test_jobs_follow_prints_progress_until_the_job_ends(backend_server, tmp_path, capsys):
+    bundle = write_condition_bundle(tmp_path / "bundle", views=3, size=16)
+    with backend_server.client() as client:
+        job_id = submit_bundle_job(client, zip_folder(bundle), {"thumbnail_size": 16}).json()["id"]
+    assert _jobs(backend_server, "follow", job_id) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].startswith(job_id) and "succeeded" in lines[-1]
+
+
+def test_jobs_delete_removes_a_finished_job(backend_server, tmp_path, capsys):
+    bundle = write_condition_bundle(tmp_path / "bundle", views=1, size=16)
+    with backend_server.client() as client:
+        job_id = wait_for_job(client, submit_bundle_job(client, zip_folder(bundle)).json()["id"])["id"]
+    assert _jobs(backend_server, "delete", job_id) == 0
+    assert _jobs(backend_server, "show", job_id) == 2
+    assert not (backend_server.data_dir / "jobs" / job_id).exists()
+
+
 def test_jobs_on_an_unknown_id_prints_the_servers_error(backend_server, capsys):
     assert _jobs(backend_server, "show", "nosuchjob") == 2
     assert "NOT_FOUND" in capsys.readouterr().err

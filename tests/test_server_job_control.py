@@ -124,3 +124,16 @@ def test_a_graceful_stop_records_the_running_job_as_interrupted(tmp_path, bundle
 def test_a_second_backend_on_the_same_data_dir_refuses_to_start(slow_backend):
     with pytest.raises(RuntimeError, match="another backend is already running"):
         start_backend(slow_backend.data_dir)
+
+
+def test_a_running_job_cannot_be_deleted_but_a_finished_one_is_removed_with_its_folder(slow_backend, bundle_zip):
+    with slow_backend.client() as client:
+        job_id = _submit(client, bundle_zip)
+        wait_for_job(client, job_id, ("running",))
+        refused = client.delete(f"/v1/jobs/{job_id}")
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == protocol.CONFLICT
+        client.post(f"/v1/jobs/{job_id}/cancel")
+        wait_for_job(client, job_id)
+        assert client.delete(f"/v1/jobs/{job_id}").json() == {"deleted": job_id}
+        assert client.get(f"/v1/jobs/{job_id}").status_code == 404
+        assert not (slow_backend.data_dir / "jobs" / job_id).exists()

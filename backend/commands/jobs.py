@@ -25,6 +25,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cancel = actions.add_parser("cancel", help="cancel a queued job now, a running one at its next step")
     cancel.add_argument("id")
     cancel.set_defaults(func=cancel_job)
+    follow = actions.add_parser("follow", help="print a job's progress as it changes, until it ends")
+    follow.add_argument("id")
+    follow.set_defaults(func=follow_job)
+    delete = actions.add_parser("delete", help="remove a finished job with its inputs and artifacts")
+    delete.add_argument("id")
+    delete.set_defaults(func=delete_job)
     fetch = actions.add_parser("fetch", help="download every artifact of a job into DIR")
     fetch.add_argument("id")
     fetch.add_argument("dir", type=Path)
@@ -66,6 +72,19 @@ def show_job(args: argparse.Namespace) -> int:
 
 def cancel_job(args: argparse.Namespace) -> int:
     print(describe_job(_client(args).post(f"/jobs/{args.id}/cancel")))
+    return 0
+
+
+def follow_job(args: argparse.Namespace) -> int:
+    """Exit 0 when the job succeeded, 1 when it failed or was cancelled."""
+    job = None
+    for job in _client(args).events(f"/jobs/{args.id}/events"):
+        print(describe_job(job), flush=True)
+    return 0 if job is not None and job["state"] == "succeeded" else 1
+
+
+def delete_job(args: argparse.Namespace) -> int:
+    print(f"deleted job {_client(args).delete(f'/jobs/{args.id}')['deleted']}")
     return 0
 
 

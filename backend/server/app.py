@@ -53,6 +53,11 @@ class JobRequest(BaseModel):
     params: dict[str, Any] = {}
 
 
+class JobStillActive(AvatarFoundryError):
+    code = protocol.CONFLICT
+    http_status = 409
+
+
 @dataclass
 class Backend:
     """Everything the endpoints share, alive between the app's start and stop."""
@@ -159,6 +164,16 @@ def _add_routes(app: FastAPI) -> None:
         backend = _backend(request)
         _require_job(backend, job_id)
         return backend.worker.cancel(job_id).to_json()
+
+    @app.delete(f"{prefix}/jobs/{{job_id}}")
+    def delete_job(request: Request, job_id: str) -> dict:
+        """Remove a finished job and its folder (inputs and artifacts) to free disk space."""
+        backend = _backend(request)
+        _require_job(backend, job_id)
+        if not backend.store.delete_finished(job_id):
+            raise JobStillActive(f"job {job_id} has not finished", "cancel it first, then delete it", field="id")
+        shutil.rmtree(backend.data_dir.job_dir(job_id), ignore_errors=True)
+        return {"deleted": job_id}
 
     @app.get(f"{prefix}/jobs/{{job_id}}/events")
     def follow_job(request: Request, job_id: str) -> StreamingResponse:

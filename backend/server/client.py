@@ -12,7 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from blender_addon.formats import protocol
 from blender_addon.formats.files import atomic_write
@@ -51,6 +51,17 @@ class BackendClient:
 
     def post(self, path: str, body: dict | None = None) -> Any:
         return json.loads(self._send("POST", path, json.dumps(body or {}).encode("utf-8")))
+
+    def delete(self, path: str) -> Any:
+        return json.loads(self._send("DELETE", path))
+
+    def events(self, path: str) -> Iterator[Any]:
+        """The ``data:`` payloads of a server-sent event stream, parsed, until the server ends it."""
+        with self._open("GET", path) as response:
+            for raw_line in response:
+                line = raw_line.decode("utf-8").rstrip("\r\n")
+                if line.startswith("data: "):
+                    yield json.loads(line[len("data: "):])
 
     def download(self, path: str, destination: Path) -> Path:
         """Stream a file to ``destination`` atomically."""

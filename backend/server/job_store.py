@@ -171,6 +171,10 @@ class JobStore:
             (json.dumps(error), now_iso(), job_id),
         ) == 1
 
+    def delete_finished(self, job_id: str) -> bool:
+        """Remove a finished job's record; False when it is queued or running (or unknown)."""
+        return self._write("DELETE FROM jobs WHERE id = ? AND state IN ('succeeded', 'failed', 'cancelled')", (job_id,)) == 1
+
     def mark_interrupted(self) -> int:
         """At start: jobs left 'running' by a backend that stopped become failed/INTERRUPTED."""
         error = {
