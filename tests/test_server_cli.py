@@ -82,6 +82,12 @@ def test_serve_refuses_a_public_address_without_allow_remote(tmp_path, capsys):
     assert "--allow-remote" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("device", ["cuda:7", "gpu"])
+def test_serve_refuses_a_device_this_machine_does_not_have(tmp_path, capsys, device):
+    assert main(["serve", "--device", device, "--data-dir", str(tmp_path)]) == 2
+    assert "device" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("command", [["serve"], ["doctor"], ["jobs"], ["jobs", "fetch"]])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exited:

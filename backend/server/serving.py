@@ -29,6 +29,25 @@ def check_binding(config: ServerConfig) -> None:
           "can run jobs and read their results", file=sys.stderr)
 
 
+def check_device(requested: str | None) -> None:
+    """Refuse a --device this machine cannot compute on, before anything starts."""
+    import torch
+
+    from ..device import pick_device
+
+    try:
+        device = pick_device(requested)
+    except RuntimeError as error:
+        raise InvalidInput(f"{requested!r} is not a device ({error})", "use cpu, cuda, cuda:N or mps", field="device") from None
+    available = {"cpu": lambda: True, "cuda": torch.cuda.is_available,
+                 "mps": lambda: getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
+    if not available.get(device.type, lambda: False)():
+        raise InvalidInput(f"device {device} is not available on this machine", "leave --device out to pick the best available one",
+                           field="device")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise InvalidInput(f"there is no {device} (this machine has {torch.cuda.device_count()} GPU(s))", field="device")
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto must be IPPROTO_TCP (not 0): asyncio only sets TCP_NODELAY on accepted sockets that say so,
@@ -67,6 +86,7 @@ def run_server(config: ServerConfig) -> None:
     import uvicorn
 
     check_binding(config)
+    check_device(config.device)
     data_dir = DataDir.at(config.data_dir)
     data_dir.create()
     lock = ServerLock(data_dir)
