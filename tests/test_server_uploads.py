@@ -57,6 +57,11 @@ def test_a_zip_bomb_is_refused_from_its_declared_size_before_extracting(tmp_path
     assert not list(tmp_path.iterdir())
 
 
+def test_a_file_and_a_folder_of_one_name_are_refused_as_invalid_input(tmp_path):
+    with pytest.raises(InvalidInput, match="clashes"):
+        extract_zip(_zip({"renders": b"a file", "renders/v00/pose.png": b"x"}), tmp_path, MiB)
+
+
 def test_bytes_that_are_not_a_zip_are_refused(tmp_path):
     with pytest.raises(InvalidInput, match="not a readable zip"):
         extract_zip(io.BytesIO(b"definitely not a zip"), tmp_path, MiB)

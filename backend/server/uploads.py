@@ -69,12 +69,12 @@ def _check_members(members: list[zipfile.ZipInfo], max_bytes: int) -> None:
 def _extract_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path, budget: int) -> int:
     """Extract one entry, counting real bytes against ``budget``; returns the bytes written."""
     destination = target.joinpath(*member.filename.rstrip("/").split("/"))
-    if member.is_dir():
-        destination.mkdir(parents=True, exist_ok=True)
-        return 0
-    destination.parent.mkdir(parents=True, exist_ok=True)
     written = 0
     try:
+        if member.is_dir():
+            destination.mkdir(parents=True, exist_ok=True)
+            return 0
+        destination.parent.mkdir(parents=True, exist_ok=True)
         with archive.open(member) as reader, open(destination, "wb") as writer:
             while chunk := reader.read(_CHUNK):
                 written += len(chunk)
@@ -84,6 +84,9 @@ def _extract_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, target: P
                 writer.write(chunk)
     except (zipfile.BadZipFile, zlib.error, EOFError) as error:
         raise InvalidInput(f"the zip entry {member.filename!r} is corrupt ({error})", "zip the condition bundle folder again", field="bundle") from None
+    except (FileExistsError, NotADirectoryError, IsADirectoryError):
+        raise InvalidInput(f"the zip entry {member.filename!r} clashes with another entry (a file and a folder of one name)",
+                           "zip the condition bundle folder again", field="bundle") from None
     return written
 
 
