@@ -18,24 +18,49 @@ class GenerateAvatarParams(JobParams):
     max_faces: int | None = Field(60000, ge=100)
     texture_size: int = Field(1024, ge=16, le=8192)
     export_mesh: bool = True
+    style_prior: str | None = Field(None, description="image-guided: 'job:<id>' of a train-style-prior job; needs reference_image")
+    reference_image: str = Field("reference.png", description="image-guided: the reference image's path inside the uploaded zip")
+    guidance_scale: float = Field(1.5, ge=0, le=20, description="image-guided: how closely to follow the image (0: ignore it)")
+    prior_steps: int = Field(25, ge=1, le=1000, description="image-guided: DDIM steps of the style prior")
 
 
-@job_kind("generate-avatar", GenerateAvatarParams, "generate an avatar: preview PNGs, textured avatar.glb and avatar.json")
+@job_kind("generate-avatar", GenerateAvatarParams, "generate an avatar: preview PNGs, textured avatar.glb and avatar.json",
+          accepts_upload=True)
 def generate_avatar_job(params: GenerateAvatarParams, context: JobContext) -> None:
     from backend.avatars import AvatarSettings, StyleRequest, generate_avatar
     from backend.geometry.mesh_extraction import MeshSettings
     from backend.geometry.texture_baking import TextureSettings
     from backend.models.eg3d.generator import load_generator
+    from backend.models.style_prior.image_guidance import write_record
 
     path = context.resolve(params.checkpoint)
     device = context.device or "cpu"
     stamp = (path / "model.safetensors").stat().st_mtime_ns if (path / "model.safetensors").exists() else 0
     generator = context.models.get(("eg3d-generator", str(path), stamp, str(device)), lambda: load_generator(path, device))
+    guided = image_guided_style(params, context, generator)
     settings = AvatarSettings(
-        style=StyleRequest(seed=params.seed, truncation_psi=params.truncation_psi, w=params.w),
+        style=StyleRequest(w=guided.w.tolist(), truncation_psi=1.0) if guided else StyleRequest(seed=params.seed, truncation_psi=params.truncation_psi, w=params.w),
         preview_yaws=tuple(params.preview_yaws),
         mesh=MeshSettings(grid_resolution=params.mesh_resolution, level=params.mesh_level, max_faces=params.max_faces),
         texture=TextureSettings(size=params.texture_size),
         export_mesh=params.export_mesh,
     )
     generate_avatar(generator, settings, context.output_dir, checkpoint=params.checkpoint, progress=context.progress)
+    if guided:
+        write_record(context.output_dir, guided)
+
+
+def image_guided_style(params: GenerateAvatarParams, context: JobContext, generator):
+    """The style prior's w for the uploaded reference image, or None without ``style_prior``."""
+    from backend.models.style_prior.image_guidance import ImageGuidance, load_prior_for_generator, predict_w, uploaded_reference
+
+    if params.style_prior is None:
+        return None
+    image = uploaded_reference(context.inputs_dir, params.reference_image)
+    path = context.resolve(params.style_prior)
+    device = next(generator.parameters()).device
+    stamp = (path / "model.safetensors").stat().st_mtime_ns if (path / "model.safetensors").exists() else 0
+    prior = context.models.get(("style-prior", str(path), stamp, str(device)),
+                               lambda: load_prior_for_generator(path, generator.config.w_dim, device, context.resolve))
+    guidance = ImageGuidance(params.style_prior, params.reference_image, params.prior_steps, params.guidance_scale, params.seed)
+    return predict_w(prior, guidance, image)

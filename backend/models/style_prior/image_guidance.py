@@ -86,3 +86,26 @@ def write_record(out_dir: str | Path, style: GuidedStyle) -> list[str]:
     atomic_write(out_dir / REFERENCE_NAME, lambda temp: Image.fromarray(pixels, "RGB").save(temp, format="PNG"))
     atomic_write_json(out_dir / RECORD_NAME, {**style.record, "w": style.w.tolist()})
     return [PREDICTED_W_NAME, REFERENCE_NAME, RECORD_NAME]
+
+
+def guided_style_for_generator(generator, guidance: ImageGuidance, style_prior_dir: Path, image_path: Path,
+                               resolve: Callable[[str], Path] = Path) -> GuidedStyle:
+    """The whole image-guided step for ``generate``: check inputs, load the prior beside the generator, predict w."""
+    device = next(generator.parameters()).device
+    prior = load_prior_for_generator(Path(style_prior_dir), generator.config.w_dim, device, resolve)
+    return predict_w(prior, guidance, Path(image_path))
+
+
+def uploaded_reference(inputs_dir: Path | None, name: str) -> Path:
+    """The reference image ``name`` inside a job's uploaded bundle; names may not leave the upload."""
+    if inputs_dir is None:
+        raise InvalidInput("image-guided generation needs the reference image uploaded with the job",
+                           "send the request as multipart with a 'bundle' zip holding the image", field="bundle")
+    relative = Path(name)
+    if relative.is_absolute() or ".." in relative.parts or not name:
+        raise InvalidInput(f"{name!r} is not a file name inside the upload", "name the image by its path inside the zip, e.g. 'reference.png'",
+                           field="reference_image")
+    path = Path(inputs_dir) / relative
+    if not path.is_file():
+        raise InvalidInput(f"the upload holds no {name}", "put the reference image in the zip beside conditions.json", field="reference_image")
+    return path
