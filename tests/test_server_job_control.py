@@ -17,7 +17,7 @@ from backend.server.worker import STEP_DELAY_ENV
 from tests.fixtures.server import start_backend, submit_bundle_job, wait_for_job, write_condition_bundle, zip_folder
 
 SLOW = {STEP_DELAY_ENV: "0.3"}
-RENDERS = 6  # 7 progress updates: about 2 s per job with the delay
+RENDERS = 4  # 5 progress updates: about 1.5 s per job with the delay
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_event_stream_delivers_progress_until_the_job_ends(slow_backend, bundle_
     assert progress == sorted(progress)
 
 
-def test_after_a_crash_the_running_job_reads_interrupted_and_queued_jobs_run(tmp_path, bundle_zip):
+def test_after_a_crash_or_a_stop_the_running_job_reads_interrupted_and_queued_jobs_run(tmp_path, bundle_zip):
     data_dir = tmp_path / "data"
     crashed = start_backend(data_dir, env=SLOW)
     with crashed.client() as client:
@@ -96,29 +96,22 @@ def test_after_a_crash_the_running_job_reads_interrupted_and_queued_jobs_run(tmp
     assert partial_rows
 
     restarted = start_backend(data_dir, env=SLOW)
-    try:
-        with restarted.client() as client:
-            interrupted = client.get(f"/v1/jobs/{interrupted_id}").json()
-            assert interrupted["state"] == "failed"
-            assert interrupted["error"]["code"] == protocol.INTERRUPTED
-            assert "interrupted" in interrupted["error"]["message"]
-            assert wait_for_job(client, queued_id)["state"] == "succeeded"
-        assert sorted((data_dir / "jobs" / interrupted_id / "output" / "rows").iterdir()) == partial_rows
-        assert restarted.token == crashed.token
-    finally:
-        restarted.stop()
+    with restarted.client() as client:
+        interrupted = client.get(f"/v1/jobs/{interrupted_id}").json()
+        assert interrupted["state"] == "failed"
+        assert interrupted["error"]["code"] == protocol.INTERRUPTED
+        assert "interrupted" in interrupted["error"]["message"]
+        assert wait_for_job(client, queued_id)["state"] == "succeeded"
+        running_at_stop = _submit(client, bundle_zip)
+        wait_for_job(client, running_at_stop, ("running",), condition=_running_with_progress)
+    assert sorted((data_dir / "jobs" / interrupted_id / "output" / "rows").iterdir()) == partial_rows
+    assert restarted.token == crashed.token
 
-
-def test_a_graceful_stop_records_the_running_job_as_interrupted(tmp_path, bundle_zip):
-    backend = start_backend(tmp_path / "data", env=SLOW)
-    with backend.client() as client:
-        job_id = _submit(client, bundle_zip)
-        wait_for_job(client, job_id, ("running",), condition=_running_with_progress)
-    assert backend.stop() == 0
-    with closing(sqlite3.connect(tmp_path / "data" / "jobs.sqlite3")) as database:
-        state, error = database.execute("SELECT state, error FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    assert restarted.stop() == 0
+    with closing(sqlite3.connect(data_dir / "jobs.sqlite3")) as database:
+        state, error = database.execute("SELECT state, error FROM jobs WHERE id = ?", (running_at_stop,)).fetchone()
     assert state == "failed" and json.loads(error)["code"] == protocol.INTERRUPTED
-    assert not (tmp_path / "data" / protocol.SERVER_INFO_FILE_NAME).exists()
+    assert not (data_dir / protocol.SERVER_INFO_FILE_NAME).exists()
 
 
 def test_a_second_backend_on_the_same_data_dir_refuses_to_start(slow_backend):

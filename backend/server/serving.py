@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import sys
+from contextlib import ExitStack
 
 from blender_addon.formats import protocol
 from blender_addon.formats.files import atomic_write_json
@@ -83,26 +84,26 @@ def _exit_after_graceful_shutdown() -> None:
 
 
 def run_server(config: ServerConfig) -> None:
+    """Serve until SIGINT/SIGTERM; the lock, socket and server.json are released on the way out."""
     import uvicorn
 
     check_binding(config)
-    check_device(config.device)
     data_dir = DataDir.at(config.data_dir)
     data_dir.create()
-    lock = ServerLock(data_dir)
-    lock.acquire()
-    sock = bind_socket(config.host, config.port)
-    try:
+    with ExitStack() as cleanup:
+        lock = ServerLock(data_dir)
+        lock.acquire()
+        cleanup.callback(lock.release)
+        check_device(config.device)
+        sock = bind_socket(config.host, config.port)
+        cleanup.callback(sock.close)
         app = create_app(config)
         url = server_url(sock)
         atomic_write_json(data_dir.server_info_path,
                           {"url": url, "pid": os.getpid(), "protocol_version": protocol.PROTOCOL_VERSION})
+        cleanup.callback(data_dir.server_info_path.unlink, missing_ok=True)
         print(f"Avatar Foundry backend on {url}\n  data dir: {data_dir.root}\n  token:    {data_dir.token_path}", file=sys.stderr)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         _exit_after_graceful_shutdown()
         uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=10)).run(sockets=[sock])
-    finally:
-        data_dir.server_info_path.unlink(missing_ok=True)
-        sock.close()
-        lock.release()
-        print("Avatar Foundry backend stopped", file=sys.stderr)
+    print("Avatar Foundry backend stopped", file=sys.stderr)
