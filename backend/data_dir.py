@@ -84,9 +84,12 @@ class DataDir:
         return token or None
 
     def ensure_token(self) -> str:
-        """The stored token; a new random one (file mode 0600) on first start."""
+        """The stored token (made private again if its mode was loosened); a new random one
+        (file mode 0600) on first start."""
         token = self.read_token()
         if token is not None:
+            if os.name != "nt" and self.token_path.stat().st_mode & 0o077:
+                self.token_path.chmod(0o600)  # a copied or restored file may have become readable by others
             return token
         token = secrets.token_urlsafe(32)
 

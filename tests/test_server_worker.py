@@ -140,3 +140,11 @@ def test_errors_map_to_stable_codes_and_hints():
     internal = to_foundry_error(KeyError("secret internals"))
     assert internal.code == protocol.INTERNAL and internal.http_status == 500
     assert "secret internals" not in internal.message and internal.hint
+
+
+def test_the_token_is_created_once_private_and_reused(data_dir):
+    token = data_dir.ensure_token()
+    assert len(token) >= 32 and data_dir.token_path.stat().st_mode & 0o777 == 0o600
+    data_dir.token_path.chmod(0o644)
+    assert data_dir.ensure_token() == token
+    assert data_dir.token_path.stat().st_mode & 0o777 == 0o600
