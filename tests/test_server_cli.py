@@ -101,7 +101,7 @@ def test_doctor_reports_versions_device_data_dir_models_and_bpy(backend_server, 
     assert main(["doctor", "--data-dir", str(backend_server.data_dir)]) == 0
     report = capsys.readouterr().out
     for expected in ("torch", "diffusers", "device         cpu", str(backend_server.data_dir), "token          present",
-                     "models         0", "bpy            works (Blender 5.0"):
+                     "models         0", "echo-conditions", "bpy            works (Blender 5.0"):
         assert expected in report, report
 
 

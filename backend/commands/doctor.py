@@ -31,6 +31,7 @@ def doctor(args: argparse.Namespace) -> int:
         print(f"{package:<14} {_version(package) or 'NOT INSTALLED'}")
         problems += _version(package) is None
     problems += _report_device()
+    problems += _report_job_kinds()
     _report_data_dir(args.data_dir)
     problems += _report_models(args.data_dir)
     if not args.skip_bpy:
@@ -56,6 +57,18 @@ def _report_device() -> int:
         return 1
     free = info["free_memory_bytes"]
     print(f"device         {info['device']} ({info['device_name']})" + (f", {free / 2**30:.1f} GiB free" if free is not None else ""))
+    return 0
+
+
+def _report_job_kinds() -> int:
+    try:
+        from ..jobs.registry import all_kinds
+
+        names = [kind.name for kind in all_kinds()]
+    except Exception as error:  # a job kind that fails to import stops the server: say which
+        print(f"job kinds      FAILED to load: {type(error).__name__}: {error}")
+        return 1
+    print(f"job kinds      {', '.join(names)}")
     return 0
 
 
