@@ -39,11 +39,11 @@ def run(device) -> dict:
 
 
 def _unpack_speed(root: Path, write_condition_bundle, zip_folder) -> float:
-    from backend.server.uploads import unpack_bundle_upload
+    from backend.server.uploads import unpack_upload
 
     archive = zip_folder(write_condition_bundle(root / "large", views=UNPACK_VIEWS, size=UNPACK_RESOLUTION))
     start = time.perf_counter()
-    unpack_bundle_upload(io.BytesIO(archive), root / "unpacked", 1 << 34)
+    unpack_upload(io.BytesIO(archive), root / "unpacked", 1 << 34, bundle_required=True)
     elapsed = time.perf_counter() - start
     unpacked = sum(path.stat().st_size for path in (root / "unpacked").rglob("*") if path.is_file())
     return round(unpacked / (1 << 20) / elapsed, 1)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from backend.errors import InvalidInput
-from backend.server.uploads import extract_zip, unpack_bundle_upload
+from backend.server.uploads import extract_zip, unpack_upload
 from blender_addon.formats.errors import FormatError
 from tests.fixtures.server import write_condition_bundle, zip_folder
 
@@ -70,22 +70,28 @@ def test_bytes_that_are_not_a_zip_are_refused(tmp_path):
 def test_a_bundle_zipped_with_its_top_folder_is_unpacked_flat(tmp_path):
     root = write_condition_bundle(tmp_path / "source" / "head-bundle", views=1, size=16)
     inputs = tmp_path / "job" / "inputs"
-    bundle = unpack_bundle_upload(io.BytesIO(zip_folder(root.parent)), inputs, 16 * MiB)
+    bundle = unpack_upload(io.BytesIO(zip_folder(root.parent)), inputs, 16 * MiB, bundle_required=True)
     assert (inputs / "conditions.json").is_file()
     assert len(bundle.renders) == 1 and (inputs / bundle.renders[0].passes["depth"]).is_file()
 
 
-def test_a_zip_without_conditions_json_names_the_manifest(tmp_path):
+def test_a_zip_without_conditions_json_is_refused_where_a_bundle_is_required(tmp_path):
     with pytest.raises(FormatError) as refused:
-        unpack_bundle_upload(_zip({"readme.txt": b"hello"}), tmp_path / "inputs", MiB)
+        unpack_upload(_zip({"readme.txt": b"hello"}), tmp_path / "inputs", MiB, bundle_required=True)
     assert refused.value.field == "bundle/conditions.json"
+
+
+def test_a_zip_of_plain_files_is_kept_as_is_where_no_bundle_is_required(tmp_path):
+    """e.g. the reference image of image-guided generate-avatar."""
+    assert unpack_upload(_zip({"refs/reference.png": b"png bytes"}), tmp_path / "inputs", MiB, bundle_required=False) is None
+    assert (tmp_path / "inputs/refs/reference.png").read_bytes() == b"png bytes"
 
 
 def test_a_pass_array_of_the_wrong_shape_is_refused_naming_the_pass(tmp_path):
     root = write_condition_bundle(tmp_path / "bundle", views=2, size=16)
     np.save(root / "renders/v00/f00000/normal.npy", np.zeros((16, 16), np.float32))
     with pytest.raises(FormatError) as refused:
-        unpack_bundle_upload(io.BytesIO(zip_folder(root)), tmp_path / "inputs", 16 * MiB)
+        unpack_upload(io.BytesIO(zip_folder(root)), tmp_path / "inputs", 16 * MiB, bundle_required=True)
     assert refused.value.field == "renders[0].passes.normal"
     assert "shape" in refused.value.message
 
@@ -94,7 +100,7 @@ def test_a_pickled_array_in_a_pass_is_refused_without_unpickling(tmp_path):
     root = write_condition_bundle(tmp_path / "bundle", views=1, size=16)
     np.save(root / "renders/v00/f00000/depth.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(FormatError) as refused:
-        unpack_bundle_upload(io.BytesIO(zip_folder(root)), tmp_path / "inputs", 16 * MiB)
+        unpack_upload(io.BytesIO(zip_folder(root)), tmp_path / "inputs", 16 * MiB, bundle_required=True)
     assert refused.value.field == "renders[0].passes.depth"
 
 
@@ -104,12 +110,12 @@ def test_an_image_of_the_wrong_size_is_refused(tmp_path):
     root = write_condition_bundle(tmp_path / "bundle", views=1, size=16)
     Image.new("L", (8, 8)).save(root / "renders/v00/f00000/mask.png")
     with pytest.raises(FormatError, match="8x8"):
-        unpack_bundle_upload(io.BytesIO(zip_folder(root)), tmp_path / "inputs", 16 * MiB)
+        unpack_upload(io.BytesIO(zip_folder(root)), tmp_path / "inputs", 16 * MiB, bundle_required=True)
 
 
 def test_a_valid_bundle_round_trips_through_zip(tmp_path):
     root = write_condition_bundle(tmp_path / "bundle", views=3, size=16, with_target=True)
-    bundle = unpack_bundle_upload(io.BytesIO(zip_folder(root)), tmp_path / "inputs", 16 * MiB)
+    bundle = unpack_upload(io.BytesIO(zip_folder(root)), tmp_path / "inputs", 16 * MiB, bundle_required=True)
     assert [view.id for view in bundle.views] == ["v00", "v01", "v02"]
     original = np.load(root / "renders/v01/f00000/canonical.npy")
     np.testing.assert_array_equal(np.load(Path(tmp_path / "inputs/renders/v01/f00000/canonical.npy")), original)

@@ -38,7 +38,7 @@ from .error_mapping import error_response, invalid_input_from_validation, to_fou
 from .events import job_events
 from .job_store import Job, JobStore, new_job_id
 from .references import ReferenceResolver
-from .uploads import unpack_bundle_upload
+from .uploads import unpack_upload
 from .worker import JobWorker, step_delay_from_environment
 
 log = logging.getLogger("avatar_foundry.server")
@@ -237,7 +237,8 @@ async def _create_job(backend: Backend, raw_request: bytes | str, bundle: Upload
     if bundle is not None:
         inputs_dir = backend.data_dir.inputs_dir(job_id)
         try:
-            await anyio.to_thread.run_sync(unpack_bundle_upload, bundle.file, inputs_dir, backend.config.max_extracted_bytes)
+            await anyio.to_thread.run_sync(unpack_upload, bundle.file, inputs_dir, backend.config.max_extracted_bytes,
+                                           kind.requires_upload)
         except BaseException:
             shutil.rmtree(backend.data_dir.job_dir(job_id), ignore_errors=True)
             raise

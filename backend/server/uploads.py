@@ -1,4 +1,8 @@
-"""Uploaded condition bundles: safe zip extraction and a cheap check that every pass file is sound.
+"""Uploaded zips: safe extraction, and for condition bundles a cheap check that every pass file is sound.
+
+Kinds that require an upload take a condition bundle; kinds that merely accept one (e.g. the
+reference image of image-guided generate-avatar) take any safe zip, checked as a bundle only
+when it holds conditions.json.
 
 A zip is refused (INVALID_INPUT, field ``bundle``) when it is not a zip, names a path that leaves
 the target folder (absolute, ``..``, drive letters), holds links or devices, or expands past the
@@ -90,15 +94,15 @@ def _extract_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, target: P
     return written
 
 
-def bundle_root(extracted: Path) -> Path:
-    """The folder holding conditions.json: the extraction root, or its only sub-folder (a zipped folder)."""
+def find_bundle_root(extracted: Path) -> Path | None:
+    """The folder holding conditions.json: the extraction root or its only sub-folder (a zipped
+    folder); None when the upload holds no condition bundle."""
     if (extracted / MANIFEST_NAME).is_file():
         return extracted
     children = [child for child in extracted.iterdir() if not child.name.startswith(("__MACOSX", "."))]
     if len(children) == 1 and (children[0] / MANIFEST_NAME).is_file():
         return children[0]
-    raise FormatError(f"bundle/{MANIFEST_NAME}", "the zip holds no conditions.json",
-                      "zip the folder the add-on wrote (the one holding conditions.json)")
+    return None
 
 
 def move_into(source: Path, target: Path) -> None:
@@ -157,9 +161,17 @@ def _check_array_header(path: Path, field: str, pass_name: str, width: int, heig
         raise FormatError(field, f"{path.name} holds {dtype}, expected float32")
 
 
-def unpack_bundle_upload(source: BinaryIO, inputs_dir: Path, max_bytes: int) -> ConditionBundle:
-    """Extract an uploaded bundle zip into ``inputs_dir`` (conditions.json at its top) and check it."""
+def unpack_upload(source: BinaryIO, inputs_dir: Path, max_bytes: int, bundle_required: bool) -> ConditionBundle | None:
+    """Extract an uploaded zip into ``inputs_dir``. A condition bundle in it is moved to the top of
+    ``inputs_dir`` and checked; without one the upload is refused when ``bundle_required``, else
+    kept as plain files (e.g. a reference image) and None is returned."""
     inputs_dir.mkdir(parents=True)
     extract_zip(source, inputs_dir, max_bytes)
-    move_into(bundle_root(inputs_dir), inputs_dir)
+    root = find_bundle_root(inputs_dir)
+    if root is None:
+        if bundle_required:
+            raise FormatError(f"bundle/{MANIFEST_NAME}", "the zip holds no conditions.json",
+                              "zip the folder the add-on wrote (the one holding conditions.json)")
+        return None
+    move_into(root, inputs_dir)
     return load_checked_bundle(inputs_dir)
