@@ -17,6 +17,9 @@ JOB_REFERENCE_PREFIX = "job:"
 
 
 class ReferenceResolver:
+    """The ``context.resolve`` the server gives jobs; ``.models`` is the server's ModelStore, for
+    jobs that hand a model-name resolver on to library code."""
+
     def __init__(self, data_dir: DataDir, store: JobStore) -> None:
         self._data_dir = data_dir
         self._store = store
