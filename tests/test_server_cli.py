@@ -49,6 +49,21 @@ def test_jobs_cancel_reports_the_resulting_state(backend_server, finished_job, c
     assert "succeeded" in capsys.readouterr().out
 
 
+def test_jobs_submit_uploads_a_bundle_folder_and_follows_it_to_the_end(backend_server, tmp_path, capsys):
+    bundle = write_condition_bundle(tmp_path / "bundle", views=2, size=16)
+    assert _jobs(backend_server, "submit", "echo-conditions", "--bundle", str(bundle), "--param", "thumbnail_size=24", "--follow") == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert "echo-conditions" in last and "succeeded" in last
+    job_id = last.split()[0]
+    with backend_server.client() as client:
+        assert client.get(f"/v1/jobs/{job_id}").json()["params"] == {"thumbnail_size": 24}
+
+
+def test_jobs_submit_reports_the_servers_refusal(backend_server, capsys):
+    assert _jobs(backend_server, "submit", "echo-conditions", "--params", '{"thumbnail_size": "huge"}') == 2
+    assert "params.thumbnail_size" in capsys.readouterr().err
+
+
 def test_jobs_follow_prints_progress_until_the_job_ends(backend_server, tmp_path, capsys):
     bundle = write_condition_bundle(tmp_path / "bundle", views=3, size=16)
     with backend_server.client() as client:
@@ -88,7 +103,7 @@ def test_serve_refuses_a_device_this_machine_does_not_have(tmp_path, capsys, dev
     assert "device" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [["serve"], ["doctor"], ["jobs"], ["jobs", "fetch"]])
+@pytest.mark.parametrize("command", [["serve"], ["doctor"], ["jobs"], ["jobs", "fetch"], ["jobs", "submit"]])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exited:
         main([*command, "--help"])

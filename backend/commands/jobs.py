@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import zipfile
 from pathlib import Path
+
+from blender_addon.formats.errors import FormatError
 
 from ..progress import format_eta
 
@@ -15,6 +19,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data-dir", type=Path, help="the backend's data dir, where the token is (default: per-user)")
     parser.add_argument("--token", help="the bearer token (default: read from <data dir>/token)")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    submit = actions.add_parser("submit", help="queue a job (see GET /v1/health for the kinds)")
+    submit.add_argument("kind")
+    submit.add_argument("--params", default="{}", help="the job's params as a JSON object")
+    submit.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="one param (VALUE is read as JSON, else as text); repeatable, overrides --params")
+    submit.add_argument("--bundle", type=Path,
+                        help="upload: a condition bundle folder, a .zip, or a single file (e.g. a reference image)")
+    submit.add_argument("--follow", action="store_true", help="then print progress until the job ends")
+    submit.set_defaults(func=submit_job)
     listing = actions.add_parser("list", help="jobs, newest first")
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--json", action="store_true", help="print the job objects as JSON")
@@ -41,6 +54,55 @@ def _client(args: argparse.Namespace):
     from ..server.client import BackendClient
 
     return BackendClient.locate(args.url, args.data_dir, args.token)
+
+
+def submit_job(args: argparse.Namespace) -> int:
+    client = _client(args)
+    request = json.dumps({"kind": args.kind, "params": job_params(args.params, args.param)})
+    if args.bundle is None:
+        job = client.post("/jobs", json.loads(request))
+    else:
+        job = client.post_multipart("/jobs", {"request": request}, {"bundle": ("bundle.zip", upload_zip(args.bundle), "application/zip")})
+    print(describe_job(job), flush=True)
+    if args.follow:
+        args.id = job["id"]
+        return follow_job(args)
+    return 0
+
+
+def job_params(params_json: str, assignments: list[str]) -> dict:
+    """``--params`` JSON overlaid with each ``--param NAME=VALUE``."""
+    try:
+        params = json.loads(params_json)
+    except json.JSONDecodeError as error:
+        raise FormatError("--params", f"is not valid JSON ({error})", 'e.g. --params \'{"seed": 3}\'') from None
+    if not isinstance(params, dict):
+        raise FormatError("--params", "must be a JSON object")
+    for assignment in assignments:
+        name, separator, value = assignment.partition("=")
+        if not separator or not name:
+            raise FormatError("--param", f"{assignment!r} is not NAME=VALUE")
+        try:
+            params[name] = json.loads(value)
+        except json.JSONDecodeError:
+            params[name] = value
+    return params
+
+
+def upload_zip(path: Path) -> bytes:
+    """What ``--bundle`` uploads: a bundle folder zipped (checked first), a .zip as is, or one file zipped."""
+    from blender_addon.core.bundle_zip import zip_bundle
+
+    if path.is_dir():
+        return zip_bundle(path)
+    if not path.is_file():
+        raise FormatError("--bundle", f"{path} does not exist")
+    if path.suffix.lower() == ".zip":
+        return path.read_bytes()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(path, path.name)
+    return buffer.getvalue()
 
 
 def list_jobs(args: argparse.Namespace) -> int:

@@ -52,6 +52,12 @@ class BackendClient:
     def post(self, path: str, body: dict | None = None) -> Any:
         return json.loads(self._send("POST", path, json.dumps(body or {}).encode("utf-8")))
 
+    def post_multipart(self, path: str, fields: dict[str, str], files: dict[str, tuple[str, bytes, str]]) -> Any:
+        from blender_addon.core.multipart import encode_multipart
+
+        body, content_type = encode_multipart(fields, files)
+        return json.loads(self._send("POST", path, body, content_type))
+
     def delete(self, path: str) -> Any:
         return json.loads(self._send("DELETE", path))
 
@@ -71,13 +77,13 @@ class BackendClient:
 
         return atomic_write(destination, write)
 
-    def _send(self, method: str, path: str, body: bytes | None = None) -> bytes:
-        with self._open(method, path, body) as response:
+    def _send(self, method: str, path: str, body: bytes | None = None, content_type: str = "application/json") -> bytes:
+        with self._open(method, path, body, content_type) as response:
             return response.read()
 
-    def _open(self, method: str, path: str, body: bytes | None = None):
+    def _open(self, method: str, path: str, body: bytes | None = None, content_type: str = "application/json"):
         request = urllib.request.Request(f"{self.url}{protocol.API_PREFIX}{path}", data=body, method=method,
-                                         headers={"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"})
+                                         headers={"Authorization": f"Bearer {self._token}", "Content-Type": content_type})
         try:
             return urllib.request.urlopen(request, timeout=self._timeout)
         except urllib.error.HTTPError as error:
