@@ -130,7 +130,11 @@ class JobWorker:
                 self._wake.clear()
                 self._models.clear_if_idle()
                 continue
-            self._run(job)
+            try:
+                self._run(job)
+            except Exception:  # the store itself failed (e.g. a full disk): keep the worker alive
+                log.exception("could not record the outcome of job %s; the worker carries on", job.id)
+                self._stopping.wait(self._idle_check_seconds)
 
     def _stop_reason(self, job_id: str) -> str | None:
         if self._stopping.is_set():
