@@ -197,6 +197,20 @@ def test_a_zipped_top_folder_is_accepted_like_the_folder_itself(client, tmp_path
     assert wait_for_job(client, response.json()["id"])["state"] == "succeeded"
 
 
+def test_a_plain_upload_is_accepted_where_a_kind_takes_any_zip_and_bad_references_fail_the_job(client):
+    """generate-avatar takes a zip with a reference image (no conditions.json); a 'job:<id>' that
+    names no job fails the job with MODEL_MISSING instead of reading any path."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as writer:
+        buffer = io.BytesIO()
+        Image.new("RGB", (16, 16), (200, 120, 90)).save(buffer, format="PNG")
+        writer.writestr("reference.png", buffer.getvalue())
+    response = submit_bundle_job(client, archive.getvalue(), {"checkpoint": "job:no-such-job"}, kind="generate-avatar")
+    assert response.status_code == 201, response.text
+    job = wait_for_job(client, response.json()["id"])
+    assert job["state"] == "failed" and job["error"]["code"] == protocol.MODEL_MISSING
+
+
 @pytest.mark.parametrize("name", ["%2e%2e/%2e%2e/token", "..%2F..%2Ftoken", "%2Fetc%2Fpasswd", "rows%5C..%5C..%5Ctoken"])
 def test_artifact_names_leaving_the_job_folder_are_refused(client, finished_job, name):
     response = client.get(f"/v1/jobs/{finished_job['id']}/artifacts/{name}")
