@@ -122,6 +122,7 @@ def train_deferred(data_dir: Path, out_dir: Path, options: DeferredTrainOptions,
     progress.update(0.0, "loading the base model")
     renderer, state = _start_or_resume(out_dir, options, bundle.expression_names, store, device)
     broadcast_module(renderer, distributed)
+    _check_sizes(renderer, options, bundle.width, bundle.height)
     dataset = DeferredDataset(data_dir, renderer.config.expression_names, bundle)
     validation = (held_out or training)[: options.validation_renders]
     optimizer = _optimizer(renderer, options)
@@ -177,6 +178,18 @@ def _start_or_resume(out_dir: Path, options: DeferredTrainOptions, expression_na
     renderer = build_renderer(config, store, "cpu")
     load_trained_weights(renderer, load_weights(out_dir), out_dir)
     return renderer.place(device), state
+
+
+def _check_sizes(renderer: DeferredRenderer, options: DeferredTrainOptions, width: int, height: int) -> None:
+    """Refuse before training what would fail later: crops and validation renders the UNet cannot take."""
+    multiple = renderer.size_multiple
+    if options.resolution % multiple:
+        raise InvalidInput(f"resolution {options.resolution} is not a multiple of {multiple}, which this base model needs",
+                           f"use e.g. {max(multiple, options.resolution // multiple * multiple)}", field="resolution")
+    if width % multiple or height % multiple:
+        raise InvalidInput(f"the dataset's {width}x{height} images cannot be rendered for validation and evaluation: "
+                           f"width and height must be multiples of {multiple}",
+                           f"render the dataset at a size divisible by {multiple}, e.g. 512x512", field="data")
 
 
 def _optimizer(renderer: DeferredRenderer, options: DeferredTrainOptions) -> torch.optim.Optimizer:

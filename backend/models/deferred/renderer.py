@@ -125,8 +125,10 @@ class DeferredRenderer(nn.Module):
     def place(self, device, dtype=torch.float32) -> "DeferredRenderer":
         """Move trainable and frozen parts to ``device``/``dtype``."""
         self.to(device=device, dtype=dtype)
-        self.base.unet.to(device=device, dtype=dtype)
-        self.base.vae.to(device=device, dtype=dtype)
+        for frozen in (self.base.unet, self.base.vae):
+            frozen.to(device=device)
+            if frozen.dtype != dtype:
+                frozen.to(dtype=dtype)
         self.base.prompt_embedding = self.base.prompt_embedding.to(device=device, dtype=dtype)
         return self
 
