@@ -35,6 +35,8 @@ def test_after_a_short_run_the_predicted_w_re_renders_closer_to_the_reference_th
     print("reconstruction:", json.dumps(metrics))
     assert metrics["steps"] == SHORT_RUN["steps"]
     assert metrics["predicted_w_image_mse"] < 0.75 * metrics["random_w_image_mse"]
+    assert metrics["predicted_w_image_mse"] < metrics["mean_w_image_mse"], "the image must beat the average avatar"
+    assert metrics["predicted_w_image_mse"] < metrics["unconditional_w_image_mse"], "guidance by the image must help"
     assert metrics["predicted_w_distance"] < metrics["random_w_distance"]
 
 
@@ -57,12 +59,16 @@ def test_the_prior_predicts_a_known_w_from_its_frontal_render(trained_style_prio
 
 def test_training_resumes_from_its_snapshot_and_continues_to_the_new_step_count(trained_style_prior, style_prior_generator_dir, tmp_path):
     run = shutil.copytree(trained_style_prior, tmp_path / "run")
-    train_style_prior(style_prior_generator_dir, run, StylePriorTrainOptions(**{**SHORT_RUN, "steps": 52}), SilentProgress())
+    train_style_prior(style_prior_generator_dir, run, StylePriorTrainOptions(**{**SHORT_RUN, "steps": 52, "evaluation_avatars": 2}), SilentProgress())
     assert load_train_state(run)["step"] == 52
     assert json.loads((run / METRICS_NAME).read_text())["steps"] == 52
     with pytest.raises(InvalidInput, match="config") as caught:
         train_style_prior(style_prior_generator_dir, run, StylePriorTrainOptions(**{**SHORT_RUN, "config": "small", "steps": 60}), SilentProgress())
     assert caught.value.field == "config"
+    (run / "train_state.safetensors").unlink()
+    with pytest.raises(InvalidInput, match="no train_state") as caught:
+        train_style_prior(style_prior_generator_dir, run, StylePriorTrainOptions(**{**SHORT_RUN, "w_statistics_samples": 8}), SilentProgress())
+    assert caught.value.field == "out"
 
 
 class CancelAfter(SilentProgress):
@@ -76,7 +82,7 @@ class CancelAfter(SilentProgress):
 
 
 def test_cancelling_keeps_a_resumable_snapshot_of_the_steps_done(style_prior_generator_dir, tmp_path):
-    options = StylePriorTrainOptions(**{**SHORT_RUN, "steps": 8, "pair_reuse": 1, "batch_size": 4, "snapshot_every": 100})
+    options = StylePriorTrainOptions(**{**SHORT_RUN, "steps": 8, "pair_reuse": 1, "batch_size": 4, "snapshot_every": 100, "evaluation_avatars": 2})
     with pytest.raises(Cancelled):
         train_style_prior(style_prior_generator_dir, tmp_path / "run", options, CancelAfter(3))
     done = load_train_state(tmp_path / "run")["step"]

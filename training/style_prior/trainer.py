@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 
 from backend.errors import AvatarFoundryError, InvalidInput
-from backend.formats.checkpoint import load_train_state, save_train_state
+from backend.formats.checkpoint import CONFIG_NAME, TRAIN_STATE_NAME, load_train_state, save_train_state
 from backend.formats.configs import config_from_dict, config_to_dict
 from backend.models.eg3d.generator import load_generator
 from backend.models.style_prior.checkpoint import load_style_prior, save_style_prior
@@ -165,6 +165,9 @@ def _start_or_resume(generator, out_dir: Path, options: StylePriorTrainOptions, 
             raise InvalidInput(f"{out_dir} holds a prior for w_dim {prior.config.w_dim}, the generator has {generator.config.w_dim}",
                                "use a new --out folder for another generator", field="out")
         return prior, int(state["step"]), state
+    if (out_dir / CONFIG_NAME).is_file():
+        raise InvalidInput(f"{out_dir} holds a checkpoint but no {TRAIN_STATE_NAME} to resume from",
+                           "pass a new --out folder, so the existing prior is not overwritten", field="out")
     config = preset(options.config, w_dim=generator.config.w_dim)
     if options.encoder == "clip":
         config = dataclasses.replace(config, encoder=EncoderConfig(kind="clip", clip_model=options.clip_model), condition_dim=_clip_dim(options.clip_model, resolve))

@@ -43,6 +43,10 @@ class ConvEncoderConfig:
     base_channels: int = 32
     max_channels: int = 256
     embedding_dim: int = 512
+    regression_weight: float = 1.0
+    """Weight of an auxiliary loss that asks a linear map of the embedding to equal the normalised w.
+    It gives the encoder a direct signal from the first step (through the denoiser alone it learns
+    slowly, and an encoder that has not learned yet leaves the prior unconditional); 0 turns it off."""
 
 
 @dataclass

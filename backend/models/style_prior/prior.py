@@ -58,6 +58,8 @@ class StylePrior(nn.Module):
             embedding_proj_dim=config.condition_dim,
             clip_embed_dim=config.w_dim,
         )
+        # A linear read-out of normalised w from the embedding: it only serves to train the conv encoder.
+        self.w_probe = nn.Linear(config.condition_dim, config.w_dim) if self._regresses_w() else None
         self.denoiser.clip_mean.requires_grad_(False)
         self.denoiser.clip_std.requires_grad_(False).fill_(1.0)
 
@@ -97,16 +99,23 @@ class StylePrior(nn.Module):
         return self.denoiser(noisy, timesteps, proj_embedding=condition).predicted_image_embedding
 
     def training_loss(self, w: torch.Tensor, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Denoising loss for pairs (w [B, w_dim], images of those avatars [B, 3, H, W])."""
+        """Denoising loss for pairs (w [B, w_dim], images of those avatars [B, 3, H, W]), plus the
+        conv encoder's w regression (see ConvEncoderConfig.regression_weight)."""
         condition = self.embed(images)
         batch = w.shape[0]
         keep = torch.rand(batch, 1, generator=generator, device="cpu").to(w.device) >= self.config.diffusion.condition_dropout
-        condition = condition * keep.to(condition.dtype)
+        condition_kept = condition * keep.to(condition.dtype)
         clean = self.normalize_w(w)
         noise = torch.randn(clean.shape, generator=generator, device="cpu").to(w.device)
         timesteps = torch.randint(0, self.config.diffusion.num_train_timesteps, (batch,), generator=generator, device="cpu").to(w.device)
         noisy = self.scheduler().add_noise(clean, noise, timesteps)
-        return F.mse_loss(self.predict_clean(noisy, timesteps, condition), clean)
+        loss = F.mse_loss(self.predict_clean(noisy, timesteps, condition_kept), clean)
+        if self.w_probe is not None:
+            loss = loss + self.config.encoder.conv.regression_weight * F.mse_loss(self.w_probe(condition), clean)
+        return loss
+
+    def _regresses_w(self) -> bool:
+        return self.encoder.trainable and self.config.encoder.conv.regression_weight > 0
 
     # --- sampling -------------------------------------------------------------------------------
     @torch.no_grad()
