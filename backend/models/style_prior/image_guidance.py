@@ -107,5 +107,5 @@ def uploaded_reference(inputs_dir: Path | None, name: str) -> Path:
                            field="reference_image")
     path = Path(inputs_dir) / relative
     if not path.is_file():
-        raise InvalidInput(f"the upload holds no {name}", "put the reference image in the zip beside conditions.json", field="reference_image")
+        raise InvalidInput(f"the upload holds no {name}", "put the reference image in the uploaded zip under that name", field="reference_image")
     return path
