@@ -213,9 +213,10 @@ class DeferredRenderer(nn.Module):
         self.check_expression(conditions.expression)
         height, width = conditions.mask.shape[-2:]
         self.check_size(height, width)
-        conditions = conditions.to(self.device, self.dtype)
-        control = self.control_input(conditions)
-        tokens = self.expression_encoder(conditions.expression)
+        # Canonical coordinates stay float32 for the feature lookup (bf16 would blur them by about a texel).
+        conditions = conditions.to(self.device)
+        control = self.control_input(conditions).to(self.dtype)
+        tokens = self.expression_encoder(conditions.expression.to(self.dtype))
         if self.config.mode == "direct":
             latents = direct.predict_latents(self, control, tokens)
         else:
