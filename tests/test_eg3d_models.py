@@ -16,6 +16,8 @@ from blender_addon.formats.cameras import look_at_cam2world, make_label, orbit_l
 from blender_addon.formats.errors import FormatError
 from training.eg3d.config import discriminator_config, tiny_config
 
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
 
 @pytest.fixture(scope="module")
 def generator() -> TriplaneGenerator:

@@ -19,15 +19,18 @@ NOISE_MODES = ("random", "const", "none")
 
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool) -> torch.Tensor:
-    """Per-sample weights (weight * style, optionally normalised to unit output variance) as one grouped conv."""
-    batch, in_channels, height, width = x.shape
-    out_channels, _, kh, kw = weight.shape
-    w = weight.unsqueeze(0) * styles.reshape(batch, 1, in_channels, 1, 1)
+    """StyleGAN2's modulated convolution, computed as scale-inputs -> shared conv -> scale-outputs.
+
+    Equal to convolving each sample with weight * style (normalised to unit output variance when
+    ``demodulate``), without building per-sample weights: one ordinary batched conv, which is
+    faster than a grouped conv on CPU and on GPU alike for these sizes.
+    """
+    x = x * styles.to(x.dtype).reshape(styles.shape[0], -1, 1, 1)
+    x = F.conv2d(x, weight.to(x.dtype), padding=weight.shape[-1] // 2)
     if demodulate:
-        w = w * (w.square().sum(dim=[2, 3, 4], keepdim=True) + 1e-8).rsqrt()
-    w = w.reshape(batch * out_channels, in_channels, kh, kw)
-    out = F.conv2d(x.reshape(1, batch * in_channels, height, width), w.to(x.dtype), padding=kh // 2, groups=batch)
-    return out.reshape(batch, out_channels, height, width)
+        coefficients = (weight.unsqueeze(0) * styles.reshape(styles.shape[0], 1, -1, 1, 1)).square().sum(dim=[2, 3, 4])
+        x = x * (coefficients + 1e-8).rsqrt().to(x.dtype).reshape(x.shape[0], -1, 1, 1)
+    return x
 
 
 def upsample2x(x: torch.Tensor) -> torch.Tensor:
