@@ -60,7 +60,7 @@ class Eg3dTrainer:
         self.context = context or init_distributed()
         self.progress = progress if (progress is not None and self.context.is_main) else SilentProgress()
         self.run_dir = Path(run_dir)
-        self.config = resolve_run_config(self.run_dir, config)
+        self.config = resolve_run_config(self.run_dir, config, write=self.context.is_main)
         if self.config.batch_size % self.context.world_size:
             raise FormatError("batch_size", f"{self.config.batch_size} does not split over {self.context.world_size} processes",
                               "use a batch size divisible by --nproc_per_node")
@@ -252,8 +252,8 @@ class Eg3dTrainer:
                                          f"training: {self.images_seen}/{total} images, D accuracy {tick.get('d_accuracy', 0):.2f}")
                 else:
                     self.progress.update(min(self.images_seen / total, 1.0), f"training: {self.images_seen}/{total} images")
-        except BaseException:
-            # Cancelled or interrupted: keep the work done so far so that the run resumes from here.
+        except (Exception, KeyboardInterrupt):
+            # Cancelled, interrupted or failed: keep the work done so far so that the run resumes from here.
             self.snapshot()
             raise
         return TrainResult(self.run_dir, self.step, self.images_seen, self.G, self.G_ema, self.D, self.ticks)
@@ -265,13 +265,14 @@ class Eg3dTrainer:
         barrier(self.context)
 
 
-def resolve_run_config(run_dir: Path, requested: TrainingConfig) -> TrainingConfig:
+def resolve_run_config(run_dir: Path, requested: TrainingConfig, write: bool = True) -> TrainingConfig:
     """The run's config: the requested one for a new run; the saved one (with the requested length)
-    when resuming, refusing a different network or optimisation setup."""
+    when resuming, refusing a different network or optimisation setup. Only ``write`` saves it."""
     path = run_dir / TRAINING_CONFIG_NAME
     if not path.is_file():
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path, config_to_dict(requested))
+        if write:
+            atomic_write_json(path, config_to_dict(requested))
         return requested
     saved = config_from_dict(TrainingConfig, json.loads(path.read_text(encoding="utf-8")), TRAINING_CONFIG_NAME)
     saved_dict, requested_dict = config_to_dict(saved), config_to_dict(requested)
@@ -281,7 +282,8 @@ def resolve_run_config(run_dir: Path, requested: TrainingConfig) -> TrainingConf
         raise FormatError("config", f"{run_dir} was started with different settings ({', '.join(differing)})",
                           "resume with the same --config, or pass a new --out to start another run")
     saved.total_images = requested.total_images
-    atomic_write_json(path, config_to_dict(saved))
+    if write:
+        atomic_write_json(path, config_to_dict(saved))
     return saved
 
 
