@@ -23,7 +23,7 @@ def test_registered_models_survive_a_restart_and_keep_role_and_format(tiny_model
     assert by_name[tiny_models.names["base-single-file"]].format == "single-file"
     assert by_name[tiny_models.names["controlnet-depth"]].role == "controlnet-depth"
     registry = json.loads((tiny_models.store.root / REGISTRY_NAME).read_text())
-    assert registry["version"] == 1 and len(registry["models"]) == 5
+    assert registry["version"] == 1 and len(registry["models"]) == 6
 
 
 def test_base_model_loads_the_same_weights_from_folder_and_single_file(tiny_models):

@@ -38,7 +38,7 @@ def settings_for(tiny_models, **overrides) -> MultiviewSettings:
     names = tiny_models.names
     values = dict(style="a cartoon character head", base=names["base"],
                   controlnets={"pose": names["controlnet-pose"], "depth": names["controlnet-depth"]},
-                  control_weights={"depth": 0.7}, steps=2, batch_size=4)
+                  control_weights={"depth": 0.7}, steps=1, batch_size=4)
     return MultiviewSettings(**{**values, **overrides})
 
 
@@ -89,7 +89,7 @@ def test_resuming_with_different_settings_is_refused(painted, tiny_models, tmp_p
     bundle, out, settings, _, _ = painted
     copy = shutil.copytree(out, tmp_path / "out")
     with pytest.raises(FormatError, match="differs from the run") as error:
-        generate_multiview(bundle, copy, settings_for(tiny_models, per_view=2, candidates=2, steps=3), tiny_models.store.resolve)
+        generate_multiview(bundle, copy, settings_for(tiny_models, per_view=2, candidates=2, steps=2), tiny_models.store.resolve)
     assert error.value.field == "steps"
 
 
@@ -131,7 +131,8 @@ class CancelAfter(SilentProgress):
 
 def test_cancel_keeps_finished_images_whole_and_the_run_resumes(tiny_models, tmp_path):
     bundle = write_bundle(tmp_path / "bundle")
-    settings = settings_for(tiny_models, batch_size=1, steps=1)
+    settings = settings_for(tiny_models, controlnets={"pose": tiny_models.names["controlnet-pose"]}, control_weights={},
+                            batch_size=1, resolution=16)
     with pytest.raises(Cancelled):
         generate_multiview(bundle, tmp_path / "out", settings, tiny_models.store.resolve, CancelAfter(4))
     finished = sorted(p.name for p in (tmp_path / "out" / "images").iterdir())
@@ -187,3 +188,13 @@ def test_impossible_settings_name_the_field(tiny_models, tmp_path, field, value)
         generate_multiview(write_bundle(tmp_path / "bundle", yaws=(0.0,)), tmp_path / "out",
                            settings_for(tiny_models, **{field: value}), tiny_models.store.resolve)
     assert error.value.field == field and not (tmp_path / "out").exists()
+
+
+def test_a_style_lora_from_the_store_changes_the_painted_images(tiny_models, tmp_path):
+    bundle = write_bundle(tmp_path / "bundle", yaws=(0.0,))
+    plain = settings_for(tiny_models, controlnets={"pose": tiny_models.names["controlnet-pose"]}, control_weights={})
+    styled = settings_for(tiny_models, controlnets=plain.controlnets, control_weights={}, lora=tiny_models.names["lora"])
+    without = generate_multiview(bundle, tmp_path / "plain", plain, tiny_models.store.resolve).items[0]
+    with_lora = generate_multiview(bundle, tmp_path / "styled", styled, tiny_models.store.resolve).items[0]
+    assert (without.file, without.seed, without.prompt) == (with_lora.file, with_lora.seed, with_lora.prompt)
+    assert (tmp_path / "plain" / without.file).read_bytes() != (tmp_path / "styled" / with_lora.file).read_bytes()

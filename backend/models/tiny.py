@@ -7,6 +7,7 @@
     root/tiny-controlnet-pose/  diffusers ControlNet folders sized for the base model
     root/tiny-controlnet-depth/
     root/tiny-controlnet-normal/
+    root/tiny-style-lora.safetensors  a LoRA for the base UNet, in diffusers' LoRA file format
 
 The tokenizer is written by the project (no CLIP vocabulary ships with any package): every byte
 symbol, its end-of-word form, a handful of merges and the two special tokens. The weights are
@@ -49,6 +50,7 @@ class TinyModelPaths:
     base_single_file: Path
     controlnets: dict[str, Path]
     """'pose' | 'depth' | 'normal' -> diffusers ControlNet folder."""
+    lora: Path
 
 
 def tiny_vocabulary() -> tuple[dict[str, int], list[tuple[str, str]]]:
@@ -137,6 +139,26 @@ def build_tiny_controlnet(unet, seed: int):
     return controlnet
 
 
+def write_tiny_lora(path: Path, unet, seed: int) -> Path:
+    """A style LoRA for ``unet``'s attention projections in diffusers' LoRA file format. Its up
+    projections get small random weights (a fresh LoRA starts at zero and would change nothing)."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"]), adapter_name="tiny")
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in unet.named_parameters():
+            if "lora_B" in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.2)
+    layers = get_peft_model_state_dict(unet, adapter_name="tiny")
+    unet.delete_adapters("tiny")
+    StableDiffusionPipeline.save_lora_weights(path.parent, unet_lora_layers=layers, weight_name=path.name, safe_serialization=True)
+    return path
+
+
 def write_tiny_models(root: str | Path, spec: TinySpec = TinySpec()) -> TinyModelPaths:
     """Write the tiny base model (folder and single file) and the three ControlNets under ``root``."""
     from diffusers import StableDiffusionPipeline
@@ -157,7 +179,8 @@ def write_tiny_models(root: str | Path, spec: TinySpec = TinySpec()) -> TinyMode
         folder = root / f"tiny-controlnet-{kind}"
         build_tiny_controlnet(unet, spec.seed + offset).save_pretrained(folder, safe_serialization=True)
         controlnets[kind] = folder
-    return TinyModelPaths(base, single_file, controlnets)
+    lora = write_tiny_lora(root / "tiny-style-lora.safetensors", unet, spec.seed + 10)  # last: it wraps the UNet's layers
+    return TinyModelPaths(base, single_file, controlnets, lora)
 
 
 def register_tiny_models(store, paths: TinyModelPaths, prefix: str = "tiny") -> dict[str, str]:
@@ -168,4 +191,6 @@ def register_tiny_models(store, paths: TinyModelPaths, prefix: str = "tiny") -> 
     for kind, folder in paths.controlnets.items():
         names[f"controlnet-{kind}"] = f"{prefix}-controlnet-{kind}"
         store.add(folder, names[f"controlnet-{kind}"], f"controlnet-{kind}", replace=True)
+    names["lora"] = f"{prefix}-style-lora"
+    store.add(paths.lora, names["lora"], "lora", replace=True)
     return names

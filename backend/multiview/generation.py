@@ -216,7 +216,7 @@ def _check_resume_compatible(out_dir: Path, record: dict[str, Any]) -> None:
     """Resuming continues the same dataset: refuse settings that would change existing images."""
     previous_path = out_dir / GENERATION_RECORD
     if not previous_path.is_file():
-        if out_dir.exists() and any(out_dir.iterdir()):
+        if out_dir.exists() and any(not path.name.startswith(".") for path in out_dir.iterdir()):  # ".": other ranks' temp files
             raise FormatError("out", f"{out_dir} is not empty and holds no {GENERATION_RECORD}", "choose a new or empty output folder")
         return
     previous = json.loads(previous_path.read_text(encoding="utf-8"))
@@ -259,7 +259,8 @@ class _Work:
     candidate: int
 
 
-def _paint(painter, todo, bundle, bundle_dir, out_dir, settings, resolution, progress, done_before, total) -> None:
+def _paint(painter, todo: list[PlannedImage], bundle: ConditionBundle, bundle_dir: Path, out_dir: Path, settings: MultiviewSettings,
+           resolution: int, progress: Progress, done_before: int, total: int) -> None:
     kinds = list(settings.controlnets)
     units = [_Work(image, candidate) for image in todo for candidate in range(settings.candidates)]
     conditions: dict[tuple[str, int], Any] = {}
@@ -286,6 +287,8 @@ def _paint(painter, todo, bundle, bundle_dir, out_dir, settings, resolution, pro
             finished.setdefault(work.image.file, []).append((score, work.candidate, image_pixels))
             if len(finished[work.image.file]) == settings.candidates:
                 _save_best(out_dir, work.image, bundle, finished.pop(work.image.file), settings)
+        last = (batch[-1].image.render.view, batch[-1].image.render.frame)
+        conditions = {last: conditions[last]}  # work is render-major: earlier renders are finished
         progress.update(fraction_after, stage)
 
 

@@ -8,12 +8,15 @@ layer; channels-last UNet/ControlNets on CUDA; ``torch.compile`` of the UNet whe
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..device import inference_dtype, pick_device
 from ..models.diffusion_loading import BaseComponents, load_base_components, load_controlnet, load_scheduler
 from ..models.store import ModelEntry
+
+EMBEDDING_CACHE_SIZE = 256
 
 
 def painter_cache_key(entries: dict[str, ModelEntry], settings, device) -> tuple:
@@ -36,7 +39,7 @@ class Painter:
     base: BaseComponents
     device: Any
     dtype: Any
-    _embeddings: dict[tuple[str, str], tuple[Any, Any]] = field(default_factory=dict)
+    _embeddings: OrderedDict[tuple[str, str], tuple[Any, Any]] = field(default_factory=OrderedDict)
 
     @property
     def native_resolution(self) -> int:
@@ -44,40 +47,51 @@ class Painter:
 
     @classmethod
     def load(cls, entries: dict[str, ModelEntry], settings, device=None) -> "Painter":
-        import torch
-        from diffusers import MultiControlNetModel, StableDiffusionControlNetPipeline
-        from diffusers.models.attention_processor import AttnProcessor2_0
-
         device = device or pick_device()
         dtype = resolve_dtype(settings.precision, device)
         base = load_base_components(entries["base"], device, dtype)
         controlnets = [load_controlnet(entries[kind], device, dtype, base=base) for kind in settings.controlnets]
         if settings.scheduler:
             base.scheduler = load_scheduler(_scheduler_folder(entries["base"]), settings.scheduler)
+        lora = str(entries["lora"].path) if "lora" in entries else None
+        return cls.assemble(base, controlnets, settings, device, dtype, lora)
+
+    @classmethod
+    def assemble(cls, base: BaseComponents, controlnets: list, settings, device, dtype, lora: str | None = None) -> "Painter":
+        """The pipeline over loaded models (already on ``device`` in ``dtype``), tuned for speed."""
+        import torch
+        from diffusers import MultiControlNetModel, StableDiffusionControlNetPipeline
+        from diffusers.models.attention_processor import AttnProcessor2_0
+
         pipeline = StableDiffusionControlNetPipeline(
             vae=base.vae, text_encoder=base.text_encoder, tokenizer=base.tokenizer, unet=base.unet, scheduler=base.scheduler,
             controlnet=controlnets[0] if len(controlnets) == 1 else MultiControlNetModel(controlnets),
             safety_checker=None, feature_extractor=None, requires_safety_checker=False,
         )
         pipeline.set_progress_bar_config(disable=True)
-        if "lora" in entries:
-            pipeline.load_lora_weights(str(entries["lora"].path), adapter_name="style")
+        if lora:
+            pipeline.load_lora_weights(lora, adapter_name="style")
             pipeline.fuse_lora(lora_scale=settings.lora_scale)
             pipeline.unload_lora_weights()
         for module in [base.unet, *controlnets]:
             module.set_attn_processor(AttnProcessor2_0())
-            if device.type == "cuda":
+            if torch.device(device).type == "cuda":
                 module.to(memory_format=torch.channels_last)
         if settings.compile:
             pipeline.unet = torch.compile(pipeline.unet)
-        return cls(pipeline, base, device, dtype)
+        return cls(pipeline, base, torch.device(device), dtype)
 
     def embeddings(self, prompt: str, negative_prompt: str, guidance: float) -> tuple[Any, Any]:
-        """(prompt, negative) embeddings of one image, computed once per distinct prompt pair."""
+        """(prompt, negative) embeddings of one image, computed once per distinct prompt pair. The
+        most recent pairs are kept (candidates of an image and repeated prompts reuse them); the
+        bound keeps a long run with unique attribute prompts from filling the device."""
         key = (prompt, negative_prompt if guidance > 1 else "")
-        if key not in self._embeddings:
-            positive, negative = self.pipeline.encode_prompt(prompt, self.device, 1, guidance > 1, negative_prompt=negative_prompt)
-            self._embeddings[key] = (positive, negative)
+        if key in self._embeddings:
+            self._embeddings.move_to_end(key)
+        else:
+            self._embeddings[key] = self.pipeline.encode_prompt(prompt, self.device, 1, guidance > 1, negative_prompt=negative_prompt)
+            while len(self._embeddings) > EMBEDDING_CACHE_SIZE:
+                self._embeddings.popitem(last=False)
         return self._embeddings[key]
 
     def paint(self, images, seeds: list[int], controls: list[list[Any]], settings, resolution: int,
