@@ -162,3 +162,15 @@ def test_job_kinds_train_and_generate_an_avatar(sphere_dataset, tmp_path):
     assert (tmp_path / "avatar" / "previews" / "yaw_+000.png").is_file()
     with pytest.raises(FormatError, match="unknown preset"):
         configure("huge")
+
+
+def test_generator_pose_conditioning_option_trains_and_loads(sphere_dataset, tmp_path):
+    """EG3D's camera-conditioned mapping (with swapping regularization) stays available."""
+    from backend.models.eg3d.generator import tiny_generator_config
+
+    config = replace(tiny_config(), generator=tiny_generator_config(pose_conditioning=True), total_images=8, gpc_swap_prob=1.0)
+    train_eg3d(sphere_dataset, tmp_path, config)
+    generator = load_generator(tmp_path)
+    assert generator.mapping_network.embed_c is not None
+    with pytest.raises(ValueError, match="pose-conditioned"):
+        generator.mapping_network(torch.randn(1, generator.z_dim))

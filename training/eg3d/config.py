@@ -33,6 +33,8 @@ class TrainingConfig:
     density_reg_interval: int = 4
     density_reg_noise: float = 0.004
     style_mixing_prob: float = 0.0
+    gpc_swap_prob: float = 0.5
+    """With ``generator.pose_conditioning``: chance that G is conditioned on another sample's camera."""
     blur_sigma: float = 10.0
     blur_fade_images: int = 200_000
     ema_half_life_images: int = 10_000

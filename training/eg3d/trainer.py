@@ -136,10 +136,19 @@ class Eg3dTrainer:
         raw_sigma = sigma * image_raw.shape[-1] / image.shape[-1]
         return gaussian_blur(image, sigma), gaussian_blur(image_raw, raw_sigma)
 
+    def _conditioning_cameras(self, cameras: torch.Tensor) -> torch.Tensor:
+        """With generator pose conditioning: EG3D's swapping regularization, another sample's camera
+        with probability ``gpc_swap_prob``, so that identity does not lock to the rendering pose."""
+        if not self.config.generator.pose_conditioning or self.config.gpc_swap_prob <= 0:
+            return cameras
+        swap = (torch.rand(len(cameras), generator=self.rng) < self.config.gpc_swap_prob).to(self.device)
+        return torch.where(swap[:, None], self._camera_batch()["label"], cameras)
+
     def _styles(self, pose: dict[str, torch.Tensor], update_w_avg: bool) -> torch.Tensor:
-        ws = self.G.mapping(self._z(), pose["label"], update_w_avg=update_w_avg)
+        cameras = self._conditioning_cameras(pose["label"])
+        ws = self.G.mapping(self._z(), cameras, update_w_avg=update_w_avg)
         if self.config.style_mixing_prob > 0:
-            ws = self.G.mix_styles(ws, self.G.mapping(self._z(), pose["label"]), self.config.style_mixing_prob, self.rng)
+            ws = self.G.mix_styles(ws, self.G.mapping(self._z(), cameras), self.config.style_mixing_prob, self.rng)
         return ws
 
     def _autocast(self):
