@@ -20,6 +20,7 @@ import hashlib
 import json
 import zlib
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -309,6 +310,5 @@ def _save_best(out_dir: Path, image: PlannedImage, bundle: ConditionBundle, cand
 def _get_painter(entries: dict[str, ModelEntry], settings: MultiviewSettings, device: Any, models: ModelCache | None):
     from .painter import Painter, painter_cache_key
 
-    key = painter_cache_key(entries, settings, device)
-    load = lambda: Painter.load(entries, settings, device)  # noqa: E731
-    return models.get(key, load) if models is not None else load()
+    load = partial(Painter.load, entries, settings, device)
+    return models.get(painter_cache_key(entries, settings, device), load) if models is not None else load()
