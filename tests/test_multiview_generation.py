@@ -4,7 +4,11 @@ sharding, cancelling, and bad inputs that must fail before anything is written."
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,11 +17,13 @@ from PIL import Image
 from backend.cli import main as cli_main
 from backend.errors import Cancelled, InvalidInput, ModelMissing
 from backend.formats.multiview_dataset import read_dataset
+from backend.models.store import ModelStore
+from backend.models.tiny import register_tiny_models
 from backend.multiview.generation import MultiviewSettings, Shard, generate_multiview, write_manifest
 from backend.progress import SilentProgress
 from blender_addon.formats.cameras import orbit_label, view_class
 from blender_addon.formats.errors import FormatError
-from tests.fixtures.server import write_condition_bundle
+from tests.fixtures.server import REPO_ROOT, write_condition_bundle
 from training.datasets.multiview import MultiviewImages
 
 
@@ -198,3 +204,24 @@ def test_a_style_lora_from_the_store_changes_the_painted_images(tiny_models, tmp
     with_lora = generate_multiview(bundle, tmp_path / "styled", styled, tiny_models.store.resolve).items[0]
     assert (without.file, without.seed, without.prompt) == (with_lora.file, with_lora.seed, with_lora.prompt)
     assert (tmp_path / "plain" / without.file).read_bytes() != (tmp_path / "styled" / with_lora.file).read_bytes()
+
+
+def test_torchrun_ranks_paint_one_dataset_together(tiny_models, tmp_path):
+    """Two CPU ranks under torchrun split the images; rank 0 writes the merged dataset.json."""
+    bundle = write_bundle(tmp_path / "bundle")
+    data = tmp_path / "data"
+    register_tiny_models(ModelStore(data / "models"), tiny_models.paths)
+    command = [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2", "--master_port", str(_free_port()),
+               "-m", "backend.cli", "multiview", "--conditions", str(bundle), "--base", "tiny-sd", "--controlnet", "pose",
+               "--style", "a clay head", "--out", str(tmp_path / "out"), "--steps", "1", "--resolution", "16",
+               "--device", "cpu", "--data-dir", str(data)]
+    finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert [item.view_id for item in read_dataset(tmp_path / "out").items] == ["v00", "v01", "v02"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 from pathlib import Path
 
@@ -88,11 +87,9 @@ def parse_weights(text: str) -> dict[str, float]:
     return weights
 
 
-def parse_shard(text: str | None):
+def parse_shard(text: str):
     from ..multiview.generation import Shard
 
-    if text is None:
-        return Shard.from_environment(dict(os.environ))
     index, _, count = text.partition("/")
     try:
         return Shard(int(index), int(count))
@@ -121,41 +118,29 @@ def settings_from_args(args: argparse.Namespace, store):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..device import pick_device
-    from ..multiview.generation import generate_multiview, write_manifest
+    """Single process, one shard of several machines (--shard), or one rank under torchrun: the
+    ranks paint disjoint images into one folder, then rank 0 writes dataset.json."""
+    from training.distributed import barrier, cleanup, init_distributed
+
+    from ..multiview.generation import Shard, generate_multiview, write_manifest
     from ..progress import ConsoleProgress
 
     store = store_from_args(args)
     settings = settings_from_args(args, store)
-    shard = parse_shard(args.shard)
-    device = pick_device(args.device or _torchrun_device(shard))
-    dataset = generate_multiview(args.conditions, args.out, settings, store.resolve, ConsoleProgress(), device, shard)
-    if shard.count > 1 and "RANK" in os.environ and _wait_for_all_ranks() == 0:
-        dataset = write_manifest(args.out)
+    ranks = init_distributed(args.device)
+    shard = parse_shard(args.shard) if args.shard else Shard(ranks.rank, ranks.world_size)
+    try:
+        dataset = generate_multiview(args.conditions, args.out, settings, store.resolve, ConsoleProgress(), ranks.device, shard)
+        barrier(ranks)
+        if ranks.enabled and ranks.is_main:
+            dataset = write_manifest(args.out)
+    finally:
+        cleanup(ranks)
     if dataset is not None:
         print(f"wrote {len(dataset.items)} images and {args.out / 'dataset.json'}")
-    else:
-        print(f"shard {shard.index}/{shard.count} done; run 'avatar-foundry multiview-merge {args.out}' once all shards finished")
+    elif not ranks.enabled:
+        print(f"shard {shard.index}/{shard.count} done; run 'avatar-foundry multiview-merge {args.out} OTHER_SHARD_FOLDERS...' once all finished")
     return 0
-
-
-def _torchrun_device(shard) -> str | None:
-    import torch
-
-    if shard.count > 1 and "LOCAL_RANK" in os.environ and torch.cuda.is_available():
-        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
-    return None
-
-
-def _wait_for_all_ranks() -> int:
-    """Barrier across torchrun ranks (gloo, no GPU needed); returns this process's rank."""
-    import torch.distributed as dist
-
-    dist.init_process_group("gloo")
-    dist.barrier()
-    rank = dist.get_rank()
-    dist.destroy_process_group()
-    return rank
 
 
 def _merge(args: argparse.Namespace) -> int:

@@ -123,11 +123,6 @@ class Shard:
         if not 0 <= self.index < self.count:
             raise FormatError("shard", f"index {self.index} is not in [0, {self.count})", "use --shard I/N with 0 <= I < N")
 
-    @classmethod
-    def from_environment(cls, environ: dict[str, str]) -> "Shard":
-        """The torchrun rank (RANK / WORLD_SIZE), or a single shard."""
-        return cls(int(environ.get("RANK", 0)), int(environ.get("WORLD_SIZE", 1)))
-
 
 @dataclass
 class PlannedImage:
