@@ -23,7 +23,7 @@ def test_registered_models_survive_a_restart_and_keep_role_and_format(tiny_model
     assert by_name[tiny_models.names["base-single-file"]].format == "single-file"
     assert by_name[tiny_models.names["controlnet-depth"]].role == "controlnet-depth"
     registry = json.loads((tiny_models.store.root / REGISTRY_NAME).read_text())
-    assert registry["version"] == 1 and len(registry["models"]) == 6
+    assert registry["version"] == 1 and len(registry["models"]) == 7
 
 
 def test_base_model_loads_the_same_weights_from_folder_and_single_file(tiny_models):
@@ -49,6 +49,13 @@ def test_controlnet_loads_and_one_built_for_another_base_size_is_refused(tiny_mo
     with pytest.raises(InvalidInput, match="does not fit the base model") as error:
         load_controlnet(store.resolve("other-pose"), base=base)
     assert error.value.field == "controlnet"
+
+
+def test_single_file_controlnet_loads_the_same_weights_as_its_folder(tiny_models):
+    folder = load_controlnet(tiny_models.store.resolve(tiny_models.names["controlnet-pose"])).state_dict()
+    single = load_controlnet(tiny_models.store.resolve(tiny_models.names["controlnet-pose-single-file"])).state_dict()
+    assert folder.keys() == single.keys()
+    assert all(torch.equal(folder[key], single[key]) for key in folder)
 
 
 def test_unknown_model_name_lists_what_is_registered(tiny_models):

@@ -1,10 +1,10 @@
-"""Write a Stable Diffusion base model as one ``.safetensors`` checkpoint in the original (LDM) layout.
+"""Write a Stable Diffusion base model or a ControlNet as one ``.safetensors`` checkpoint in the original (LDM) layout.
 
 This is the layout community checkpoints ship in and that diffusers' ``from_single_file`` reads
 (``model.diffusion_model.*`` UNet, ``first_stage_model.*`` VAE, ``cond_stage_model.transformer.*``
-CLIP text encoder). The key renaming below is the inverse of diffusers' LDM -> diffusers
+CLIP text encoder; ``control_model.*`` for a ControlNet). The key renaming below is the inverse of diffusers' LDM -> diffusers
 conversion for UNets made of resnet + transformer blocks (SD 1.x/2.x shapes). Its use here is the
-tiny test checkpoint; a round-trip test checks that ``from_single_file`` gives back the same weights.
+tiny test checkpoints; round-trip tests check that ``from_single_file`` gives back the same weights.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from blender_addon.formats.files import atomic_write
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
 TEXT_ENCODER_PREFIX = "cond_stage_model.transformer."
+CONTROLNET_PREFIX = "control_model."
 
 _UNET_RESNET_RENAMES = (("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("norm2", "out_layers.0"),
                         ("conv2", "out_layers.3"), ("time_emb_proj", "emb_layers.1"), ("conv_shortcut", "skip_connection"))
@@ -37,6 +38,36 @@ def write_single_file_checkpoint(path: str | Path, unet, vae, text_encoder) -> P
             tensors[key] = value[:, :, None, None]  # LDM's VAE attention uses 1x1 convolutions
     contiguous = {key: value.detach().contiguous() for key, value in tensors.items()}
     return atomic_write(path, lambda temp: save_file(contiguous, str(temp)))
+
+
+def write_single_file_controlnet(path: str | Path, controlnet) -> Path:
+    """Save a ControlNet under its LDM names (``control_model.*``) into one safetensors file (atomically)."""
+    from safetensors.torch import save_file
+
+    mapper = _controlnet_key_mapper(controlnet.config.layers_per_block)
+    tensors = {CONTROLNET_PREFIX + mapper(key): value.detach().contiguous() for key, value in controlnet.state_dict().items()}
+    return atomic_write(path, lambda temp: save_file(tensors, str(temp)))
+
+
+def _controlnet_key_mapper(layers_per_block: int) -> Callable[[str], str]:
+    """ControlNet names: the UNet encoder's, plus the hint encoder, zero convolutions and mid output."""
+    from diffusers.loaders.single_file_utils import DIFFUSERS_TO_LDM_MAPPING
+
+    direct = DIFFUSERS_TO_LDM_MAPPING["controlnet"]["layers"]
+    encoder = _unet_key_mapper(layers_per_block, set())
+
+    def mapper(key: str) -> str:
+        if key in direct:
+            return direct[key]
+        if match := re.match(r"controlnet_cond_embedding\.blocks\.(\d+)\.(.+)", key):
+            return f"input_hint_block.{2 * (int(match[1]) + 1)}.{match[2]}"
+        if match := re.match(r"controlnet_down_blocks\.(\d+)\.(.+)", key):
+            return f"zero_convs.{match[1]}.0.{match[2]}"
+        if match := re.match(r"controlnet_mid_block\.(.+)", key):
+            return f"middle_block_out.0.{match[1]}"
+        return encoder(key)
+
+    return mapper
 
 
 def _text_encoder_key(key: str) -> str:

@@ -7,6 +7,7 @@
     root/tiny-controlnet-pose/  diffusers ControlNet folders sized for the base model
     root/tiny-controlnet-depth/
     root/tiny-controlnet-normal/
+    root/tiny-controlnet-pose.safetensors  the pose ControlNet as one LDM-layout checkpoint
     root/tiny-style-lora.safetensors  a LoRA for the base UNet, in diffusers' LoRA file format
 
 The tokenizer is written by the project (no CLIP vocabulary ships with any package): every byte
@@ -51,6 +52,8 @@ class TinyModelPaths:
     controlnets: dict[str, Path]
     """'pose' | 'depth' | 'normal' -> diffusers ControlNet folder."""
     lora: Path
+    controlnet_single_file: Path
+    """The pose ControlNet again, as one LDM-layout checkpoint (its config: controlnets['pose'])."""
 
 
 def tiny_vocabulary() -> tuple[dict[str, int], list[tuple[str, str]]]:
@@ -163,7 +166,7 @@ def write_tiny_models(root: str | Path, spec: TinySpec = TinySpec()) -> TinyMode
     """Write the tiny base model (folder and single file) and the three ControlNets under ``root``."""
     from diffusers import StableDiffusionPipeline
 
-    from .single_file_export import write_single_file_checkpoint
+    from .single_file_export import write_single_file_checkpoint, write_single_file_controlnet
 
     root = Path(root)
     base = root / "tiny-sd"
@@ -177,10 +180,13 @@ def write_tiny_models(root: str | Path, spec: TinySpec = TinySpec()) -> TinyMode
     controlnets = {}
     for offset, kind in enumerate(("pose", "depth", "normal"), start=1):
         folder = root / f"tiny-controlnet-{kind}"
-        build_tiny_controlnet(unet, spec.seed + offset).save_pretrained(folder, safe_serialization=True)
+        controlnet = build_tiny_controlnet(unet, spec.seed + offset)
+        controlnet.save_pretrained(folder, safe_serialization=True)
         controlnets[kind] = folder
+        if kind == "pose":
+            controlnet_single_file = write_single_file_controlnet(root / "tiny-controlnet-pose.safetensors", controlnet)
     lora = write_tiny_lora(root / "tiny-style-lora.safetensors", unet, spec.seed + 10)  # last: it wraps the UNet's layers
-    return TinyModelPaths(base, single_file, controlnets, lora)
+    return TinyModelPaths(base, single_file, controlnets, lora, controlnet_single_file)
 
 
 def register_tiny_models(store, paths: TinyModelPaths, prefix: str = "tiny") -> dict[str, str]:
@@ -191,6 +197,9 @@ def register_tiny_models(store, paths: TinyModelPaths, prefix: str = "tiny") -> 
     for kind, folder in paths.controlnets.items():
         names[f"controlnet-{kind}"] = f"{prefix}-controlnet-{kind}"
         store.add(folder, names[f"controlnet-{kind}"], f"controlnet-{kind}", replace=True)
+    names["controlnet-pose-single-file"] = f"{prefix}-controlnet-pose-single"
+    store.add(paths.controlnet_single_file, names["controlnet-pose-single-file"], "controlnet-pose",
+              config=paths.controlnets["pose"], replace=True)
     names["lora"] = f"{prefix}-style-lora"
     store.add(paths.lora, names["lora"], "lora", replace=True)
     return names
