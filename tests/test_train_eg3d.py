@@ -173,3 +173,15 @@ def test_generator_pose_conditioning_option_trains_and_loads(sphere_dataset, tmp
     assert generator.mapping_network.embed_c is not None
     with pytest.raises(ValueError, match="pose-conditioned"):
         generator.mapping_network(torch.randn(1, generator.z_dim))
+
+
+def test_neural_rendering_resolution_fades_up_during_training(sphere_dataset, tmp_path):
+    from training.eg3d.trainer import Eg3dTrainer
+
+    config = replace(tiny_config(), neural_rendering_initial=8, neural_rendering_fade_images=8, total_images=12)
+    trainer = Eg3dTrainer(sphere_dataset, tmp_path, config)
+    seen = []
+    while trainer.images_seen < config.total_images:
+        seen.append(trainer.neural_rendering_resolution())
+        trainer.train_step()
+    assert seen == [8, 12, 16]  # 0, 4 and 8 of 8 fade images

@@ -35,6 +35,10 @@ class TrainingConfig:
     style_mixing_prob: float = 0.0
     gpc_swap_prob: float = 0.5
     """With ``generator.pose_conditioning``: chance that G is conditioned on another sample's camera."""
+    neural_rendering_initial: int | None = 64
+    """Start rendering at this resolution and fade linearly to generator.neural_rendering_resolution
+    over ``neural_rendering_fade_images`` (EG3D: 64 -> 128 over 1M images); None renders at full size."""
+    neural_rendering_fade_images: int = 1_000_000
     blur_sigma: float = 10.0
     blur_fade_images: int = 200_000
     ema_half_life_images: int = 10_000
@@ -62,14 +66,14 @@ def small_config() -> TrainingConfig:
     """256² output, neural rendering 64, half-width networks: a single-GPU run of a day or two."""
     generator = replace(GeneratorConfig(), plane_resolution=128, channel_base=16384, channel_max=256,
                         neural_rendering_resolution=64, output_resolution=256, sr_channel_base=32768, sr_channel_max=128)
-    return replace(TrainingConfig(), generator=generator, discriminator_channel_base=16384, discriminator_channel_max=256,
+    return replace(TrainingConfig(), generator=generator, neural_rendering_initial=None, discriminator_channel_base=16384, discriminator_channel_max=256,
                    discriminator_cmap_dim=256, batch_size=16, total_images=5_000_000, r1_gamma=5.0,
                    blur_fade_images=100_000, ema_half_life_images=5_000)
 
 
 def tiny_config() -> TrainingConfig:
     """32² output for tests and smoke runs on CPU (seconds per hundred images)."""
-    return replace(TrainingConfig(), generator=tiny_generator_config(), discriminator_channel_base=512,
+    return replace(TrainingConfig(), generator=tiny_generator_config(), neural_rendering_initial=None, discriminator_channel_base=512,
                    discriminator_channel_max=32, discriminator_cmap_dim=32, batch_size=4, total_images=400,
                    g_lr=0.0025, d_lr=0.002, r1_gamma=1.0, r1_interval=4, density_reg_interval=4,
                    blur_sigma=1.0, blur_fade_images=100, ema_half_life_images=40, tick_images=100, snapshot_ticks=1,

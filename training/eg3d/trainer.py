@@ -151,6 +151,15 @@ class Eg3dTrainer:
             ws = self.G.mix_styles(ws, self.G.mapping(self._z(), cameras), self.config.style_mixing_prob, self.rng)
         return ws
 
+    def neural_rendering_resolution(self) -> int:
+        """The rendering resolution now: a linear fade from ``neural_rendering_initial`` to the generator's."""
+        final = self.config.generator.neural_rendering_resolution
+        initial = self.config.neural_rendering_initial
+        if initial is None or self.config.neural_rendering_fade_images <= 0:
+            return final
+        fraction = min(self.images_seen / self.config.neural_rendering_fade_images, 1.0)
+        return int(round(initial + (final - initial) * fraction))
+
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_autocast)
 
@@ -160,7 +169,7 @@ class Eg3dTrainer:
         pose = self._camera_batch()
         ws = self._styles(pose, update_w_avg=True)
         with self._autocast():
-            fake = self.G.synthesis(ws, pose["label"], noise_mode="random", jitter=True)
+            fake = self.G.synthesis(ws, pose["label"], self.neural_rendering_resolution(), noise_mode="random", jitter=True)
             logits = self.D(*self._blurred(fake["image"], fake["image_raw"]), self._d_labels(pose))
         loss = generator_adversarial_loss(logits.float())
         stats = {"loss_g": loss.item()}
@@ -181,8 +190,9 @@ class Eg3dTrainer:
         pose = self._camera_batch()
         real = self._real_batch()
         with torch.no_grad(), self._autocast():
-            fake = self.G.synthesis(self._styles(pose, update_w_avg=False), pose["label"], noise_mode="random", jitter=True)
-        raw_size = (self.config.generator.neural_rendering_resolution,) * 2
+            fake = self.G.synthesis(self._styles(pose, update_w_avg=False), pose["label"], self.neural_rendering_resolution(),
+                                    noise_mode="random", jitter=True)
+        raw_size = (self.neural_rendering_resolution(),) * 2
         real_raw = F.interpolate(real["image"], size=raw_size, mode="bilinear", align_corners=False, antialias=True)
         real_image, real_raw = self._blurred(real["image"], real_raw)
         real_labels = self._d_labels(real)
