@@ -212,7 +212,7 @@ def test_torchrun_ranks_paint_one_dataset_together(tiny_models, tmp_path):
     data = tmp_path / "data"
     register_tiny_models(ModelStore(data / "models"), tiny_models.paths)
     command = [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2", "--master_port", str(_free_port()),
-               "-m", "backend.cli", "multiview", "--conditions", str(bundle), "--base", "tiny-sd", "--controlnet", "pose",
+               "-m", "backend.cli", "multiview", "--conditions", str(bundle), "--base", "tiny-sd", "--controlnet", "pose=tiny-controlnet-pose",
                "--style", "a clay head", "--out", str(tmp_path / "out"), "--steps", "1", "--resolution", "16",
                "--device", "cpu", "--data-dir", str(data)]
     finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
