@@ -159,7 +159,7 @@ def generate_avatar(generator, settings: AvatarSettings, out_dir: str | Path, ch
         "truncation_psi": settings.style.truncation_psi,
         "w": ws[0].float().cpu().tolist(),
         "checkpoint": checkpoint,
-        "generator_config": config_to_dict(generator.config),
+        "config": config_to_dict(generator.config),
         "settings": {**asdict(settings), "style": {**asdict(settings.style), "w": None}},
         "previews": previews,
         "mesh": None,

@@ -113,3 +113,14 @@ def test_generate_avatar_writes_previews_glb_and_json(tmp_path):
     # The saved w reproduces the same avatar.
     again = style_code(generator, StyleRequest(w_file=str(tmp_path / "avatar.json")), torch.device("cpu"))
     assert torch.allclose(again, ws)
+
+
+def test_a_style_code_of_the_wrong_shape_is_refused_naming_the_field(tmp_path):
+    generator = TriplaneGenerator(tiny_generator_config())
+    np.save(tmp_path / "w.npy", np.zeros((3, 5), dtype=np.float32))
+    with pytest.raises(InvalidInput) as caught:
+        style_code(generator, StyleRequest(w_file=str(tmp_path / "w.npy")), torch.device("cpu"))
+    assert caught.value.field == "w" and "same checkpoint" in caught.value.hint
+    np.save(tmp_path / "w1.npy", np.ones(generator.w_dim, dtype=np.float32))
+    ws = style_code(generator, StyleRequest(w_file=str(tmp_path / "w1.npy")), torch.device("cpu"))
+    assert ws.shape == (1, generator.num_ws, generator.w_dim) and torch.all(ws == 1)
