@@ -225,3 +225,13 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_a_bare_control_kind_picks_the_only_controlnet_of_that_role_and_refuses_to_guess(tiny_models):
+    from backend.commands.multiview import parse_controls
+
+    assert parse_controls("depth", tiny_models.store) == {"depth": tiny_models.names["controlnet-depth"]}
+    assert parse_controls("pose=tiny-controlnet-pose", tiny_models.store) == {"pose": "tiny-controlnet-pose"}
+    with pytest.raises(FormatError, match="several") as error:
+        parse_controls("pose,depth", tiny_models.store)
+    assert "pose=NAME" in error.value.hint
