@@ -227,11 +227,21 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_a_bare_control_kind_picks_the_only_controlnet_of_that_role_and_refuses_to_guess(tiny_models):
+def test_a_bare_control_kind_picks_the_only_controlnet_of_that_role_and_refuses_to_guess(tiny_models, tiny_model_store):
     from backend.commands.multiview import parse_controls
+    from backend.errors import InvalidInput, ModelMissing
+    from backend.multiview.generation import choose_models
 
-    assert parse_controls("depth", tiny_models.store) == {"depth": tiny_models.names["controlnet-depth"]}
-    assert parse_controls("pose=tiny-controlnet-pose", tiny_models.store) == {"pose": "tiny-controlnet-pose"}
-    with pytest.raises(FormatError, match="several") as error:
-        parse_controls("pose,depth", tiny_models.store)
-    assert "pose=NAME" in error.value.hint
+    store, base = tiny_models.store, tiny_models.names["base"]
+    assert choose_models(store, base, parse_controls("depth")) == (base, {"depth": tiny_models.names["controlnet-depth"]})
+    assert choose_models(store, base, parse_controls("pose=tiny-controlnet-pose"))[1] == {"pose": "tiny-controlnet-pose"}
+    with pytest.raises(InvalidInput, match="several") as error:
+        choose_models(store, base, parse_controls("pose,depth"))
+    assert error.value.field == "controlnets.pose"
+    with pytest.raises(InvalidInput, match="several models have role base"):
+        choose_models(store, "", {"depth": ""})
+    with pytest.raises(ModelMissing, match="no model with role base") as missing:
+        choose_models(tiny_model_store, "", {"depth": ""})
+    assert "models add" in missing.value.hint
+    with pytest.raises(FormatError, match="not a control kind"):
+        choose_models(store, "", {"sketch": ""})

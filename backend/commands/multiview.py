@@ -17,7 +17,7 @@ DEFAULT_CONTROLS = "pose,depth"
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("multiview", help="paint stylized multi-view training images with SD + ControlNet")
     parser.add_argument("--conditions", type=Path, required=True, help="condition bundle folder (holds conditions.json)")
-    parser.add_argument("--base", required=True, help="model-store name of the SD 1.x/2.x base model")
+    parser.add_argument("--base", default="", help="model-store name of the SD 1.x/2.x base model (default: the only one registered)")
     parser.add_argument("--controlnet", default=DEFAULT_CONTROLS,
                         help="controls to use: KIND or KIND=NAME, comma-separated; a bare KIND picks the one ControlNet "
                              "registered with role controlnet-KIND (default %(default)s)")
@@ -56,24 +56,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     merge.set_defaults(func=_merge)
 
 
-def parse_controls(text: str, store) -> dict[str, str]:
-    """'pose,depth=my-depth' -> {'pose': <the one controlnet-pose model>, 'depth': 'my-depth'}."""
+def parse_controls(text: str) -> dict[str, str]:
+    """'pose,depth=my-depth' -> {'pose': '', 'depth': 'my-depth'}; an empty name stands for the one
+    ControlNet registered with that control's role (see ``choose_models``)."""
     controls = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         kind, _, name = item.partition("=")
-        controls[kind] = name or _only_model_of_role(store, f"controlnet-{kind}", kind)
+        controls[kind] = name
     if not controls:
         raise FormatError("controlnet", "no control given", f"use e.g. --controlnet {DEFAULT_CONTROLS}")
     return controls
-
-
-def _only_model_of_role(store, role: str, kind: str) -> str:
-    names = [entry.name for entry in store.list() if entry.role == role]
-    if len(names) != 1:
-        found = f"several ({', '.join(names)})" if names else "none"
-        raise FormatError("controlnet", f"{found} registered with role {role}",
-                          f"name one with --controlnet {kind}=NAME, or register one with 'avatar-foundry models add PATH --as NAME --role {role}'")
-    return names[0]
 
 
 def parse_weights(text: str) -> dict[str, float]:
@@ -99,12 +91,13 @@ def parse_shard(text: str):
 
 def settings_from_args(args: argparse.Namespace, store):
     from ..multiview.attributes import load_catalog
-    from ..multiview.generation import MultiviewSettings
+    from ..multiview.generation import MultiviewSettings, choose_models
     from ..multiview.prompts import DEFAULT_BACK_VIEW_NEGATIVE, DEFAULT_NEGATIVE_PROMPT
 
     catalog = load_catalog(args.attributes) if args.attributes else None
+    base, controlnets = choose_models(store, args.base, parse_controls(args.controlnet))
     return MultiviewSettings(
-        style=args.style, base=args.base, controlnets=parse_controls(args.controlnet, store),
+        style=args.style, base=base, controlnets=controlnets,
         control_weights=parse_weights(args.control_weights), per_view=args.per_view, candidates=args.candidates,
         seed=args.seed, steps=args.steps, guidance=args.guidance, resolution=args.resolution, batch_size=args.batch_size,
         negative_prompt=DEFAULT_NEGATIVE_PROMPT if args.negative_prompt is None else args.negative_prompt,

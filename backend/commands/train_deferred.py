@@ -12,7 +12,7 @@ def register_train(trainers: argparse._SubParsersAction) -> None:
     parser = trainers.add_parser("deferred", help="train the deferred diffusion renderer (DiffusionAvatars) on a deferred dataset")
     parser.add_argument("--data", type=Path, required=True, help="deferred dataset: a condition bundle whose renders carry a target pass")
     parser.add_argument("--out", type=Path, required=True, help="run folder (checkpoint, train state, validation renders); reused to resume")
-    parser.add_argument("--base", required=True, help="model-store name of the frozen Stable Diffusion 1.x/2.x base")
+    parser.add_argument("--base", default="", help="model-store name of the frozen Stable Diffusion 1.x/2.x base (default: the only one registered)")
     parser.add_argument("--mode", choices=("diffusion", "direct"), default="diffusion",
                         help="'direct': the one-pass baseline without diffusion, for comparison")
     parser.add_argument("--steps", type=int, default=100_000)
@@ -44,14 +44,15 @@ def run(args: argparse.Namespace) -> int:
     from training.deferred.dataset import HoldOut
     from training.deferred.trainer import DeferredTrainOptions, train_deferred
 
+    store = store_from_args(args)
     options = DeferredTrainOptions(
-        base=args.base, mode=args.mode, resolution=args.resolution, steps=args.steps, batch_size=args.batch_size,
+        base=store.pick(args.base, "base", "base"), mode=args.mode, resolution=args.resolution, steps=args.steps, batch_size=args.batch_size,
         gradient_accumulation=args.grad_accum, learning_rate_networks=args.lr, learning_rate_planes=args.lr_planes,
         mixed_precision=args.mixed_precision, checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,
         hold_out=HoldOut(tuple(args.holdout_views), args.holdout_frame_stride),
         channels=ChannelLayout(triplane_channels=args.triplane_channels), triplane_resolution=args.triplane_resolution,
         prediction_type=args.prediction_type, num_inference_steps=args.steps_inference, seed=args.seed,
     )
-    result = train_deferred(args.data, args.out, options, store_from_args(args), ConsoleProgress(), pick_device(args.device))
+    result = train_deferred(args.data, args.out, options, store, ConsoleProgress(), pick_device(args.device))
     print(f"trained {result.steps} steps, last loss {result.losses[-1]:.5f}; checkpoint in {result.out_dir}")
     return 0

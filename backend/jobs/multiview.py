@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ..multiview.generation import MultiviewSettings, generate_multiview
+from ..multiview.generation import MultiviewSettings, choose_models, generate_multiview
 from ..multiview.prompts import DEFAULT_BACK_VIEW_NEGATIVE, DEFAULT_NEGATIVE_PROMPT
 from .deferred_store import model_store
 from .registry import JobContext, JobParams, job_kind
@@ -17,8 +17,10 @@ from .registry import JobContext, JobParams, job_kind
 
 class MultiviewParams(JobParams):
     style: str = Field(min_length=1, description='style prompt, e.g. "a 3D cartoon character head, Pixar style"')
-    base: str = Field(description="model-store name of the Stable Diffusion 1.x/2.x base model")
-    controlnets: dict[str, str] = Field(description="control kind (pose, depth, normal) -> model-store name of its ControlNet")
+    base: str = Field("", description="model-store name of the Stable Diffusion 1.x/2.x base model ('': the only one registered)")
+    controlnets: dict[str, str] = Field(default_factory=lambda: {"pose": "", "depth": ""},
+                                        description="control kind (pose, depth, normal) -> model-store name of its ControlNet "
+                                                    "('': the only one registered for that control)")
     control_weights: dict[str, float] = Field(default_factory=dict, description="control kind -> conditioning scale (default 1.0)")
     per_view: int = Field(1, ge=1, le=1000)
     candidates: int = Field(1, ge=1, le=16, description="images painted per kept image; the best by pose confidence is kept")
@@ -47,6 +49,7 @@ class MultiviewParams(JobParams):
           requires_upload=True)
 def run_multiview(params: MultiviewParams, context: JobContext) -> None:
     store = model_store(context)
-    settings = MultiviewSettings(**params.model_dump())
+    base, controlnets = choose_models(store, params.base, params.controlnets)
+    settings = MultiviewSettings(**{**params.model_dump(), "base": base, "controlnets": controlnets})
     generate_multiview(context.inputs_dir, context.output_dir, settings, store.resolve, context.progress,
                        device=context.device, models=context.models)

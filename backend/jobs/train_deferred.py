@@ -16,7 +16,7 @@ from .registry import JobContext, JobParams, job_kind
 
 
 class TrainDeferredParams(JobParams):
-    base: str = Field(description="model-store name of the frozen Stable Diffusion 1.x/2.x base")
+    base: str = Field("", description="model-store name of the frozen Stable Diffusion 1.x/2.x base ('': the only one registered)")
     mode: Literal["diffusion", "direct"] = "diffusion"
     steps: int = Field(100_000, ge=1)
     batch_size: int = Field(8, ge=1, le=256)
@@ -42,12 +42,13 @@ def train_deferred_job(params: TrainDeferredParams, context: JobContext) -> None
     from training.deferred.dataset import HoldOut
     from training.deferred.trainer import DeferredTrainOptions, train_deferred
 
+    store = model_store(context)
     options = DeferredTrainOptions(
-        base=params.base, mode=params.mode, resolution=params.resolution, steps=params.steps, batch_size=params.batch_size,
+        base=store.pick(params.base, "base", "base"), mode=params.mode, resolution=params.resolution, steps=params.steps, batch_size=params.batch_size,
         gradient_accumulation=params.grad_accum, learning_rate_networks=params.lr, learning_rate_planes=params.lr_planes,
         mixed_precision=params.mixed_precision, checkpoint_every=params.checkpoint_every, validate_every=params.validate_every,
         hold_out=HoldOut(tuple(params.holdout_views), params.holdout_frame_stride),
         channels=ChannelLayout(triplane_channels=params.triplane_channels), triplane_resolution=params.triplane_resolution,
         prediction_type=params.prediction_type, num_inference_steps=params.steps_inference, seed=params.seed,
     )
-    train_deferred(context.inputs_dir, context.output_dir, options, model_store(context), context.progress, context.device or "cpu")
+    train_deferred(context.inputs_dir, context.output_dir, options, store, context.progress, context.device or "cpu")

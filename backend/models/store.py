@@ -114,6 +114,20 @@ class ModelStore:
         validate_entry(entry)
         return entry
 
+    def pick(self, name: str, role: str, field: str = "model") -> str:
+        """``name`` when given; for an empty name the one model registered with ``role`` (so that a
+        user with one base model and one ControlNet per control never has to type a name)."""
+        if name:
+            return name
+        names = sorted(entry.name for entry in self.list() if entry.role == role)
+        if len(names) == 1:
+            return names[0]
+        if names:
+            raise InvalidInput(f"several models have role {role} ({', '.join(names)})", "name the one to use", field=field)
+        raise ModelMissing(f"no model with role {role} is registered in {self.root}",
+                           f"register one with 'avatar-foundry models add PATH --as NAME --role {role}' (or models scan FOLDER)",
+                           field=field)
+
     def _missing(self, name: str, entries: dict[str, ModelEntry]) -> ModelMissing:
         known = ", ".join(sorted(entries)) or "none yet"
         return ModelMissing(f"no model named {name!r} in the store {self.root}",

@@ -35,7 +35,7 @@ from blender_addon.formats.files import atomic_write, atomic_write_json
 from ..formats.multiview_dataset import MultiviewDataset, MultiviewItem, write_dataset_manifest
 from ..model_cache import ModelCache
 from ..progress import Progress, SilentProgress
-from ..models.store import CONTROLNET_ROLES, ModelEntry
+from ..models.store import CONTROLNET_ROLES, ModelEntry, ModelStore
 from .attributes import DEFAULT_ATTRIBUTE_CATALOG, DEFAULT_ATTRIBUTES_PER_IMAGE, sample_attributes, validate_catalog
 from .condition_images import check_bundle_for_controls, load_render_conditions
 from .pose_confidence import pose_confidence
@@ -110,6 +110,15 @@ class MultiviewSettings:
 
     def weight(self, kind: str) -> float:
         return float(self.control_weights.get(kind, 1.0))
+
+
+def choose_models(store: ModelStore, base: str, controlnets: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """Fill in empty names: the one base model, and the one ControlNet of each control's role."""
+    unknown = sorted(set(controlnets) - set(CONTROLNET_ROLES))
+    if unknown:
+        raise FormatError(f"controlnets.{unknown[0]}", "is not a control kind", f"use {', '.join(CONTROLNET_ROLES)}")
+    base = store.pick(base, "base", "base")
+    return base, {kind: store.pick(name, CONTROLNET_ROLES[kind], f"controlnets.{kind}") for kind, name in controlnets.items()}
 
 
 @dataclass(frozen=True)
