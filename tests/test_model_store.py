@@ -149,3 +149,27 @@ def test_cli_add_reports_a_missing_path_with_exit_code_2(tmp_path, capsys):
     code = cli_main(["models", "add", str(tmp_path / "nowhere"), "--as", "x", "--role", "base", "--data-dir", str(tmp_path)])
     assert code == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_scanning_a_models_folder_registers_what_its_files_show_and_explains_the_rest(tiny_models, tmp_path, capsys):
+    folder = tiny_models.paths.base.parent
+    data_dir = tmp_path / "data"
+    assert cli_main(["models", "scan", str(folder), "--data-dir", str(data_dir)]) == 0
+    output = capsys.readouterr().out
+    roles = {entry.name: entry.role for entry in ModelStore(data_dir / "models").list()}
+    assert roles == {"tiny-sd": "base", "tiny-controlnet-pose": "controlnet-pose", "tiny-controlnet-depth": "controlnet-depth",
+                     "tiny-controlnet-normal": "controlnet-normal", "tiny-style-lora": "lora"}
+    assert "skipped" in output and "--config" in output  # the single-file checkpoints need a config folder
+    assert cli_main(["models", "scan", str(folder), "--data-dir", str(data_dir)]) == 0
+    assert "0 model(s) added" in capsys.readouterr().out
+
+
+def test_a_scanned_controlnet_whose_name_names_no_control_is_skipped_with_the_command_to_add_it(tiny_models, tiny_model_store, tmp_path):
+    from backend.models.discovery import control_kind, scan_folder
+
+    shutil.copytree(tiny_models.paths.controlnets["depth"], tmp_path / "models" / "my-controlnet")
+    report = scan_folder(tiny_model_store, tmp_path / "models")
+    assert not report.added and "models add" in report.skipped[0][1]
+    assert control_kind("control_v11p_sd15_openpose") == "pose" and control_kind("sd21-depth-normal") is None
+    with pytest.raises(InvalidInput, match="not a folder"):
+        scan_folder(tiny_model_store, tmp_path / "nowhere")

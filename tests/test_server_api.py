@@ -247,3 +247,16 @@ def test_models_lists_what_the_model_store_holds(backend, client, tmp_path):
     save_file({"lora_down.weight": np.zeros((2, 2), np.float32)}, str(lora))
     ModelStore(backend.data_dir / "models").add(lora, name="toon", role="lora")
     assert client.get("/v1/models").json() == {"models": [{"name": "toon", "role": "lora", "path": str(lora.resolve()), "format": "lora"}]}
+
+
+def test_models_scan_registers_a_local_folder_and_a_bad_folder_is_named(backend, client, tmp_path):
+    models = tmp_path / "downloads"
+    models.mkdir()
+    save_file({"unet.lora_A.weight": np.zeros((2, 2), np.float32)}, str(models / "toon-style.safetensors"))
+    (models / "notes.txt").write_text("not a model")
+    report = client.post("/v1/models/scan", json={"folder": str(models)}).json()
+    assert [entry["name"] for entry in report["added"]] == ["toon-style"] and report["skipped"][0]["path"].endswith("notes.txt")
+    assert {"name": "toon-style", "role": "lora"}.items() <= next(
+        model for model in client.get("/v1/models").json()["models"] if model["name"] == "toon-style").items()
+    refused = client.post("/v1/models/scan", json={"folder": str(tmp_path / "nowhere")})
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "folder"

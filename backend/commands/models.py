@@ -38,6 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_store_argument(listing)
     listing.set_defaults(func=_list)
 
+    scan = commands.add_parser("scan", help="register every base model, ControlNet and LoRA a folder holds, recognised by their files")
+    scan.add_argument("folder", type=Path, help="folder of diffusers model folders and .safetensors files")
+    add_store_argument(scan)
+    scan.set_defaults(func=_scan)
+
     remove = commands.add_parser("remove", help="forget a model (its files are left alone)")
     remove.add_argument("name")
     add_store_argument(remove)
@@ -56,6 +61,18 @@ def _list(args: argparse.Namespace) -> int:
         print("no models registered; add one with 'avatar-foundry models add PATH --as NAME --role ROLE'")
     for entry in entries:
         print(f"{entry.name:24} {entry.role:18} {entry.format:12} {entry.path}")
+    return 0
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from ..models.discovery import scan_folder
+
+    report = scan_folder(store_from_args(args), args.folder)
+    for entry in report.added:
+        print(f"added   {entry.name:24} {entry.role:18} {entry.path}")
+    for path, reason in report.skipped:
+        print(f"skipped {path}: {reason}")
+    print(f"{len(report.added)} model(s) added, {len(report.skipped)} skipped")
     return 0
 
 

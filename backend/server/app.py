@@ -53,6 +53,13 @@ class JobRequest(BaseModel):
     params: dict[str, Any] = {}
 
 
+class ScanRequest(BaseModel):
+    """The body of POST /v1/models/scan."""
+
+    model_config = ConfigDict(extra="forbid")
+    folder: str
+
+
 class JobStillActive(AvatarFoundryError):
     code = protocol.CONFLICT
     http_status = 409
@@ -202,6 +209,13 @@ def _add_routes(app: FastAPI) -> None:
     def list_models(request: Request) -> dict:
         entries = _backend(request).resolver.models.list()
         return {"models": [{"name": e.name, "role": e.role, "path": str(e.path), "format": e.format} for e in entries]}
+
+    @app.post(f"{prefix}/models/scan")
+    def scan_models(request: Request, body: ScanRequest) -> dict:
+        """Register the models a local folder holds (the add-on's "models folder" preference)."""
+        from ..models.discovery import scan_folder
+
+        return scan_folder(_backend(request).resolver.models, body.folder).to_json()
 
 
 async def _read_submission(request: Request) -> tuple[bytes | str, UploadFile | None]:

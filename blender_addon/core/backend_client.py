@@ -12,7 +12,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..formats import protocol
 from ..formats.files import atomic_write_bytes
@@ -86,12 +86,14 @@ class BackendClient:
         data = self._request("GET", f"/jobs/{urllib.parse.quote(job_id)}/artifacts/{urllib.parse.quote(name)}")
         return atomic_write_bytes(destination, data)
 
-    def download_all(self, job_id: str, folder: Path) -> list[Path]:
-        """Every artifact of the job under ``folder``, keeping their relative paths."""
+    def download_all(self, job_id: str, folder: Path, wanted: Callable[[str], bool] = lambda name: True) -> list[Path]:
+        """Every artifact of the job (that ``wanted`` accepts) under ``folder``, keeping their relative paths."""
         folder = Path(folder)
         paths = []
         for artifact in self.artifacts(job_id):
             name = artifact["name"]
+            if not wanted(name):
+                continue
             target = (folder / name).resolve()
             if folder.resolve() not in target.parents:
                 raise BackendError(protocol.INVALID_INPUT, f"artifact name {name!r} points outside the download folder")
@@ -103,6 +105,10 @@ class BackendClient:
 
     def models(self) -> list[dict]:
         return self._json("GET", "/models")["models"]
+
+    def scan_models(self, folder: str | Path) -> dict:
+        """Register the models a local folder holds: {"added": [...], "skipped": [{"path", "reason"}]}."""
+        return self._json("POST", "/models/scan", {"folder": str(folder)})
 
 
 def _error_from_response(error: urllib.error.HTTPError) -> BackendError:
