@@ -179,4 +179,5 @@ def export_mesh(field, settings: AvatarSettings, path: Path, progress: Progress)
     texture = bake_texture(field, unwrapped, settings.texture, ScaledProgress(progress, 0.7, 0.95))
     write_glb(path, unwrapped, texture)
     return {"file": path.name, "vertices": int(len(unwrapped.vertices)), "faces": int(len(unwrapped.faces)),
-            "texture_size": settings.texture.size, "watertight": bool(mesh.is_watertight)}
+            "texture_size": settings.texture.size, "watertight": bool(mesh.is_watertight),
+            "level": float(mesh.metadata["level"]), "level_fallback": bool(mesh.metadata["level_fallback"])}

@@ -78,6 +78,22 @@ def test_flat_density_is_refused_with_a_hint():
         mesh_from_field(Empty(), MeshSettings(grid_resolution=16))
 
 
+def test_a_field_too_faint_for_the_level_gets_a_surface_enclosing_the_fallback_fill_and_says_so():
+    class Faint(ColouredSphere):
+        """The sphere's density scaled below EG3D's level 10, as a briefly trained generator gives."""
+
+        def density(self, points):
+            return super().density(points) / 100.0
+
+    settings = MeshSettings(grid_resolution=32, max_faces=None, fallback_fill=0.1)
+    mesh = mesh_from_field(Faint(), settings)
+    assert mesh.metadata["level_fallback"] and mesh.metadata["level"] < 1.0
+    assert mesh.is_watertight and mesh.volume == pytest.approx(0.1, rel=0.15)
+    assert {"level": 10.0, "level_fallback": False}.items() <= mesh_from_field(ColouredSphere(), settings).metadata.items()
+    with pytest.raises(InvalidInput, match="never crosses"):
+        mesh_from_field(Faint(), MeshSettings(grid_resolution=16, fallback_fill=None))
+
+
 @pytest.mark.blender
 def test_blender_gltf_importer_reads_the_avatar_with_its_texture(sphere_glb):
     import bpy

@@ -21,6 +21,9 @@ class MeshSettings:
     grid_resolution: int = 256
     level: float = 10.0
     """Iso-level of the density (EG3D's meshes use raw sigma at 10)."""
+    fallback_fill: float | None = 0.2
+    """When the density never reaches ``level`` (a briefly trained generator), put the surface where
+    this fraction of the box lies inside instead, and record it; None refuses such a field."""
     box_size: float = 1.0
     keep_largest_component: bool = True
     max_faces: int | None = 60000
@@ -48,19 +51,30 @@ def density_grid(field: RadianceField, settings: MeshSettings, progress: Progres
     return values.reshape(resolution, resolution, resolution)
 
 
+def surface_level(grid: np.ndarray, settings: MeshSettings) -> tuple[float, bool]:
+    """(iso-level, whether it is the fallback): ``settings.level`` where the density crosses it."""
+    low, high = float(np.nanmin(grid)), float(np.nanmax(grid))
+    if high > settings.level > low:
+        return settings.level, False
+    if settings.fallback_fill is not None and high > low:
+        level = float(np.nanquantile(grid, 1.0 - settings.fallback_fill))
+        if high > level > low:
+            return level, True
+    raise InvalidInput(f"the density never crosses the level {settings.level} (range {low:.3g}..{high:.3g}): there is no surface",
+                       "lower or raise the mesh level, or use a trained checkpoint", field="level")
+
+
 def extract_mesh(grid: np.ndarray, settings: MeshSettings):
-    """Marching cubes on a [x, y, z] density grid; the border is padded below the level so the mesh closes."""
+    """Marching cubes on a [x, y, z] density grid; the border is padded below the level so the mesh
+    closes. The level used is in ``mesh.metadata`` ('level', 'level_fallback')."""
     import trimesh
     from skimage import measure
 
-    if not (np.nanmax(grid) > settings.level > np.nanmin(grid)):
-        raise InvalidInput(
-            f"the density never crosses the level {settings.level} (range {float(np.nanmin(grid)):.3g}..{float(np.nanmax(grid)):.3g}): there is no surface",
-            "lower or raise the mesh level, or use a trained checkpoint", field="level")
-    floor = min(float(np.nanmin(grid)), settings.level) - 1.0
+    level, fallback = surface_level(grid, settings)
+    floor = min(float(np.nanmin(grid)), level) - 1.0
     padded = np.pad(np.nan_to_num(grid, nan=floor), 1, mode="constant", constant_values=floor)
     voxel = settings.box_size / grid.shape[0]
-    vertices, faces, _, _ = measure.marching_cubes(padded, level=settings.level, spacing=(voxel, voxel, voxel))
+    vertices, faces, _, _ = measure.marching_cubes(padded, level=level, spacing=(voxel, voxel, voxel))
     # Padded index 1 is the first cell centre, at -box/2 + voxel/2.
     vertices = vertices - (settings.box_size / 2 + voxel / 2)
     # skimage winds triangles towards rising values; density rises inwards, so flip them to face out.
@@ -69,6 +83,7 @@ def extract_mesh(grid: np.ndarray, settings: MeshSettings):
         mesh = largest_component(mesh)
     if settings.max_faces is not None and len(mesh.faces) > settings.max_faces:
         mesh = decimate_by_clustering(mesh, settings.max_faces)
+    mesh.metadata.update(level=level, level_fallback=fallback)
     return mesh
 
 
