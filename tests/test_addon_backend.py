@@ -85,7 +85,7 @@ def test_round_trip_renders_the_demo_head_submits_it_and_imports_the_result_with
     watcher.submit("echo-conditions", {"thumbnail_size": 32}, zip_bundle(request.output_dir), download_to=tmp_path / "results")
     (event,) = _follow_to_download(watcher, board)
     watcher.stop()
-    summary = import_result(event.folder, event.job, rig)
+    summary = import_result(event.folder, event.job, bpy.context.scene, rig)
     images = [image for image in bpy.data.images if image.get("avatar_foundry_job_id") == event.job["id"]]
     assert "image" in summary and images
     assert all(image["avatar_foundry_kind"] == "echo-conditions" for image in images)

@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from PIL import Image
 from blender_addon.core.backend_process import BackendProcess, _alive
 from blender_addon.core.demo_head_shape import IDENTITY_RANGES, IdentityParams, build_head, sample_identity
 from blender_addon.core.expression_code import extract_code, rig_layout
+from blender_addon.core.job_requests import follow_up, reference_image_upload, wanted_artifact
 from blender_addon.core.job_watch import JobBoard, JobEvent
 from blender_addon.core.png import encode_png
 from blender_addon.core.pose_skeleton import LANDMARK_NAMES, draw_skeleton
@@ -139,3 +141,23 @@ def test_a_backend_left_by_a_crashed_session_is_ended_at_the_next_start(tmp_path
         if orphan.poll() is None:
             orphan.kill()
     assert not _alive(orphan.pid) or orphan.poll() is not None
+
+
+def test_a_finished_job_names_the_setting_it_feeds_and_weights_are_not_downloaded():
+    assert follow_up({"id": "42", "kind": "train-eg3d", "state": "succeeded"}) == ("avatar", "checkpoint", "job:42")
+    assert follow_up({"id": "42", "kind": "multiview", "state": "succeeded"}) == ("train", "dataset", "job:42")
+    assert follow_up({"id": "42", "kind": "train-eg3d", "state": "failed"}) is None
+    assert follow_up({"id": "42", "kind": "generate-avatar", "state": "succeeded"}) is None
+    assert not wanted_artifact("model.safetensors") and wanted_artifact("samples/tick_0001.png")
+
+
+def test_the_reference_image_travels_in_a_zip_under_the_name_the_job_is_told(tmp_path):
+    image = tmp_path / "Concept Art.JPG"
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(image, format="JPEG")
+    data, name = reference_image_upload(image)
+    assert name == "reference.jpg" and zipfile.ZipFile(io.BytesIO(data)).namelist() == [name]
+    with pytest.raises(FormatError, match="does not exist"):
+        reference_image_upload(tmp_path / "missing.png")
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(FormatError, match="not an image"):
+        reference_image_upload(tmp_path / "notes.txt")

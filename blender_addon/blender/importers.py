@@ -13,9 +13,17 @@ from ..core.result_files import read_animation, read_avatar_metadata, read_galle
 from ..formats.errors import FormatError
 
 
-def _tag(datablock: bpy.types.ID, job: dict, metadata: dict | None = None) -> None:
-    for key, value in provenance_properties(job, metadata).items():
+def _tag(datablock: bpy.types.ID, job: dict, metadata: dict | None = None, folder: Path | None = None) -> None:
+    for key, value in provenance_properties(job, metadata, str(folder) if folder else None).items():
         datablock[key] = value
+
+
+def _load_image(path: Path, name: str) -> bpy.types.Image:
+    """An image that stays in the .blend when saved, though nothing in the scene uses it yet."""
+    image = bpy.data.images.load(str(path), check_existing=False)
+    image.name = name
+    image.use_fake_user = True
+    return image
 
 
 def import_avatar(folder: Path, job: dict, rig: bpy.types.Object | None = None) -> list[bpy.types.Object]:
@@ -26,6 +34,9 @@ def import_avatar(folder: Path, job: dict, rig: bpy.types.Object | None = None) 
     if "FINISHED" not in result:
         raise FormatError("avatar.glb", "Blender's glTF importer could not read it")
     imported = [obj for obj in bpy.data.objects if obj not in before]
+    for obj in imported:
+        if obj.parent is None:
+            obj.name = avatar_name(job, metadata)
     if rig is not None:
         from .rig import head_frame
 
@@ -35,8 +46,15 @@ def import_avatar(folder: Path, job: dict, rig: bpy.types.Object | None = None) 
                 obj.location = Vector(frame.center)
                 obj.scale = (frame.size,) * 3
     for obj in imported:
-        _tag(obj, job, metadata)
+        _tag(obj, job, metadata, folder)
     return imported
+
+
+def avatar_name(job: dict, metadata: dict) -> str:
+    """'Avatar seed 7', or 'Avatar <job>' for one made from a style code or a reference image."""
+    if metadata.get("seed") is not None:
+        return f"Avatar seed {metadata['seed']}"
+    return f"Avatar {job['id'][:8]}"
 
 
 def import_animation(folder: Path, job: dict, view: str | None = None) -> bpy.types.Image:
@@ -46,9 +64,8 @@ def import_animation(folder: Path, job: dict, view: str | None = None) -> bpy.ty
     sequence = animation.sequence(chosen)
     if not sequence:
         raise FormatError("view", f"the animation has no view {chosen!r}; it has {', '.join(animation.views())}")
-    image = bpy.data.images.load(str(sequence[0].file), check_existing=False)
+    image = _load_image(sequence[0].file, f"{job['kind']}_{job['id']}_{chosen}")
     image.source = "SEQUENCE"
-    image.name = f"{job['kind']}_{job['id']}_{chosen}"
     image["avatar_foundry_fps"] = animation.fps
     image["avatar_foundry_frame_count"] = len(sequence)
     _tag(image, job, {"view": chosen})
@@ -71,8 +88,7 @@ def import_gallery(folder: Path, job: dict) -> list[bpy.types.Image]:
     """Every multi-view image as a Blender image, tagged with its camera label, prompt and seed."""
     images = []
     for path, entry in read_gallery(folder):
-        image = bpy.data.images.load(str(path), check_existing=False)
-        image.name = f"{job['id']}_{path.stem}"
+        image = _load_image(path, f"{job['id']}_{path.stem}")
         _tag(image, job, {key: entry[key] for key in ("prompt", "seed", "view_class", "yaw", "pitch") if key in entry})
         images.append(image)
     return images
@@ -82,21 +98,36 @@ def import_images(folder: Path, job: dict) -> list[bpy.types.Image]:
     """Every PNG a job returned (contact sheets, previews), tagged with the job."""
     images = []
     for path in sorted(Path(folder).rglob("*.png")):
-        image = bpy.data.images.load(str(path), check_existing=False)
-        image.name = f"{job['id']}_{path.stem}"
+        image = _load_image(path, f"{job['id']}_{path.stem}")
         _tag(image, job, {"file": path.relative_to(folder).as_posix()})
         images.append(image)
     return images
 
 
-def import_result(folder: Path, job: dict, rig: bpy.types.Object | None = None) -> str:
-    """Import a finished job's downloaded artifacts the way its kind needs; returns a summary."""
+def show_as_camera_background(camera: bpy.types.Object, image: bpy.types.Image) -> None:
+    """The animation behind the camera's view, frame-synced, for comparing it with the rig."""
+    background = camera.data.background_images.new()
+    background.image = image
+    background.image_user.frame_duration = int(image.get("avatar_foundry_frame_count", 1))
+    background.image_user.use_auto_refresh = True
+    camera.data.show_background_images = True
+
+
+def import_result(folder: Path, job: dict, scene: bpy.types.Scene, rig: bpy.types.Object | None = None,
+                  camera: bpy.types.Object | None = None) -> str:
+    """Import a finished job's downloaded artifacts the way its kind needs; returns a summary.
+
+    An avatar is placed at ``rig``'s head; an animation becomes an image sequence, a strip in the
+    scene's sequencer and (with ``camera``) that camera's background."""
     folder = Path(folder)
     if (folder / "avatar.glb").is_file():
         return f"imported {len(import_avatar(folder, job, rig))} avatar object(s)"
     if (folder / "frames.json").is_file():
         image = import_animation(folder, job)
-        return f"loaded the animation as image sequence {image.name!r}"
+        add_sequence_strip(scene, folder, job)
+        if camera is not None:
+            show_as_camera_background(camera, image)
+        return f"loaded the animation as image sequence {image.name!r} and a sequencer strip"
     if (folder / "dataset.json").is_file():
         return f"loaded {len(import_gallery(folder, job))} multi-view images"
     return f"loaded {len(import_images(folder, job))} image(s) from {job['kind']}"

@@ -1,12 +1,19 @@
 """Operators of the Avatar sidebar. Thin: they read settings, call the cores, and report errors
 with their message and hint (never a traceback). Long work never blocks Blender: rendering steps
-one view per timer tick, backend jobs run in background threads (``session``)."""
+one view per timer tick, backend jobs run in background threads (``session``).
+
+The steps chain as the artist works: Render Conditions -> Generate Multi-view Images -> Train 3D
+GAN -> Generate Avatar (-> Train Style Prior for image-guided avatars); Render Deferred Dataset ->
+Train Renderer -> Animate. Each finished job fills in the reference the next step needs.
+"""
 
 from __future__ import annotations
 
 import json
 import random
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 import bpy
 
@@ -14,6 +21,7 @@ from ..core.backend_client import BackendError
 from ..core.bundle_zip import zip_bundle
 from ..core.demo_appearance import AppearanceParams, sample_appearance
 from ..core.demo_head_shape import IdentityParams, sample_identity
+from ..core.job_requests import reference_image_upload
 from ..core.provenance import PREFIX, request_from_properties
 from ..core.view_plan import plan_orbit_views
 from ..formats.errors import FormatError
@@ -21,7 +29,7 @@ from . import rig as rig_data
 from .condition_render import BundleRequest, render_bundle, view_from_camera
 from .demo_head import add_demo_head
 from .preferences import preferences
-from .session import session
+from .session import make_client, session
 
 USER_ERRORS = (FormatError, BackendError, OSError)
 
@@ -34,6 +42,35 @@ def _message(error: Exception) -> str:
 
 def _settings(context: bpy.types.Context):
     return context.scene.avatar_foundry
+
+
+def _rig(context: bpy.types.Context) -> bpy.types.Object:
+    conditions = _settings(context).conditions
+    return rig_data.find_rig(conditions.rig.name if conditions.rig else None, context.active_object)
+
+
+def submit(context: bpy.types.Context, kind: str, params: dict, upload: bytes | Callable[[], bytes] | None = None) -> None:
+    """Queue a job in the background (starting the backend first where the preferences say so);
+    its results are downloaded and imported when it succeeds."""
+    state = session()
+    prefs = preferences(context)
+    state.rig_name = _rig_name(context)
+    started = prefs.auto_start and not state.backend.running() and not state.reachable(context)
+    if started:
+        state.start_backend(context)
+    state.watcher.submit(kind, params, upload, download_to=Path(bpy.path.abspath(prefs.output_dir)),
+                         startup_grace=state.STARTUP_GRACE_SECONDS if started else 0.0)
+
+
+def _rig_name(context: bpy.types.Context) -> str | None:
+    rig = _settings(context).conditions.rig
+    return rig.name if rig else None
+
+
+def _bundle_upload(folder: str, what: str, step: str) -> Callable[[], bytes]:
+    if not folder:
+        raise FormatError(what, "has not been rendered yet", f"press {step} first")
+    return partial(zip_bundle, bpy.path.abspath(folder))
 
 
 class AVATAR_OT_add_demo_head(bpy.types.Operator):
@@ -56,38 +93,23 @@ class AVATAR_OT_add_demo_head(bpy.types.Operator):
         return {"FINISHED"}
 
 
-def _bundle_request(context: bpy.types.Context, deferred: bool, output: Path | None = None) -> BundleRequest:
-    conditions = _settings(context).conditions
-    rig = rig_data.find_rig(conditions.rig.name if conditions.rig else None, context.active_object)
-    size = conditions.resolution
-    scene = context.scene
-    return BundleRequest(
-        rig=rig.name,
-        output_dir=output or Path(bpy.path.abspath(conditions.output_dir)),
-        views=plan_orbit_views(conditions.orbit(), size, size),
-        width=size, height=size,
-        frames=list(range(scene.frame_start, scene.frame_end + 1)) if conditions.use_frame_range and not deferred else [],
-        target=(conditions.target.name if conditions.target else None) if deferred else None,
-        random_expressions=conditions.random_expressions if deferred else 0,
-        seed=conditions.seed,
-    )
+class _SteppedRender:
+    """Renders a condition bundle one view per step: run to the end by ``execute`` (scripts), or
+    from a timer by ``invoke`` (the UI stays responsive; Esc cancels). Subclasses say what to
+    render (``_request``) and what to do with the finished bundle (``_done``)."""
 
+    def _request(self, context) -> BundleRequest:
+        raise NotImplementedError
 
-class AVATAR_OT_render_conditions(bpy.types.Operator):
-    """Render pose, depth, normal, canonical and mask passes of the rig from the orbit cameras"""
-
-    bl_idname = "avatar_foundry.render_conditions"
-    bl_label = "Render Conditions"
-
-    deferred: bpy.props.BoolProperty(name="Deferred dataset", description="Also render the target over random expressions")
+    def _done(self, context, folder: Path) -> None:
+        raise NotImplementedError
 
     def _begin(self, context) -> bool:
         try:
-            request = _bundle_request(context, self.deferred)
-            if self.deferred and not request.target:
-                raise FormatError("target", "a deferred dataset needs a target object", "pick the detailed character as Target")
+            request = self._request(context)
             self._steps = render_bundle(request, context.scene)
             self._folder = request.output_dir
+            self._finished = False
             return True
         except USER_ERRORS as error:
             self.report({"ERROR"}, _message(error))
@@ -100,20 +122,24 @@ class AVATAR_OT_render_conditions(bpy.types.Operator):
             conditions.progress, conditions.stage = next(self._steps)
             return True
         except StopIteration:
-            conditions.last_bundle = str(self._folder)
-            self.report({"INFO"}, f"condition bundle written to {self._folder}")
-            return False
+            pass
         except USER_ERRORS as error:
             conditions.stage = _message(error)
             self.report({"ERROR"}, _message(error))
             return False
+        try:
+            self._done(context, self._folder)
+            self._finished = True
+        except USER_ERRORS as error:
+            self.report({"ERROR"}, _message(error))
+        return False
 
     def execute(self, context):
         if not self._begin(context):
             return {"CANCELLED"}
         while self._step(context):
             pass
-        return {"FINISHED"} if _settings(context).conditions.last_bundle == str(self._folder) else {"CANCELLED"}
+        return {"FINISHED"} if self._finished else {"CANCELLED"}
 
     def invoke(self, context, event):
         if not self._begin(context):
@@ -135,15 +161,73 @@ class AVATAR_OT_render_conditions(bpy.types.Operator):
         if running:
             return {"RUNNING_MODAL"}
         self._finish(context)
-        return {"FINISHED"}
+        return {"FINISHED"} if self._finished else {"CANCELLED"}
 
     def _finish(self, context) -> None:
         context.window_manager.event_timer_remove(self._timer)
         self._steps.close()
 
 
+class AVATAR_OT_render_conditions(_SteppedRender, bpy.types.Operator):
+    """Render pose, depth, normal, canonical and mask passes of the rig from the orbit cameras"""
+
+    bl_idname = "avatar_foundry.render_conditions"
+    bl_label = "Render Conditions"
+
+    deferred: bpy.props.BoolProperty(name="Deferred dataset", description="Also render the target over random expressions")
+
+    def _request(self, context) -> BundleRequest:
+        settings = _settings(context)
+        conditions, deferred = settings.conditions, settings.deferred
+        rig = _rig(context)
+        size = conditions.resolution
+        if self.deferred and deferred.target is None:
+            raise FormatError("target", "a deferred dataset needs a target object", "pick the detailed character as Target")
+        use_frames = conditions.use_frame_range and not self.deferred
+        return BundleRequest(
+            rig=rig.name,
+            output_dir=Path(bpy.path.abspath(deferred.output_dir if self.deferred else conditions.output_dir)),
+            views=plan_orbit_views(conditions.orbit(), size, size), width=size, height=size,
+            frames=list(range(context.scene.frame_start, context.scene.frame_end + 1)) if use_frames else [],
+            target=deferred.target.name if self.deferred else None,
+            random_expressions=deferred.random_expressions if self.deferred else 0,
+            seed=conditions.seed,
+        )
+
+    def _done(self, context, folder: Path) -> None:
+        settings = _settings(context)
+        (settings.deferred if self.deferred else settings.conditions).last_bundle = str(folder)
+        self.report({"INFO"}, f"{'deferred dataset' if self.deferred else 'condition bundle'} written to {folder}")
+
+
+class AVATAR_OT_animate(_SteppedRender, bpy.types.Operator):
+    """Render per-frame conditions from the chosen camera over the frame range, then submit an animate job"""
+
+    bl_idname = "avatar_foundry.animate"
+    bl_label = "Animate"
+
+    def _request(self, context) -> BundleRequest:
+        animate, conditions = _settings(context).animate, _settings(context).conditions
+        animate.params()
+        if animate.camera is None:
+            raise FormatError("camera", "no camera chosen", "pick the camera the animation is rendered from")
+        if animate.frame_end < animate.frame_start:
+            raise FormatError("frame_end", "ends before the start frame", "set End to Start or later")
+        rig = _rig(context)
+        size = conditions.resolution
+        view = view_from_camera(animate.camera, rig_data.head_frame(rig), size, size)
+        folder = Path(bpy.path.abspath(animate.output_dir)) / "conditions"
+        return BundleRequest(rig.name, folder, [view], size, size, list(range(animate.frame_start, animate.frame_end + 1)))
+
+    def _done(self, context, folder: Path) -> None:
+        animate = _settings(context).animate
+        session().animation_camera = animate.camera.name
+        submit(context, "animate", animate.params(), partial(zip_bundle, folder))
+        self.report({"INFO"}, "animate job submitted")
+
+
 class AVATAR_OT_backend_check(bpy.types.Operator):
-    """Connect to the backend and show its device and version"""
+    """Connect to the backend and show its device, version and models"""
 
     bl_idname = "avatar_foundry.backend_check"
     bl_label = "Check Backend"
@@ -154,7 +238,7 @@ class AVATAR_OT_backend_check(bpy.types.Operator):
         except USER_ERRORS as error:
             self.report({"ERROR"}, _message(error))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"backend {health.get('version')} on {health.get('device_name')}")
+        self.report({"INFO"}, f"backend {health.get('version')} on {health.get('device_name')}; {len(session().models)} model(s)")
         return {"FINISHED"}
 
 
@@ -197,8 +281,6 @@ class AVATAR_OT_free_memory(bpy.types.Operator):
     bl_label = "Free Memory"
 
     def execute(self, context):
-        from .session import make_client
-
         try:
             count = make_client(context).unload()
         except USER_ERRORS as error:
@@ -208,37 +290,40 @@ class AVATAR_OT_free_memory(bpy.types.Operator):
         return {"FINISHED"}
 
 
-def submit(context: bpy.types.Context, kind: str, params: dict, bundle_folder: str | None = None) -> None:
-    """Queue a job in the background; its results are imported when it succeeds."""
-    bundle = zip_bundle(bpy.path.abspath(bundle_folder)) if bundle_folder else None
-    state = session()
-    conditions = _settings(context).conditions
-    state.rig_name = conditions.rig.name if conditions.rig else None
-    state.watcher.submit(kind, params, bundle, download_to=Path(bpy.path.abspath(preferences(context).output_dir)))
+class AVATAR_OT_register_models(bpy.types.Operator):
+    """Register every Stable Diffusion model, ControlNet and LoRA in the preferences' models folder with the backend"""
 
-
-class AVATAR_OT_submit_job(bpy.types.Operator):
-    """Send a job to the backend; progress shows in the Jobs panel and results are imported"""
-
-    bl_idname = "avatar_foundry.submit_job"
-    bl_label = "Submit Job"
-
-    kind: bpy.props.StringProperty(name="Kind", default="echo-conditions")
-    params_json: bpy.props.StringProperty(name="Params (JSON)", default="")
-    with_bundle: bpy.props.BoolProperty(name="Upload last condition bundle", default=True)
+    bl_idname = "avatar_foundry.register_models"
+    bl_label = "Register Models Folder"
 
     def execute(self, context):
-        settings = _settings(context)
-        panel_params = {"multiview": settings.generate.params, "generate-avatar": settings.avatar.params}
+        folder = preferences(context).models_dir
         try:
-            params = json.loads(self.params_json) if self.params_json else panel_params.get(self.kind, dict)()
-            folder = settings.conditions.last_bundle if self.with_bundle else None
-            if self.with_bundle and not folder:
-                raise FormatError("conditions", "no condition bundle has been rendered yet", "press Render Conditions first")
-            submit(context, self.kind, params, folder)
-        except json.JSONDecodeError as error:
-            self.report({"ERROR"}, f"params: not valid JSON ({error})")
+            if not folder:
+                raise FormatError("models_dir", "no models folder is set", "set Models folder in the add-on preferences")
+            report = make_client(context).scan_models(bpy.path.abspath(folder))
+            session().refresh_models(context)
+        except USER_ERRORS as error:
+            self.report({"ERROR"}, _message(error))
             return {"CANCELLED"}
+        for skipped in report["skipped"]:
+            self.report({"WARNING"}, f"skipped {Path(skipped['path']).name}: {skipped['reason']}")
+        self.report({"INFO"}, f"registered {len(report['added'])} model(s); {len(report['skipped'])} skipped")
+        return {"FINISHED"}
+
+
+class _SubmitOperator:
+    """An operator that submits one job kind from its panel's settings."""
+
+    kind = ""
+
+    def request(self, context) -> tuple[dict, bytes | Callable[[], bytes] | None]:
+        raise NotImplementedError
+
+    def execute(self, context):
+        try:
+            params, upload = self.request(context)
+            submit(context, self.kind, params, upload)
         except USER_ERRORS as error:
             self.report({"ERROR"}, _message(error))
             return {"CANCELLED"}
@@ -246,30 +331,90 @@ class AVATAR_OT_submit_job(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class AVATAR_OT_animate(bpy.types.Operator):
-    """Render per-frame conditions from the chosen camera over the frame range, then submit an animate job"""
+class AVATAR_OT_generate_multiview(_SubmitOperator, bpy.types.Operator):
+    """Paint stylized multi-view images of the rendered conditions with Stable Diffusion + ControlNet"""
 
-    bl_idname = "avatar_foundry.animate"
-    bl_label = "Animate"
+    bl_idname = "avatar_foundry.generate_multiview"
+    bl_label = "Generate Multi-view Images"
+    kind = "multiview"
+
+    def request(self, context):
+        settings = _settings(context)
+        return settings.generate.params(), _bundle_upload(settings.conditions.last_bundle, "conditions", "Render Conditions")
+
+
+class AVATAR_OT_train_gan(_SubmitOperator, bpy.types.Operator):
+    """Train the tri-plane 3D GAN on the multi-view images"""
+
+    bl_idname = "avatar_foundry.train_gan"
+    bl_label = "Train 3D GAN"
+    kind = "train-eg3d"
+
+    def request(self, context):
+        return _settings(context).train.params(), None
+
+
+class AVATAR_OT_generate_avatar(_SubmitOperator, bpy.types.Operator):
+    """Generate a textured avatar mesh from the generator (from the seed, or resembling the reference image) and import it"""
+
+    bl_idname = "avatar_foundry.generate_avatar"
+    bl_label = "Generate Avatar"
+    kind = "generate-avatar"
+
+    def request(self, context):
+        avatar = _settings(context).avatar
+        if not avatar.image_guided():
+            return avatar.params(), None
+        upload, name = reference_image_upload(bpy.path.abspath(avatar.reference_image))
+        return avatar.params(reference_name=name), upload
+
+
+class AVATAR_OT_train_style_prior(_SubmitOperator, bpy.types.Operator):
+    """Train the style prior that turns a reference image into the generator's style code"""
+
+    bl_idname = "avatar_foundry.train_style_prior"
+    bl_label = "Train Style Prior"
+    kind = "train-style-prior"
+
+    def request(self, context):
+        return _settings(context).avatar.style_prior_params(), None
+
+
+class AVATAR_OT_train_renderer(_SubmitOperator, bpy.types.Operator):
+    """Train the deferred neural renderer on the rendered deferred dataset"""
+
+    bl_idname = "avatar_foundry.train_renderer"
+    bl_label = "Train Renderer"
+    kind = "train-deferred"
+
+    def request(self, context):
+        settings = _settings(context)
+        upload = _bundle_upload(settings.deferred.last_bundle, "deferred dataset", "Render Deferred Dataset")
+        return settings.deferred.params(settings.conditions.resolution), upload
+
+
+class AVATAR_OT_submit_job(bpy.types.Operator):
+    """Send any job kind with params as JSON (for kinds without a panel, e.g. echo-conditions)"""
+
+    bl_idname = "avatar_foundry.submit_job"
+    bl_label = "Submit Job"
+
+    kind: bpy.props.StringProperty(name="Kind", default="echo-conditions")
+    params_json: bpy.props.StringProperty(name="Params (JSON)", default="{}")
+    with_bundle: bpy.props.BoolProperty(name="Upload last condition bundle", default=True)
 
     def execute(self, context):
-        settings = _settings(context)
-        animate, conditions = settings.animate, settings.conditions
         try:
-            if animate.camera is None:
-                raise FormatError("camera", "no camera chosen", "pick the camera the animation is rendered from")
-            rig = rig_data.find_rig(conditions.rig.name if conditions.rig else None, context.active_object)
-            size = conditions.resolution
-            folder = Path(bpy.path.abspath(animate.output_dir)) / "conditions"
-            view = view_from_camera(animate.camera, rig_data.head_frame(rig), size, size)
-            request = BundleRequest(rig.name, folder, [view], size, size, list(range(animate.frame_start, animate.frame_end + 1)))
-            for _ in render_bundle(request, context.scene):
-                pass
-            submit(context, "animate", {"checkpoint": animate.checkpoint}, str(folder))
+            params = json.loads(self.params_json or "{}")
+            upload = _bundle_upload(_settings(context).conditions.last_bundle, "conditions", "Render Conditions") if self.with_bundle else None
+            submit(context, self.kind, params, upload)
+        except json.JSONDecodeError as error:
+            self.report({"ERROR"}, f"params: not valid JSON ({error})")
+            return {"CANCELLED"}
         except USER_ERRORS as error:
             self.report({"ERROR"}, _message(error))
             return {"CANCELLED"}
-        self.report({"INFO"}, "animate job submitted")
+        self.report({"INFO"}, f"{self.kind} job submitted")
         return {"FINISHED"}
 
 
@@ -318,13 +463,24 @@ class AVATAR_OT_vary_seed(bpy.types.Operator):
             return {"CANCELLED"}
         kind, params = request_from_properties(dict(obj.items()), random.randrange(2**31) if self.new_seed else None)
         try:
-            submit(context, kind, params)
+            submit(context, kind, params, self._reference_again(obj, params))
         except USER_ERRORS as error:
             self.report({"ERROR"}, _message(error))
             return {"CANCELLED"}
+        self.report({"INFO"}, f"{kind} job submitted with seed {params.get('seed')}")
         return {"FINISHED"}
 
+    @staticmethod
+    def _reference_again(obj: bpy.types.Object, params: dict) -> bytes | None:
+        """An image-guided avatar's reference image, uploaded again from its downloaded results."""
+        if not params.get("style_prior"):
+            return None
+        folder = Path(obj.get(PREFIX + "result_folder", ""))
+        upload, params["reference_image"] = reference_image_upload(folder / "reference.png")
+        return upload
 
-CLASSES = (AVATAR_OT_add_demo_head, AVATAR_OT_render_conditions, AVATAR_OT_backend_check, AVATAR_OT_backend_start,
-           AVATAR_OT_backend_stop, AVATAR_OT_free_memory, AVATAR_OT_submit_job, AVATAR_OT_animate,
-           AVATAR_OT_cancel_job, AVATAR_OT_open_results, AVATAR_OT_vary_seed)
+
+CLASSES = (AVATAR_OT_add_demo_head, AVATAR_OT_render_conditions, AVATAR_OT_animate, AVATAR_OT_backend_check,
+           AVATAR_OT_backend_start, AVATAR_OT_backend_stop, AVATAR_OT_free_memory, AVATAR_OT_register_models,
+           AVATAR_OT_generate_multiview, AVATAR_OT_train_gan, AVATAR_OT_generate_avatar, AVATAR_OT_train_style_prior,
+           AVATAR_OT_train_renderer, AVATAR_OT_submit_job, AVATAR_OT_cancel_job, AVATAR_OT_open_results, AVATAR_OT_vary_seed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 
 from ..core.provenance import PREFIX
+from .properties import CONTROL_KINDS
 from .session import session
 
 
@@ -35,6 +36,10 @@ class AVATAR_PT_backend(_AvatarPanel, bpy.types.Panel):
         else:
             row.operator("avatar_foundry.backend_start", text="Start", icon="PLAY").restart = False
         layout.operator("avatar_foundry.free_memory", icon="TRASH")
+        layout.operator("avatar_foundry.register_models", icon="FILE_FOLDER")
+        if state.models:
+            layout.label(text=f"{len(state.models)} model(s): " + ", ".join(model["name"] for model in state.models[:4])
+                         + (" ..." if len(state.models) > 4 else ""))
         if state.board.last_error:
             box = layout.box()
             for line in _wrap(state.board.last_error, 48):
@@ -64,11 +69,6 @@ class AVATAR_PT_conditions(_AvatarPanel, bpy.types.Panel):
         layout.operator("avatar_foundry.render_conditions", icon="RENDER_STILL").deferred = False
         if conditions.stage:
             layout.progress(factor=conditions.progress, text=conditions.stage)
-        box = layout.box()
-        box.label(text="Deferred dataset")
-        box.prop(conditions, "target")
-        box.prop(conditions, "random_expressions")
-        box.operator("avatar_foundry.render_conditions", text="Render Deferred Dataset").deferred = True
         if conditions.last_bundle:
             layout.operator("avatar_foundry.submit_job", text="Check on Backend (echo)").kind = "echo-conditions"
 
@@ -78,10 +78,29 @@ class AVATAR_PT_generate(_AvatarPanel, bpy.types.Panel):
     bl_idname = "AVATAR_PT_generate"
 
     def draw(self, context):
-        generate = context.scene.avatar_foundry.generate
-        for name in ("prompt", "negative_prompt", "attributes", "seed", "steps", "guidance"):
-            self.layout.prop(generate, name)
-        self.layout.operator("avatar_foundry.submit_job", text="Generate Multi-view Images").kind = "multiview"
+        settings = context.scene.avatar_foundry
+        generate, train = settings.generate, settings.train
+        layout = self.layout
+        for name in ("style", "negative_prompt", "base"):
+            layout.prop(generate, name)
+        box = layout.box()
+        box.label(text="ControlNets")
+        for kind in CONTROL_KINDS:
+            row = box.row(align=True)
+            row.prop(generate, f"use_{kind}")
+            sub = row.row(align=True)
+            sub.enabled = getattr(generate, f"use_{kind}")
+            sub.prop(generate, f"{kind}_model", text="")
+            sub.prop(generate, f"{kind}_weight")
+        column = layout.column(align=True)
+        for name in ("attributes_file", "attributes_per_image", "per_view", "candidates", "seed", "steps", "guidance", "resolution"):
+            column.prop(generate, name)
+        layout.operator("avatar_foundry.generate_multiview", icon="IMAGE_DATA")
+        box = layout.box()
+        box.label(text="3D GAN")
+        for name in ("dataset", "config", "total_images"):
+            box.prop(train, name)
+        box.operator("avatar_foundry.train_gan", icon="MOD_REMESH")
 
 
 class AVATAR_PT_avatars(_AvatarPanel, bpy.types.Panel):
@@ -90,13 +109,21 @@ class AVATAR_PT_avatars(_AvatarPanel, bpy.types.Panel):
 
     def draw(self, context):
         avatar = context.scene.avatar_foundry.avatar
-        for name in ("checkpoint", "seed", "reference_job", "truncation", "mesh_resolution", "texture_size"):
-            self.layout.prop(avatar, name)
-        operator = self.layout.operator("avatar_foundry.submit_job", text="Generate && Import Avatar")
-        operator.kind, operator.with_bundle = "generate-avatar", False
+        layout = self.layout
+        for name in ("checkpoint", "seed", "truncation", "mesh_resolution", "texture_size"):
+            layout.prop(avatar, name)
+        box = layout.box()
+        box.label(text="Image-guided (optional)")
+        for name in ("reference_image", "style_prior", "guidance_scale"):
+            box.prop(avatar, name)
+        row = box.row(align=True)
+        row.prop(avatar, "prior_config", text="")
+        row.prop(avatar, "prior_steps", text="Steps")
+        box.operator("avatar_foundry.train_style_prior", icon="BRUSH_DATA")
+        layout.operator("avatar_foundry.generate_avatar", text="Generate && Import Avatar", icon="IMPORT")
         obj = context.active_object
         if obj is not None and PREFIX + "job_id" in obj:
-            row = self.layout.row(align=True)
+            row = layout.row(align=True)
             row.operator("avatar_foundry.vary_seed", text="Regenerate").new_seed = False
             row.operator("avatar_foundry.vary_seed", text="Vary Seed").new_seed = True
 
@@ -107,10 +134,19 @@ class AVATAR_PT_animate(_AvatarPanel, bpy.types.Panel):
 
     def draw(self, context):
         settings = context.scene.avatar_foundry
-        self.layout.prop(settings.conditions, "rig")
+        deferred, layout = settings.deferred, self.layout
+        layout.prop(settings.conditions, "rig")
+        box = layout.box()
+        box.label(text="Deferred dataset (proxy rig + detailed character)")
+        for name in ("target", "random_expressions", "output_dir"):
+            box.prop(deferred, name)
+        box.operator("avatar_foundry.render_conditions", text="Render Deferred Dataset", icon="RENDER_STILL").deferred = True
+        for name in ("base", "mode", "steps", "crop", "batch_size"):
+            box.prop(deferred, name)
+        box.operator("avatar_foundry.train_renderer", icon="SHADING_RENDERED")
         for name in ("checkpoint", "camera", "frame_start", "frame_end", "output_dir"):
-            self.layout.prop(settings.animate, name)
-        self.layout.operator("avatar_foundry.animate", icon="RENDER_ANIMATION")
+            layout.prop(settings.animate, name)
+        layout.operator("avatar_foundry.animate", icon="RENDER_ANIMATION")
 
 
 class AVATAR_PT_jobs(_AvatarPanel, bpy.types.Panel):

@@ -9,6 +9,7 @@ import bpy
 
 from ..core.backend_client import BackendClient, BackendError, read_token
 from ..core.backend_process import BackendLaunch, BackendProcess
+from ..core.job_requests import follow_up
 from ..core.job_watch import JobBoard, JobEvent, JobWatcher
 from .preferences import ADDON_PACKAGE, preferences
 
@@ -32,14 +33,19 @@ def state_dir() -> Path:
 
 
 class Session:
+    STARTUP_GRACE_SECONDS = 120.0
+    """How long a job submitted right after starting the backend waits for it to answer."""
+
     def __init__(self) -> None:
         self.board = JobBoard()
         self.watcher = JobWatcher(make_client)
         self.backend = BackendProcess(state_dir())
         self.health: dict | None = None
+        self.models: list[dict] = []
+        """The backend's registered models (offered by the model fields of the panels)."""
         self.imported: list[str] = []
-        self.import_folder = Path(bpy.app.tempdir or "/tmp") / "avatar_foundry_results"
         self.rig_name: str | None = None
+        self.animation_camera: str | None = None
 
     def check_health(self, context: bpy.types.Context | None = None) -> dict:
         try:
@@ -47,7 +53,18 @@ class Session:
         except BackendError:
             self.health = None
             raise
+        self.refresh_models(context)
         return self.health
+
+    def refresh_models(self, context: bpy.types.Context | None = None) -> None:
+        self.models = make_client(context, timeout=5.0).models()
+
+    def reachable(self, context: bpy.types.Context | None = None) -> bool:
+        try:
+            self.check_health(context)
+        except BackendError:
+            return False
+        return True
 
     def start_backend(self, context: bpy.types.Context) -> int:
         prefs = preferences(context)
@@ -55,15 +72,20 @@ class Session:
                                Path(bpy.path.abspath(prefs.backend_source)) if prefs.backend_source else None)
         return self.backend.start(launch)
 
-    def handle(self, event: JobEvent) -> None:
-        """Main thread only: record the event; import downloaded results."""
+    def handle(self, event: JobEvent, scene: bpy.types.Scene) -> None:
+        """Main thread only: record the event, fill in the next step's reference when a job
+        succeeds, import downloaded results."""
         self.board.apply(event)
+        if event.kind == "update" and event.job is not None and (step := follow_up(event.job)):
+            group, field, reference = step
+            setattr(getattr(scene.avatar_foundry, group), field, reference)
         if event.kind == "downloaded" and event.folder is not None:
             from .importers import import_result
 
             rig = bpy.data.objects.get(self.rig_name) if self.rig_name else None
+            camera = bpy.data.objects.get(self.animation_camera) if self.animation_camera else None
             try:
-                self.imported.append(import_result(event.folder, event.job, rig))
+                self.imported.append(import_result(event.folder, event.job, scene, rig, camera))
             except Exception as error:  # an unreadable result must not stop the timer
                 self.board.last_error = f"import of job {event.job['id']} failed: {error}"
 
@@ -93,7 +115,7 @@ def _drain() -> float | None:
         return None
     events = _session.watcher.drain()
     for event in events:
-        _session.handle(event)
+        _session.handle(event, bpy.context.scene)
     if events and bpy.context.screen is not None:
         for area in bpy.context.screen.areas:
             if area.type == "VIEW_3D":
@@ -101,16 +123,30 @@ def _drain() -> float | None:
     return TIMER_INTERVAL_SECONDS
 
 
+def _start_backend_if_wanted() -> None:
+    """One-shot timer after registration: the preferences' "start backend automatically"."""
+    if _session is None:
+        return None
+    try:
+        if preferences().auto_start and not _session.backend.running() and not _session.reachable():
+            _session.start_backend(bpy.context)
+    except (BackendError, OSError) as error:
+        _session.board.last_error = f"could not start the backend: {error}"
+    return None
+
+
 def start() -> None:
     session()
     if not bpy.app.timers.is_registered(_drain):
         bpy.app.timers.register(_drain, first_interval=TIMER_INTERVAL_SECONDS, persistent=True)
+    bpy.app.timers.register(_start_backend_if_wanted, first_interval=TIMER_INTERVAL_SECONDS)
 
 
 def stop() -> None:
     global _session
-    if bpy.app.timers.is_registered(_drain):
-        bpy.app.timers.unregister(_drain)
+    for timer in (_drain, _start_backend_if_wanted):
+        if bpy.app.timers.is_registered(timer):
+            bpy.app.timers.unregister(timer)
     if _session is not None:
         _session.close()
         _session = None

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..formats.errors import FormatError
 from ..formats.protocol import FINAL_JOB_STATES
-from .backend_client import BackendClient, BackendError
+from .backend_client import UNREACHABLE, BackendClient, BackendError
+from .job_requests import wanted_artifact
 
 POLL_INTERVAL_SECONDS = 0.5
 
@@ -49,15 +51,38 @@ class JobWatcher:
                 target()
             except BackendError as error:
                 self._events.put(JobEvent("error", message=str(error)))
+            except FormatError as error:
+                self._events.put(JobEvent("error", message=f"{error.field}: {error.message}" + (f" ({error.hint})" if error.hint else "")))
+            except OSError as error:
+                self._events.put(JobEvent("error", message=f"could not prepare the upload: {error}"))
         return run
 
-    def submit(self, kind: str, params: dict, bundle_zip: bytes | None = None, download_to: Path | None = None) -> None:
-        """Submit in the background, follow the job to its end, then download its artifacts."""
+    def submit(self, kind: str, params: dict, upload: bytes | Callable[[], bytes] | None = None,
+               download_to: Path | None = None, startup_grace: float = 0.0) -> None:
+        """Submit in the background, follow the job to its end, then download its artifacts.
+
+        ``upload`` is the zip to send, or a function making it: zipping a large bundle then happens
+        off Blender's main thread too. ``startup_grace``: seconds to wait for a backend that was
+        just started to answer."""
         def work() -> None:
-            job = self._make_client().submit(kind, params, bundle_zip)
+            bundle_zip = upload() if callable(upload) else upload
+            client = self._make_client()
+            self._wait_until_reachable(client, startup_grace)
+            job = client.submit(kind, params, bundle_zip)
             self._events.put(JobEvent("update", job))
             self._follow(job["id"], download_to)
         self._start(work)
+
+    def _wait_until_reachable(self, client: BackendClient, grace: float) -> None:
+        deadline = time.monotonic() + grace
+        while True:
+            try:
+                client.health()
+                return
+            except BackendError as error:
+                if error.code != UNREACHABLE or time.monotonic() >= deadline or self._stop.is_set():
+                    raise
+            self._stop.wait(self._poll_interval)
 
     def follow(self, job_id: str, download_to: Path | None = None) -> None:
         self._start(lambda: self._follow(job_id, download_to))
@@ -73,7 +98,7 @@ class JobWatcher:
             if job["state"] in FINAL_JOB_STATES:
                 if job["state"] == "succeeded" and download_to is not None:
                     folder = Path(download_to) / job_id
-                    files = client.download_all(job_id, folder)
+                    files = client.download_all(job_id, folder, wanted_artifact)
                     self._events.put(JobEvent("downloaded", job, files=files, folder=folder))
                 return
             self._stop.wait(self._poll_interval)

@@ -11,8 +11,9 @@ from typing import Any
 PREFIX = "avatar_foundry_"
 
 
-def provenance_properties(job: dict, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Custom properties (str/int/float values) of a finished job and its result's metadata."""
+def provenance_properties(job: dict, extra: dict[str, Any] | None = None, folder: str | None = None) -> dict[str, Any]:
+    """Custom properties (str/int/float values) of a finished job, its result's metadata, and the
+    folder its artifacts were downloaded to (where "Vary seed" finds an uploaded reference again)."""
     params = job.get("params") or {}
     metadata = extra or {}
     models = sorted({str(value) for key, value in params.items() if key.endswith(("model", "checkpoint")) and value})
@@ -27,6 +28,8 @@ def provenance_properties(job: dict, extra: dict[str, Any] | None = None) -> dic
         properties[PREFIX + "seed"] = int(seed)
     if metadata:
         properties[PREFIX + "metadata"] = json.dumps(metadata, sort_keys=True)
+    if folder:
+        properties[PREFIX + "result_folder"] = str(folder)
     return properties
 
 
