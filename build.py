@@ -29,6 +29,7 @@ ADDON_SOURCE = ROOT / "blender_addon"
 DIST = ROOT / "dist"
 TORCH_REQUIREMENT = "torch==2.13.0"  # the CPU build that lies on this machine's disk
 PYTEST_NO_TESTS_COLLECTED = 5
+PASSTHROUGH_COMMANDS = ("test", "demo", "bench")
 
 
 def say(message: str) -> None:
@@ -132,27 +133,33 @@ def main(argv: list[str] | None = None) -> int:
     setup_parser = commands.add_parser("setup", help="create .venv and install everything")
     setup_parser.add_argument("--force", action="store_true", help="reinstall even if up to date")
     test_parser = commands.add_parser("test", help="run the test suite (extra arguments go to pytest)")
-    test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    test_parser.add_argument("test_args", nargs=argparse.REMAINDER)
     commands.add_parser("addon", help="build the Blender extension zip into dist/")
     demo_parser = commands.add_parser("demo", help="run the main job end to end on tiny local models")
     demo_parser.add_argument("demo_args", nargs=argparse.REMAINDER)
     bench_parser = commands.add_parser("bench", help="run benchmarks and write JSON with the device name")
     bench_parser.add_argument("bench_args", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # Everything after `test`, `demo` or `bench` (`test -k name -x`) goes, unparsed and in order, to
+    # pytest, the demo or the benchmarks; argparse would take leading options for its own.
+    if argv and argv[0] in PASSTHROUGH_COMMANDS and not {"-h", "--help"} & set(argv[1:2]):
+        args, extra = parser.parse_args(argv[:1]), argv[1:]
+    else:
+        args = parser.parse_args(argv)
+        extra = getattr(args, f"{args.command}_args", [])
 
     if args.command == "setup":
         setup(force=args.force)
         return 0
     if args.command == "test":
-        return test(args.pytest_args)
+        return test(extra)
     if args.command == "addon":
         build_addon()
         return 0
     if args.command == "demo":
-        build_addon()
-        return in_venv("-m", "backend.demo", *args.demo_args)
+        return in_venv("-m", "backend.cli", "demo", *extra)
     if args.command == "bench":
-        return in_venv(ROOT / "benchmarks" / "run.py", *args.bench_args)
+        return in_venv(ROOT / "benchmarks" / "run.py", *extra)
     return 2
 
 

@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "backend.commands.animate",
     "backend.commands.evaluate",
     "backend.commands.import_capture",
+    "backend.commands.demo",
 )
 
 

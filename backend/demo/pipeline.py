@@ -1,0 +1,128 @@
+"""``avatar-foundry demo``: the whole product end to end, on tiny random models, in a few minutes on a CPU.
+
+1. Write tiny Stable Diffusion / ControlNet / LoRA models in their real on-disk formats into
+   ``<out>/models`` (nothing is downloaded; the images they paint are noise, the code paths are real).
+2. Start a Blender session (the ``bpy`` module) with its own user folder, install the add-on from
+   its extension zip, and let ``artist_session`` press the add-on's buttons: it starts the backend
+   server, registers the models folder and runs every job an artist runs (see that module).
+3. Check what came back and print where it is: ``demo.blend`` with the imported avatars and the
+   baked animation, ``avatar.glb``, the frames, ``summary.json``.
+
+With real weights, the same steps make real avatars: see the README ("Use your own models").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..errors import InvalidInput
+
+MARKER = ".avatar-foundry-demo"
+RENDER_FILE_NOTICE = re.compile(r"\|\s+Saved: '")
+"""Blender prints a line for every pass file a condition render writes; the demo leaves them out."""
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class DemoSteps:
+    """Sizes of every step: small enough for a 2-core CPU, large enough that each step really runs."""
+
+    views: int = 6
+    resolution: int = 32
+    diffusion_steps: int = 4
+    gan_images: int = 400
+    mesh_resolution: int = 48
+    texture_size: int = 64
+    prior_steps: int = 48
+    deferred_expressions: int = 4
+    deferred_steps: int = 24
+    animation_frames: int = 6
+
+
+def build_addon_zip() -> Path:
+    """The extension zip of this checkout's add-on, built by ``build.py addon`` (so it is never stale)."""
+    from .. import __version__
+
+    build = REPOSITORY / "build.py"
+    if not build.is_file():
+        raise InvalidInput("this installation has no build.py to package the add-on", "pass --addon-zip PATH", field="addon_zip")
+    subprocess.run([sys.executable, str(build), "addon"], cwd=REPOSITORY, check=True, stdout=subprocess.DEVNULL)
+    return REPOSITORY / "dist" / f"avatar_foundry-{__version__}.zip"
+
+
+def prepare_folder(out: Path) -> None:
+    """An empty folder, or one an earlier demo made (emptied); never someone else's files."""
+    if out.exists() and any(out.iterdir()):
+        if not (out / MARKER).is_file():
+            raise InvalidInput(f"{out} is not empty and was not made by the demo", "pass --out with a new or empty folder", field="out")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("made by avatar-foundry demo; deleted and rewritten by the next run\n")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def write_plan(out: Path, addon_zip: Path, steps: DemoSteps, seed: int, job_timeout_s: float) -> Path:
+    plan = {
+        "out": str(out), "addon_zip": str(addon_zip), "seed": seed, "steps": asdict(steps), "job_timeout_s": job_timeout_s,
+        "backend_url": f"http://127.0.0.1:{free_port()}", "backend_python": sys.executable, "repository": str(REPOSITORY),
+        "data_dir": str(out / "backend-data"), "models_dir": str(out / "models"), "results_dir": str(out / "results"),
+    }
+    path = out / "plan.json"
+    path.write_text(json.dumps(plan, indent=2))
+    return path
+
+
+def run_blender_session(out: Path, plan: Path, timeout_s: float) -> None:
+    """The artist's Blender session, in its own process and user folder (the user's Blender
+    preferences and extensions are never touched)."""
+    home = out / "blender-home"
+    home.mkdir(exist_ok=True)
+    env = {**os.environ, "HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    script = Path(__file__).with_name("artist_session.py")
+    with subprocess.Popen([sys.executable, str(script), str(plan)], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as process:
+        deadline = time.monotonic() + timeout_s
+        for line in process.stdout:
+            if not RENDER_FILE_NOTICE.search(line):
+                print(line, end="", flush=True)
+            if time.monotonic() > deadline:
+                process.kill()
+                raise InvalidInput(f"the demo's Blender session did not finish in {timeout_s:.0f} s", "rerun with a larger --timeout")
+        code = process.wait()
+    if code != 0:
+        log = out / "backend-data" / "backend.log"
+        raise InvalidInput(f"the demo's Blender session failed (exit code {code})",
+                           f"see the output above{f' and the backend log {log}' if log.exists() else ''}")
+
+
+def run_demo(out: Path, addon_zip: Path, steps: DemoSteps = DemoSteps(), seed: int = 3,
+             timeout_s: float = 1800.0) -> dict:
+    from ..models.tiny import TinySpec, write_tiny_models
+
+    if not addon_zip.is_file():
+        raise InvalidInput(f"the add-on zip {addon_zip} does not exist", "build it with 'python build.py addon'", field="addon_zip")
+    out = out.resolve()
+    prepare_folder(out)
+    started = time.monotonic()
+    print(f"[demo] writing tiny random models into {out / 'models'}", flush=True)
+    write_tiny_models(out / "models", TinySpec())
+    plan = write_plan(out, addon_zip.resolve(), steps, seed, job_timeout_s=timeout_s / 2)
+    run_blender_session(out, plan, timeout_s)
+    summary = json.loads((out / "summary.json").read_text())
+    summary["seconds"] = round(time.monotonic() - started, 1)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary

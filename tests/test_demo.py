@@ -1,0 +1,63 @@
+"""The demo is the artist's whole path through the add-on and a real backend, on tiny models: every
+job succeeds and its result lands in the saved .blend where an artist would look for it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+
+from backend.cli import main as cli_main
+from backend.errors import InvalidInput
+
+bpy = pytest.importorskip("bpy")
+
+pytestmark = [pytest.mark.blender, pytest.mark.slow]
+
+JOBS = ("multiview", "train-eg3d", "generate-avatar", "train-style-prior", "generate-avatar-image-guided", "train-deferred", "animate")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    assert cli_main(["demo", "--out", str(out), "--timeout", "900"]) == 0
+    return out, json.loads((out / "summary.json").read_text())
+
+
+def test_every_step_of_the_demo_succeeds_and_leaves_its_results(demo):
+    out, summary = demo
+    assert {name: job["state"] for name, job in summary["jobs"].items()} == dict.fromkeys(JOBS, "succeeded")
+    frames = summary["animation_frames"]
+    assert len(frames) == 6 and all(Image.open(frame).size == (32, 32) for frame in frames)
+    assert (out / "results" / summary["jobs"]["generate-avatar"]["id"] / "avatar.glb").is_file()
+    assert not list((out / "results").rglob("*.safetensors"))  # weights stay on the backend
+
+
+def test_the_saved_scene_holds_the_avatars_at_the_head_the_gallery_and_the_baked_animation(demo):
+    from blender_addon.blender.rig import head_frame
+
+    out, summary = demo
+    bpy.ops.wm.open_mainfile(filepath=summary["blend"])
+    avatars = {obj.name: obj for obj in bpy.data.objects if obj.get("avatar_foundry_kind") == "generate-avatar"}
+    assert sorted(avatars) == sorted(summary["avatars"]) and "Avatar seed 3" in avatars
+    guided = [obj for obj in avatars.values() if json.loads(obj["avatar_foundry_params"])["style_prior"]]
+    assert len(guided) == 1 and guided[0]["avatar_foundry_job_id"] == summary["jobs"]["generate-avatar-image-guided"]["id"]
+    frame = head_frame(bpy.data.objects["DemoHead"])
+    for obj in avatars.values():
+        assert tuple(obj.location) == pytest.approx(frame.center, abs=1e-5) and obj.scale[0] == pytest.approx(frame.size)
+    gallery = [image for image in bpy.data.images if image.get("avatar_foundry_kind") == "multiview"]
+    assert len(gallery) == 6 and all("view" in json.loads(image["avatar_foundry_metadata"])["prompt"] for image in gallery)
+    sequence = next(image for image in bpy.data.images if image.get("avatar_foundry_kind") == "animate")
+    assert sequence.source == "SEQUENCE" and sequence["avatar_foundry_frame_count"] == 6
+    assert [strip.frame_final_duration for strip in bpy.context.scene.sequence_editor.strips] == [6]
+    assert bpy.data.objects["Front"].data.background_images[0].image == sequence
+
+
+def test_the_demo_never_deletes_a_folder_it_did_not_make(tmp_path):
+    (tmp_path / "my-work.txt").write_text("precious")
+    with pytest.raises(InvalidInput, match="not empty"):
+        from backend.demo.pipeline import prepare_folder
+
+        prepare_folder(tmp_path)
+    assert (tmp_path / "my-work.txt").read_text() == "precious"
