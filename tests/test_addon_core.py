@@ -22,8 +22,8 @@ from blender_addon.core.png import encode_png
 from blender_addon.core.pose_skeleton import LANDMARK_NAMES, draw_skeleton
 from blender_addon.core.projection import project, visible_by_depth
 from blender_addon.core.provenance import provenance_properties, request_from_properties
-from blender_addon.core.result_files import read_animation
 from blender_addon.core.view_plan import OrbitSettings, orbit_angles, plan_orbit_views
+from blender_addon.formats.animation import read_animation
 from blender_addon.formats.cameras import orbit_label
 from blender_addon.formats.errors import FormatError
 from blender_addon.formats.expression import DEMO_LAYOUT, DEMO_SHAPE_KEYS
@@ -128,6 +128,30 @@ def test_animation_frames_are_read_per_view_in_frame_order_and_paths_may_not_esc
     (tmp_path / "frames.json").write_text(json.dumps({"fps": 24, "width": 4, "height": 4, "frames": [{"frame": 1, "view": "x", "file": "../secret.png"}]}))
     with pytest.raises(FormatError, match=r"frames\[0\].file"):
         read_animation(tmp_path)
+
+
+def test_an_animation_manifest_reads_back_exactly_as_written(tmp_path):
+    from blender_addon.formats.animation import Animation, AnimationFrame, frame_file, write_animation_manifest
+
+    frames = [AnimationFrame(frame, "Front", frame_file("Front", frame)) for frame in (1, 2, 3)]
+    for frame in frames:
+        (tmp_path / frame.file).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / frame.file).write_bytes(encode_png(np.zeros((4, 4), np.uint8)))
+    written = Animation(25.0, 4, 4, frames)
+    write_animation_manifest(tmp_path, written)
+    assert read_animation(tmp_path) == written and frames[0].file == "frames/Front_f00001.png"
+    (tmp_path / frames[2].file).unlink()
+    with pytest.raises(FormatError, match=r"frames\[2\].file"):
+        read_animation(tmp_path)
+
+
+def test_a_backend_of_another_protocol_major_version_is_refused_naming_the_side_to_update():
+    from blender_addon.formats.protocol import compatibility_problem
+
+    assert compatibility_problem("1.0", "1.7") is None
+    assert "update the add-on" in compatibility_problem("1.0", "2.0")
+    assert "update the backend" in compatibility_problem("2.1", "1.3")
+    assert "not an Avatar Foundry backend" in compatibility_problem("1.0", "beta")
 
 
 def test_a_backend_left_by_a_crashed_session_is_ended_at_the_next_start(tmp_path):

@@ -9,7 +9,8 @@ import bpy
 from mathutils import Vector
 
 from ..core.provenance import provenance_properties
-from ..core.result_files import read_animation, read_avatar_metadata, read_gallery
+from ..core.result_files import read_avatar_metadata, read_gallery
+from ..formats.animation import read_animation
 from ..formats.errors import FormatError
 
 
@@ -64,7 +65,7 @@ def import_animation(folder: Path, job: dict, view: str | None = None) -> bpy.ty
     sequence = animation.sequence(chosen)
     if not sequence:
         raise FormatError("view", f"the animation has no view {chosen!r}; it has {', '.join(animation.views())}")
-    image = _load_image(sequence[0].file, f"{job['kind']}_{job['id']}_{chosen}")
+    image = _load_image(Path(folder) / sequence[0].file, f"{job['kind']}_{job['id']}_{chosen}")
     image.source = "SEQUENCE"
     image["avatar_foundry_fps"] = animation.fps
     image["avatar_foundry_frame_count"] = len(sequence)
@@ -77,9 +78,10 @@ def add_sequence_strip(scene: bpy.types.Scene, folder: Path, job: dict, view: st
     animation = read_animation(folder)
     sequence = animation.sequence(view or animation.views()[0])
     editor = scene.sequence_editor or scene.sequence_editor_create()
-    strip = editor.strips.new_image(name=f"{job['kind']}_{job['id']}", filepath=str(sequence[0].file), channel=channel, frame_start=scene.frame_start)
+    strip = editor.strips.new_image(name=f"{job['kind']}_{job['id']}", filepath=str(Path(folder) / sequence[0].file),
+                                    channel=channel, frame_start=scene.frame_start)
     for item in sequence[1:]:
-        strip.elements.append(item.file.name)
+        strip.elements.append(Path(item.file).name)
     _tag(strip, job)
     return strip
 

@@ -60,7 +60,8 @@ class BackendClient:
         health = self._json("GET", "/health")
         problem = protocol.compatibility_problem(protocol.PROTOCOL_VERSION, str(health.get("protocol_version", "0")))
         if problem:
-            raise BackendError(protocol.PROTOCOL_MISMATCH, problem)
+            raise BackendError(protocol.PROTOCOL_MISMATCH, problem,
+                               "install the add-on and the backend from the same Avatar Foundry release")
         return health
 
     def submit(self, kind: str, params: dict, bundle_zip: bytes | None = None) -> dict:

@@ -54,15 +54,20 @@ CANCELLED = "CANCELLED"
 INTERNAL = "INTERNAL"
 
 
-def major(version: str) -> int:
-    return int(version.split(".", 1)[0])
+def major(version: str) -> int | None:
+    """The major number of 'MAJOR.MINOR', or None for a version that is not one."""
+    head = str(version).split(".", 1)[0]
+    return int(head) if head.isdigit() else None
 
 
 def compatibility_problem(client_version: str, server_version: str) -> str | None:
     """None when the two can talk, else a sentence saying which side to update."""
-    if major(client_version) == major(server_version):
+    client, server = major(client_version), major(server_version)
+    if server is None:
+        return f"the backend reports no usable protocol version ({server_version!r}): it is not an Avatar Foundry backend, or a very old one"
+    if client == server:
         return None
-    older = "add-on" if major(client_version) < major(server_version) else "backend"
+    older = "add-on" if client is not None and client < server else "backend"
     return (
         f"the add-on speaks protocol {client_version} but the backend speaks {server_version}: "
         f"update the {older} so both have the same major version"

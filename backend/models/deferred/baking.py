@@ -1,9 +1,7 @@
 """Baking an animation: every render (frame x camera) of a condition bundle through a trained renderer.
 
-Writes, into the output folder::
-
-    frames/<view>_f<frame>.png   one PNG per render (RGB, the bundle's width x height)
-    frames.json                  {"fps", "width", "height", "frames": [{"frame", "view", "file"}]}
+Writes, into the output folder, an animation (``blender_addon/formats/animation.py``): one PNG per
+render (the bundle's width x height) and ``frames.json``.
 
 Frames are rendered in batches; because every frame shares one seeded noise, the batch size
 never changes a frame. Work is resumable: ``frames.progress.json`` records which renders are done
@@ -21,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from blender_addon.formats.animation import DEFAULT_FPS, Animation, AnimationFrame, frame_file, write_animation_manifest
 from blender_addon.formats.condition_bundle import MANIFEST_NAME, ConditionBundle, read_bundle
 from blender_addon.formats.errors import FormatError
 from blender_addon.formats.files import atomic_write, atomic_write_json
@@ -31,9 +30,7 @@ from ...progress import Progress
 from .conditions import ConditionTensors, read_render, require_geometry_passes
 from .renderer import DeferredRenderer
 
-FRAMES_MANIFEST = "frames.json"
 PROGRESS_NAME = "frames.progress.json"
-DEFAULT_FPS = 24.0
 
 
 @dataclass
@@ -51,10 +48,6 @@ def read_condition_bundle(root: Path) -> ConditionBundle:
     except FormatError as error:
         raise InvalidInput.from_format_error(error) from None
     return bundle
-
-
-def frame_file(view: str, frame: int) -> str:
-    return f"frames/{view}_f{frame:05d}.png"
 
 
 def bake_animation(renderer: DeferredRenderer, checkpoint_dir: Path, bundle_dir: Path, out_dir: Path,
@@ -81,22 +74,18 @@ def bake_animation(renderer: DeferredRenderer, checkpoint_dir: Path, bundle_dir:
         atomic_write_json(out_dir / PROGRESS_NAME, {"identity": identity, "done": sorted(done)})
         finished = total - len(pending) + start + len(batch)
         progress.update(finished / total, f"rendered {finished}/{total} frames")
-    manifest = atomic_write_json(out_dir / FRAMES_MANIFEST, frames_manifest(bundle, fps))
+    manifest = write_animation_manifest(out_dir, animation_of(bundle, fps))
     (out_dir / PROGRESS_NAME).unlink(missing_ok=True)
     return BakeResult(len(pending), total - len(pending), manifest)
 
 
-def frames_manifest(bundle: ConditionBundle, fps: float | None) -> dict:
+def animation_of(bundle: ConditionBundle, fps: float | None) -> Animation:
     chosen_fps = fps if fps is not None else float(bundle.source.get("fps", DEFAULT_FPS))
     if not chosen_fps > 0:
         raise InvalidInput(f"fps must be positive, got {chosen_fps}", field="fps")
     renders = sorted(bundle.renders, key=lambda render: (render.view, render.frame))
-    return {
-        "fps": chosen_fps,
-        "width": bundle.width,
-        "height": bundle.height,
-        "frames": [{"frame": render.frame, "view": render.view, "file": frame_file(render.view, render.frame)} for render in renders],
-    }
+    frames = [AnimationFrame(render.frame, render.view, frame_file(render.view, render.frame)) for render in renders]
+    return Animation(chosen_fps, bundle.width, bundle.height, frames)
 
 
 def save_image(path: Path, image: torch.Tensor) -> Path:
