@@ -32,6 +32,11 @@ class ModelCache:
                 self._entries[key] = load()
             return self._entries[key]
 
+    def touch(self) -> None:
+        """Restart the idle clock (a job just finished using the models)."""
+        with self._lock:
+            self._last_used = self._clock()
+
     def keys(self) -> list[Hashable]:
         with self._lock:
             return list(self._entries)

@@ -99,6 +99,7 @@ def test_requests_for_a_non_loopback_host_are_refused(client):
         ({"kind": 5, "params": {}}, "kind"),
         ({"kind": "echo-conditions", "params": {}, "priority": 1}, "priority"),
         ({"kind": "echo-conditions", "params": {"thumbnail_size": "large"}}, "params.thumbnail_size"),
+        ({"kind": "echo-conditions", "params": {"thumbnail_size": "128"}}, "params.thumbnail_size"),
         ({"kind": "echo-conditions", "params": {"thumbnail_size": 4}}, "params.thumbnail_size"),
         ({"kind": "echo-conditions", "params": {"colour": "red"}}, "params.colour"),
         ({"kind": "echo-conditions", "params": "thumbnail_size=64"}, "params"),

@@ -82,6 +82,7 @@ def test_event_stream_delivers_progress_until_the_job_ends(slow_backend, bundle_
     assert len({event["stage"] for event in running}) >= 3
     progress = [event["progress"] for event in events]
     assert progress == sorted(progress)
+    assert any(event["eta_seconds"] is not None and event["eta_seconds"] >= 0 for event in running)  # an ETA while it runs
 
 
 def test_after_a_crash_or_a_stop_the_running_job_reads_interrupted_and_queued_jobs_run(tmp_path, bundle_zip):

@@ -106,6 +106,18 @@ def test_models_are_unloaded_after_the_idle_time(data_dir, store):
         worker.stop()
 
 
+def test_the_idle_time_counts_from_the_end_of_the_last_job_not_its_start():
+    now = [0.0]
+    models = ModelCache(idle_seconds=60.0, clock=lambda: now[0])
+    models.get(("eg3d-generator", "run"), lambda: torch.zeros(4))  # a job starts and loads its model
+    now[0] = 600.0
+    models.touch()  # ... and ends ten minutes later
+    now[0] = 630.0
+    assert not models.clear_if_idle() and models.keys()
+    now[0] = 661.0
+    assert models.clear_if_idle() and not models.keys()
+
+
 def test_job_references_resolve_only_to_succeeded_jobs(data_dir, store):
     resolve = ReferenceResolver(data_dir, store)
     store.add("done", "echo-conditions", {}, has_inputs=False)

@@ -7,6 +7,7 @@ import io
 import json
 import zipfile
 from pathlib import Path
+from urllib.parse import quote
 
 from blender_addon.formats.errors import FormatError
 
@@ -54,6 +55,11 @@ def _client(args: argparse.Namespace):
     from ..server.client import BackendClient
 
     return BackendClient.locate(args.url, args.data_dir, args.token)
+
+
+def _job_path(args: argparse.Namespace) -> str:
+    """The job's URL path, its id escaped (an id is typed by the user)."""
+    return f"/jobs/{quote(args.id, safe='')}"
 
 
 def submit_job(args: argparse.Namespace) -> int:
@@ -128,25 +134,25 @@ def describe_job(job: dict) -> str:
 
 
 def show_job(args: argparse.Namespace) -> int:
-    print(json.dumps(_client(args).get(f"/jobs/{args.id}"), indent=2))
+    print(json.dumps(_client(args).get(_job_path(args)), indent=2))
     return 0
 
 
 def cancel_job(args: argparse.Namespace) -> int:
-    print(describe_job(_client(args).post(f"/jobs/{args.id}/cancel")))
+    print(describe_job(_client(args).post(_job_path(args) + "/cancel")))
     return 0
 
 
 def follow_job(args: argparse.Namespace) -> int:
     """Exit 0 when the job succeeded, 1 when it failed or was cancelled."""
     job = None
-    for job in _client(args).events(f"/jobs/{args.id}/events"):
+    for job in _client(args).events(_job_path(args) + "/events"):
         print(describe_job(job), flush=True)
     return 0 if job is not None and job["state"] == "succeeded" else 1
 
 
 def delete_job(args: argparse.Namespace) -> int:
-    print(f"deleted job {_client(args).delete(f'/jobs/{args.id}')['deleted']}")
+    print(f"deleted job {_client(args).delete(_job_path(args))['deleted']}")
     return 0
 
 
@@ -156,11 +162,11 @@ def fetch_artifacts(args: argparse.Namespace) -> int:
     from ..server.client import quote_name
 
     client = _client(args)
-    artifacts = client.get(f"/jobs/{args.id}/artifacts")["artifacts"]
+    artifacts = client.get(_job_path(args) + "/artifacts")["artifacts"]
     for artifact in artifacts:
         relative = check_relative_path(artifact["name"], "artifacts[].name")
         destination = args.dir.joinpath(*relative.parts)
-        client.download(f"/jobs/{args.id}/artifacts/{quote_name(artifact['name'])}", destination)
+        client.download(_job_path(args) + f"/artifacts/{quote_name(artifact['name'])}", destination)
         print(f"{destination}  ({artifact['size']} bytes)")
     if not artifacts:
         print(f"job {args.id} has no artifacts yet")

@@ -31,9 +31,10 @@ BUILTIN_KIND_MODULES: tuple[str, ...] = (
 
 
 class JobParams(BaseModel):
-    """Base of every kind's params: unknown fields are refused, not ignored."""
+    """Base of every kind's params: unknown fields are refused, not ignored, and values of the wrong
+    type are refused, not converted ("128" for a number is a mistake worth naming)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 @dataclass

@@ -222,7 +222,11 @@ async def _read_submission(request: Request) -> tuple[bytes | str, UploadFile | 
     """The job request JSON and the uploaded bundle (multipart), or the JSON body alone."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         return await request.body(), None
-    form = await request.form(max_files=1, max_fields=4)
+    try:
+        form = await request.form(max_files=1, max_fields=4)
+    except StarletteHTTPException as error:  # Starlette's refusal of a malformed or oversized form
+        raise InvalidInput(f"the multipart form was refused: {error.detail}",
+                           "send one text field 'request' and at most one file 'bundle'", field="bundle") from None
     unknown = sorted(set(form.keys()) - {"request", "bundle"})
     if unknown:
         raise InvalidInput(f"unknown form field {unknown[0]!r}", "send only 'request' (JSON text) and 'bundle' (a zip file)", field=unknown[0])

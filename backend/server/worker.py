@@ -161,10 +161,13 @@ class JobWorker:
             self._finish(job, "cancelled", "cancelled", error.to_json(), progress.fraction)
         except Exception as error:  # every failure becomes the job's error, never a dead worker
             problem = to_foundry_error(error, field_prefix="params")
+            if problem.code == protocol.OUT_OF_MEMORY:
+                self._models.clear()  # the next job gets the whole device, not the leftovers
             self._finish(job, "failed", "failed", problem.to_json(), progress.fraction)
         else:
             self._finish(job, "succeeded", "done", None, 1.0)
         finally:
+            self._models.touch()  # the idle time counts from the end of the job, not its start
             with self._cancel_lock:
                 self._cancel_requests.discard(job.id)
 
