@@ -8,7 +8,7 @@ conditioned on a reference image) plug in there.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -146,8 +146,11 @@ def write_png(path: Path, image) -> None:
 
 
 def generate_avatar(generator, settings: AvatarSettings, out_dir: str | Path, checkpoint: str = "",
-                    progress: Progress | None = None) -> dict:
-    """Write previews, ``avatar.glb`` (unless ``export_mesh`` is off) and ``avatar.json``; returns the JSON."""
+                    progress: Progress | None = None, image_guidance: dict | None = None) -> dict:
+    """Write previews, ``avatar.glb`` (unless ``export_mesh`` is off) and ``avatar.json``; returns the JSON.
+
+    ``image_guidance``: for a w predicted from a reference image, how it was predicted (prior, image,
+    seed, guidance), recorded in ``avatar.json`` since the style then has no seed of its own."""
     progress = progress or SilentProgress()
     out_dir = Path(out_dir)
     device = next(generator.parameters()).device
@@ -163,9 +166,11 @@ def generate_avatar(generator, settings: AvatarSettings, out_dir: str | Path, ch
         "settings": {**asdict(settings), "style": {**asdict(settings.style), "w": None}},
         "previews": previews,
         "mesh": None,
+        "image_guidance": image_guidance,
     }
     if settings.export_mesh:
-        document["mesh"] = export_mesh(GeneratorField(generator, ws), settings, out_dir / "avatar.glb", ScaledProgress(progress, 0.2, 1.0))
+        mesh_settings = replace(settings, mesh=replace(settings.mesh, box_size=generator.config.box_warp))
+        document["mesh"] = export_mesh(GeneratorField(generator, ws), mesh_settings, out_dir / "avatar.glb", ScaledProgress(progress, 0.2, 1.0))
     atomic_write_json(out_dir / "avatar.json", document)
     progress.update(1.0, "avatar written")
     return document

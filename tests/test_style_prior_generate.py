@@ -41,6 +41,7 @@ def test_generate_with_a_reference_image_writes_the_usual_outputs_plus_the_predi
     assert np.allclose(np.asarray(avatar["w"]), predicted[None].repeat(len(avatar["w"]), 0)), "the predicted w drives every layer"
     record = json.loads((out / "style_prior.json").read_text())
     assert (record["image"], record["seed"], record["guidance_scale"], record["steps"]) == ("concept.png", 4, 2.0, 8)
+    assert avatar["seed"] is None and avatar["image_guidance"]["seed"] == 4  # the style's seed is the prior's
     assert Image.open(out / "reference.png").size == (32, 32)
 
 

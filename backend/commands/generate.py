@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         texture=TextureSettings(size=args.texture_size),
         export_mesh=not args.no_mesh,
     )
-    document = generate_avatar(generator, settings, args.out, checkpoint=str(args.checkpoint.resolve()), progress=ConsoleProgress())
+    document = generate_avatar(generator, settings, args.out, checkpoint=str(args.checkpoint.resolve()), progress=ConsoleProgress(),
+                               image_guidance=guided.record if guided else None)
     if guided:
         write_record(args.out, guided)
     mesh = document["mesh"]

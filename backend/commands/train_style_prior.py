@@ -29,8 +29,8 @@ def register_train(trainers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from backend.device import pick_device
     from backend.progress import ConsoleProgress
+    from training.distributed import cleanup, init_distributed
     from training.style_prior.pairs import PairOptions
     from training.style_prior.trainer import StylePriorTrainOptions, train_style_prior
 
@@ -40,7 +40,11 @@ def run(args: argparse.Namespace) -> int:
         snapshot_every=args.snapshot_every, seed=args.seed,
         pairs=PairOptions(truncation_psi=args.truncation_psi, nearby_view_probability=args.nearby_views),
     )
-    result = train_style_prior(args.generator, args.out, options, ConsoleProgress(), pick_device(args.device))
+    context = init_distributed(args.device)
+    try:
+        result = train_style_prior(args.generator, args.out, options, ConsoleProgress(), context.device)
+    finally:
+        cleanup(context)
     if result.metrics:
         print(json.dumps(result.metrics, indent=2))
         print(f"trained {result.steps} steps, last loss {result.last_loss:.5f}; style prior in {result.out_dir}")

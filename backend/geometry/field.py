@@ -12,7 +12,7 @@ class RadianceField(Protocol):
         """points [N, 3] (float32, head space) -> density [N]; the surface is where it crosses the level."""
 
     def color(self, points: np.ndarray) -> np.ndarray:
-        """points [N, 3] -> linear RGB [N, 3] in [0, 1]."""
+        """points [N, 3] -> RGB [N, 3] in [0, 1], as image colours (sRGB, what the glTF texture holds)."""
 
 
 def evaluate_in_batches(function, points: np.ndarray, batch_size: int) -> np.ndarray:

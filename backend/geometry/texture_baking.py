@@ -74,14 +74,18 @@ def barycentric(triangles: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 def dilate(texture: np.ndarray, filled: np.ndarray, steps: int) -> np.ndarray:
-    """Grow filled texels outwards: each empty texel next to filled ones takes their mean colour."""
+    """Grow filled texels outwards: each empty texel next to filled ones takes their mean colour.
+    Neighbours are taken within the image only (never wrapped around from the opposite border)."""
     texture, filled = texture.copy(), filled.copy()
+    height, width = filled.shape
     for _ in range(steps):
+        padded_colour = np.pad(texture * filled[..., None], ((1, 1), (1, 1), (0, 0)))
+        padded_filled = np.pad(filled.astype(np.float32), 1)
         total = np.zeros_like(texture)
         count = np.zeros(filled.shape, dtype=np.float32)
-        for shift_row, shift_col in ((1, 0), (-1, 0), (0, 1), (0, -1)):
-            total += np.roll(texture * filled[..., None], (shift_row, shift_col), axis=(0, 1))
-            count += np.roll(filled, (shift_row, shift_col), axis=(0, 1))
+        for row, col in ((0, 1), (2, 1), (1, 0), (1, 2)):
+            total += padded_colour[row:row + height, col:col + width]
+            count += padded_filled[row:row + height, col:col + width]
         grow = (~filled) & (count > 0)
         texture[grow] = total[grow] / count[grow, None]
         filled = filled | grow

@@ -45,14 +45,16 @@ def generate_avatar_job(params: GenerateAvatarParams, context: JobContext) -> No
         texture=TextureSettings(size=params.texture_size),
         export_mesh=params.export_mesh,
     )
-    generate_avatar(generator, settings, context.output_dir, checkpoint=params.checkpoint, progress=context.progress)
+    generate_avatar(generator, settings, context.output_dir, checkpoint=params.checkpoint, progress=context.progress,
+                    image_guidance=guided.record if guided else None)
     if guided:
         write_record(context.output_dir, guided)
 
 
 def image_guided_style(params: GenerateAvatarParams, context: JobContext, generator):
     """The style prior's w for the uploaded reference image, or None without ``style_prior``."""
-    from backend.models.style_prior.image_guidance import ImageGuidance, load_prior_for_generator, predict_w, uploaded_reference
+    from backend.models.style_prior.image_guidance import (ImageGuidance, background_of, load_prior_for_generator, predict_w,
+                                                           uploaded_reference)
 
     if params.style_prior is None:
         return None
@@ -63,4 +65,4 @@ def image_guided_style(params: GenerateAvatarParams, context: JobContext, genera
     prior = context.models.get(("style-prior", str(path), stamp, str(device)),
                                lambda: load_prior_for_generator(path, generator.config.w_dim, device, context.resolve))
     guidance = ImageGuidance(params.style_prior, params.reference_image, params.prior_steps, params.guidance_scale, params.seed)
-    return predict_w(prior, guidance, image)
+    return predict_w(prior, guidance, image, background=background_of(generator))

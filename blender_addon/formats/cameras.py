@@ -257,11 +257,12 @@ _MIRROR_X: Matrix3 = [[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
 
 
 def mirror_label(label: Sequence[float]) -> list[float]:
-    """Label of the horizontally flipped image (yaw -> -yaw). Principal point flips too."""
+    """Label of the horizontally flipped image (yaw -> -yaw). Principal point and skew flip too."""
     cam2world, intrinsics_matrix = parse_label(label)
     rotation, position = split_matrix4(cam2world)
     mirrored_rotation = matmul3(matmul3(_MIRROR_X, rotation), _MIRROR_X)
     mirrored_position = matvec3(_MIRROR_X, position)
     mirrored_intrinsics = [row[:] for row in intrinsics_matrix]
+    mirrored_intrinsics[0][1] = -intrinsics_matrix[0][1]
     mirrored_intrinsics[0][2] = 1.0 - intrinsics_matrix[0][2]
     return make_label(join_matrix4(mirrored_rotation, mirrored_position), mirrored_intrinsics)

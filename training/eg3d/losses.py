@@ -17,11 +17,15 @@ def discriminator_adversarial_loss(real_logits: torch.Tensor, fake_logits: torch
     return F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
 
 
-def r1_penalty(discriminator, image: torch.Tensor, image_raw: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Squared gradient norm of D's real logits w.r.t. both real inputs, per sample summed; and the logits."""
+def r1_penalty(discriminator, image: torch.Tensor, image_raw: torch.Tensor, label: torch.Tensor,
+               preprocess=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Squared gradient norm of D's real logits w.r.t. both real inputs, per sample summed; and the logits.
+
+    ``preprocess(image, image_raw)`` (the blur fade-in) runs inside the graph, so the gradient is taken
+    with respect to the real images themselves, as in EG3D, not their blurred copies."""
     image = image.detach().requires_grad_(True)
     image_raw = image_raw.detach().requires_grad_(True)
-    logits = discriminator(image, image_raw, label)
+    logits = discriminator(*(preprocess(image, image_raw) if preprocess else (image, image_raw)), label)
     grad_image, grad_raw = torch.autograd.grad(logits.sum(), [image, image_raw], create_graph=True)
     penalty = grad_image.square().sum(dim=[1, 2, 3]) + grad_raw.square().sum(dim=[1, 2, 3])
     return penalty.mean(), logits

@@ -41,6 +41,8 @@ from .losses import (blur_sigma_at, density_regularization, discriminator_advers
 TRAINING_CONFIG_NAME = "training_config.json"
 STATS_NAME = "stats.jsonl"
 DENSITY_REG_POINTS = 1000
+RESUMABLE_CHANGES = ("total_images", "tick_images", "snapshot_ticks", "grid_seeds", "grid_yaws")
+"""Settings a resumed run may change: how long it trains and how often it reports, not what it learns."""
 
 
 @dataclass
@@ -194,16 +196,15 @@ class Eg3dTrainer:
                                     noise_mode="random", jitter=True)
         raw_size = (self.neural_rendering_resolution(),) * 2
         real_raw = F.interpolate(real["image"], size=raw_size, mode="bilinear", align_corners=False, antialias=True)
-        real_image, real_raw = self._blurred(real["image"], real_raw)
         real_labels = self._d_labels(real)
         with self._autocast():
             fake_logits = self.D(*self._blurred(fake["image"].float(), fake["image_raw"].float()), self._d_labels(pose)).float()
-            real_logits = self.D(real_image, real_raw, real_labels).float()
+            real_logits = self.D(*self._blurred(real["image"], real_raw), real_labels).float()
         loss = discriminator_adversarial_loss(real_logits, fake_logits)
         stats = {"loss_d": loss.item(), "d_real": real_logits.mean().item(), "d_fake": fake_logits.mean().item(),
                  "d_accuracy": 0.5 * ((real_logits > 0).float().mean() + (fake_logits < 0).float().mean()).item()}
         if self.config.r1_gamma > 0 and self.step % self.config.r1_interval == 0:
-            penalty, _ = r1_penalty(self.D, real_image, real_raw, real_labels)
+            penalty, _ = r1_penalty(self.D, real["image"], real_raw, real_labels, preprocess=self._blurred)
             loss = loss + penalty * (self.config.r1_gamma / 2) * self.config.r1_interval
             stats["r1"] = penalty.item()
         self.opt_D.zero_grad(set_to_none=True)
@@ -285,8 +286,9 @@ class Eg3dTrainer:
 
 
 def resolve_run_config(run_dir: Path, requested: TrainingConfig, write: bool = True) -> TrainingConfig:
-    """The run's config: the requested one for a new run; the saved one (with the requested length)
-    when resuming, refusing a different network or optimisation setup. Only ``write`` saves it."""
+    """The run's config: the requested one for a new run; the saved one (with the requested length and
+    reporting, ``RESUMABLE_CHANGES``) when resuming, refusing a different network or optimisation
+    setup. Only ``write`` saves it."""
     path = run_dir / TRAINING_CONFIG_NAME
     if not path.is_file():
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -295,12 +297,14 @@ def resolve_run_config(run_dir: Path, requested: TrainingConfig, write: bool = T
         return requested
     saved = config_from_dict(TrainingConfig, json.loads(path.read_text(encoding="utf-8")), TRAINING_CONFIG_NAME)
     saved_dict, requested_dict = config_to_dict(saved), config_to_dict(requested)
-    saved_dict.pop("total_images"), requested_dict.pop("total_images")
+    for name in RESUMABLE_CHANGES:
+        saved_dict.pop(name), requested_dict.pop(name)
     if saved_dict != requested_dict:
         differing = sorted(key for key in saved_dict if saved_dict[key] != requested_dict[key])
         raise FormatError("config", f"{run_dir} was started with different settings ({', '.join(differing)})",
                           "resume with the same --config, or pass a new --out to start another run")
-    saved.total_images = requested.total_images
+    for name in RESUMABLE_CHANGES:
+        setattr(saved, name, getattr(requested, name))
     if write:
         atomic_write_json(path, config_to_dict(saved))
     return saved

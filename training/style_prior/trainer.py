@@ -69,6 +69,8 @@ class TrainResult:
     steps: int
     last_loss: float
     metrics: dict[str, float]
+    prior: torch.nn.Module
+    """The trained prior (every rank holds the same weights)."""
 
 
 def train_style_prior(
@@ -139,7 +141,7 @@ def train_style_prior(
         atomic_write_json(out_dir / METRICS_NAME, {"steps": step, "last_loss": last_loss, **metrics})
         progress.update(1.0, "done")
     barrier(ddp)
-    return TrainResult(out_dir, step, last_loss, metrics)
+    return TrainResult(out_dir, step, last_loss, metrics, prior)
 
 
 def _gather_rng_states(rng: torch.Generator, ddp: DistributedContext) -> list[torch.Tensor]:

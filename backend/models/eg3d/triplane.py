@@ -1,4 +1,4 @@
-"""Tri-plane features: project points onto the XY, XZ and ZX planes, sample, average, decode.
+"""Tri-plane features: project points onto the XY, XZ and YZ planes, sample, average, decode.
 
 Points are in head space (``blender_addon/formats/cameras.py``); the box [-box_warp/2, box_warp/2]^3
 maps onto the planes' [-1, 1] extent. Outside the box the planes give zeros (zero padding).
@@ -12,8 +12,9 @@ from torch import nn
 
 from .layers import EqualizedLinear
 
-# Which point coordinates index each plane's (u, v): XY, XZ, ZX as EG3D.
-PLANE_AXES = ((0, 1), (0, 2), (2, 0))
+# Which point coordinates index each plane's (u, v): XY, XZ and YZ. (EG3D's released code projects
+# onto ZX for its third plane, which repeats the XZ plane's axes; YZ is the tri-plane its paper means.)
+PLANE_AXES = ((0, 1), (0, 2), (1, 2))
 
 
 def sample_triplanes(planes: torch.Tensor, points: torch.Tensor, box_warp: float) -> torch.Tensor:

@@ -20,7 +20,7 @@ from blender_addon.formats.files import atomic_write, atomic_write_json
 from ...errors import InvalidInput
 from .checkpoint import load_style_prior
 from .prior import DEFAULT_GUIDANCE_SCALE, DEFAULT_SAMPLING_STEPS, StylePrior
-from .reference_image import load_reference_image
+from .reference_image import BLACK, WHITE, load_reference_image
 
 PREDICTED_W_NAME = "predicted_w.npy"
 REFERENCE_NAME = "reference.png"
@@ -55,10 +55,12 @@ class GuidedStyle:
     record: dict[str, Any]
 
 
-def predict_w(prior: StylePrior, guidance: ImageGuidance, image_path: Path, on_step: Callable[[int, int], None] | None = None) -> GuidedStyle:
-    """Sample a w for the reference image at ``image_path`` (checked: see reference_image.py)."""
+def predict_w(prior: StylePrior, guidance: ImageGuidance, image_path: Path, on_step: Callable[[int, int], None] | None = None,
+              background: tuple[float, float, float] = WHITE) -> GuidedStyle:
+    """Sample a w for the reference image at ``image_path`` (checked: see reference_image.py); its
+    transparent parts become ``background``, which should be the generator's (``background_of``)."""
     device = prior.denoiser.clip_mean.device
-    reference = load_reference_image(image_path, prior.encoder.image_size, field="image")
+    reference = load_reference_image(image_path, prior.encoder.image_size, background, field="image")
     with torch.no_grad():
         condition = prior.embed(reference.to(device))
         w = prior.sample(condition, steps=guidance.steps, guidance_scale=guidance.guidance_scale, seed=guidance.seed, on_step=on_step)
@@ -88,12 +90,17 @@ def write_record(out_dir: str | Path, style: GuidedStyle) -> list[str]:
     return [PREDICTED_W_NAME, REFERENCE_NAME, RECORD_NAME]
 
 
+def background_of(generator) -> tuple[float, float, float]:
+    """The colour a generator renders where there is no head: what its training pairs show there."""
+    return WHITE if generator.config.white_background else BLACK
+
+
 def guided_style_for_generator(generator, guidance: ImageGuidance, style_prior_dir: Path, image_path: Path,
                                resolve: Callable[[str], Path] = Path) -> GuidedStyle:
     """The whole image-guided step for ``generate``: check inputs, load the prior beside the generator, predict w."""
     device = next(generator.parameters()).device
     prior = load_prior_for_generator(Path(style_prior_dir), generator.config.w_dim, device, resolve)
-    return predict_w(prior, guidance, Path(image_path))
+    return predict_w(prior, guidance, Path(image_path), background=background_of(generator))
 
 
 def uploaded_reference(inputs_dir: Path | None, name: str) -> Path:

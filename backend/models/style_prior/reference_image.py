@@ -23,6 +23,7 @@ from ...errors import InvalidInput
 MIN_SIDE_PIXELS = 16
 MAX_ASPECT_RATIO = 2.0
 WHITE = (1.0, 1.0, 1.0)
+BLACK = (0.0, 0.0, 0.0)
 
 
 def load_reference_image(path: str | Path, size: int, background: tuple[float, float, float] = WHITE, field: str = "image") -> torch.Tensor:
