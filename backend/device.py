@@ -21,11 +21,11 @@ def pick_device(requested: str | None = None):
 
 
 def inference_dtype(device) -> Any:
-    """bf16 where the device computes it fast (CUDA with bf16), else float32."""
+    """bf16 on CUDA devices that compute it fast, fp16 on older CUDA devices, else float32."""
     import torch
 
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32
 
 

@@ -162,6 +162,10 @@ def test_scanning_a_models_folder_registers_what_its_files_show_and_explains_the
     assert "skipped" in output and "--config" in output  # the single-file checkpoints need a config folder
     assert cli_main(["models", "scan", str(folder), "--data-dir", str(data_dir)]) == 0
     assert "0 model(s) added" in capsys.readouterr().out
+    assert cli_main(["models", "add", str(folder / "tiny-controlnet-depth"), "--as", "depth2", "--data-dir", str(data_dir)]) == 0
+    assert ModelStore(data_dir / "models").resolve("depth2").role == "controlnet-depth"  # --role told by the files
+    assert cli_main(["models", "add", str(folder / "tiny-sd.safetensors"), "--as", "x", "--data-dir", str(data_dir)]) == 2
+    assert "pass --role" in capsys.readouterr().err
 
 
 def test_a_scanned_controlnet_whose_name_names_no_control_is_skipped_with_the_command_to_add_it(tiny_models, tiny_model_store, tmp_path):

@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,9 @@ def test_shards_merge_into_the_same_dataset_as_one_run(tiny_models, tmp_path):
     single = generate_multiview(bundle, tmp_path / "single", settings, tiny_models.store.resolve)
     assert [(i.file, i.seed, i.prompt) for i in merged.items] == [(i.file, i.seed, i.prompt) for i in single.items]
     assert write_manifest(tmp_path / "shard0").items == merged.items
+    other = replace(settings, seed=settings.seed + 1)
+    generate_multiview(bundle, tmp_path / "other-run", other, tiny_models.store.resolve, shard=Shard(1, 2))
+    assert cli_main(["multiview-merge", str(tmp_path / "shard0"), str(tmp_path / "other-run")]) == 2  # another run's shard
 
 
 class CancelAfter(SilentProgress):

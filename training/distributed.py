@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Iterable
 
 import torch
@@ -33,8 +34,9 @@ class DistributedContext:
         return self.world_size > 1
 
 
-def init_distributed(device: torch.device | str | None = None) -> DistributedContext:
-    """Join torchrun's process group when launched by it; otherwise a single-process context."""
+def init_distributed(device: torch.device | str | None = None, timeout: timedelta | None = None) -> DistributedContext:
+    """Join torchrun's process group when launched by it; otherwise a single-process context.
+    ``timeout`` bounds how long a collective waits for the slowest rank (torch's default if None)."""
     from backend.device import pick_device
 
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -46,7 +48,7 @@ def init_distributed(device: torch.device | str | None = None) -> DistributedCon
         torch.cuda.set_device(device)
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", init_method="env://",
-                                rank=rank, world_size=world_size)
+                                rank=rank, world_size=world_size, **({"timeout": timeout} if timeout else {}))
     return DistributedContext(rank, world_size, local_rank, device)
 
 

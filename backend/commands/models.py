@@ -27,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add = commands.add_parser("add", help="register a diffusers folder or a .safetensors file under a name")
     add.add_argument("path", type=Path, help="diffusers folder, single-file .safetensors checkpoint, or LoRA .safetensors")
     add.add_argument("--as", dest="name", required=True, help="the name jobs refer to it by")
-    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("--role", choices=ROLES, default=None,
+                     help="what the model is (default: recognised from its files where they tell, see 'models scan')")
     add.add_argument("--config", type=Path, default=None,
                      help="for a single-file checkpoint: a local diffusers folder of the same architecture (configs, tokenizer)")
     add.add_argument("--replace", action="store_true", help="replace a model already registered under this name")
@@ -50,9 +51,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add(args: argparse.Namespace) -> int:
-    entry = store_from_args(args).add(args.path, args.name, args.role, config=args.config, replace=args.replace)
+    entry = store_from_args(args).add(args.path, args.name, args.role or _recognised_role(args.path), config=args.config,
+                                      replace=args.replace)
     print(f"added {entry.name} ({entry.role}, {entry.format}): {entry.path}")
     return 0
+
+
+def _recognised_role(path: Path) -> str:
+    from ..errors import InvalidInput, ModelMissing
+    from ..models.discovery import Unrecognised, recognise
+
+    if not path.exists():
+        raise ModelMissing(f"{path} does not exist", "check the path; models are never downloaded", field="path")
+    role = recognise(path)
+    if isinstance(role, Unrecognised):
+        raise InvalidInput(f"cannot tell what {path.name} is: {role.reason}", f"pass --role ({', '.join(ROLES)})", field="role")
+    return role
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 from blender_addon.formats.errors import FormatError
@@ -12,6 +14,7 @@ from blender_addon.formats.errors import FormatError
 from .models import add_store_argument, store_from_args
 
 DEFAULT_CONTROLS = "pose,depth"
+RANK_WAIT_HOURS = 24
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -120,7 +123,8 @@ def _run(args: argparse.Namespace) -> int:
 
     store = store_from_args(args)
     settings = settings_from_args(args, store)
-    ranks = init_distributed(args.device)
+    # Ranks meet only once, after painting; on a resume one rank may finish long before another.
+    ranks = init_distributed(args.device, timeout=timedelta(hours=RANK_WAIT_HOURS))
     shard = parse_shard(args.shard) if args.shard else Shard(ranks.rank, ranks.world_size)
     try:
         dataset = generate_multiview(args.conditions, args.out, settings, store.resolve, ConsoleProgress(), ranks.device, shard)
@@ -139,12 +143,14 @@ def _run(args: argparse.Namespace) -> int:
 def _merge(args: argparse.Namespace) -> int:
     from blender_addon.formats.files import atomic_write
 
-    from ..multiview.generation import GENERATION_RECORD, write_manifest
+    from ..multiview.generation import GENERATION_RECORD, check_same_run, write_manifest
 
     for shard in args.shards:
         if not (shard / GENERATION_RECORD).is_file():
             raise FormatError("shards", f"{shard} holds no {GENERATION_RECORD}", "point at output folders of 'avatar-foundry multiview'")
-        if not (args.out / GENERATION_RECORD).is_file():
+        if (args.out / GENERATION_RECORD).is_file():
+            check_same_run(args.out, json.loads((shard / GENERATION_RECORD).read_text(encoding="utf-8")))
+        else:
             atomic_write(args.out / GENERATION_RECORD, lambda temp, source=shard: shutil.copyfile(source / GENERATION_RECORD, temp))
         for image in sorted((shard / "images").glob("*.png")):
             target = args.out / "images" / image.name

@@ -30,6 +30,9 @@ def register_train(trainers: argparse._SubParsersAction) -> None:
     parser.add_argument("--triplane-channels", type=int, default=16, help="feature channels per plane (three planes, concatenated)")
     parser.add_argument("--prediction-type", choices=("auto", "epsilon", "v_prediction"), default="auto",
                         help="'auto' follows the base model")
+    parser.add_argument("--zero-terminal-snr", action=argparse.BooleanOptionalAction, default=None,
+                        help="rescale the noise schedule to zero terminal SNR, with trailing timesteps (default: on for "
+                             "v-prediction bases, off for epsilon ones, which cannot use it)")
     parser.add_argument("--steps-inference", type=int, default=20, help="sampling steps of validation and later renders")
     parser.add_argument("--seed", type=int, default=181998)
     parser.add_argument("--device", default=None, help="torch device (default: the best available)")
@@ -51,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         mixed_precision=args.mixed_precision, checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,
         hold_out=HoldOut(tuple(args.holdout_views), args.holdout_frame_stride),
         channels=ChannelLayout(triplane_channels=args.triplane_channels), triplane_resolution=args.triplane_resolution,
-        prediction_type=args.prediction_type, num_inference_steps=args.steps_inference, seed=args.seed,
+        prediction_type=args.prediction_type, zero_terminal_snr=args.zero_terminal_snr, num_inference_steps=args.steps_inference,
+        seed=args.seed,
     )
     result = train_deferred(args.data, args.out, options, store, ConsoleProgress(), pick_device(args.device))
     print(f"trained {result.steps} steps, last loss {result.losses[-1]:.5f}; checkpoint in {result.out_dir}")

@@ -32,6 +32,7 @@ class TrainDeferredParams(JobParams):
     triplane_resolution: int = Field(512, ge=2, le=4096)
     triplane_channels: int = Field(16, ge=0, le=128)
     prediction_type: Literal["auto", "epsilon", "v_prediction"] = "auto"
+    zero_terminal_snr: bool | None = Field(None, description="zero-terminal-SNR schedule (None: on for v-prediction bases)")
     steps_inference: int = Field(20, ge=1, le=1000)
     seed: int = 181998
 
@@ -49,6 +50,7 @@ def train_deferred_job(params: TrainDeferredParams, context: JobContext) -> None
         mixed_precision=params.mixed_precision, checkpoint_every=params.checkpoint_every, validate_every=params.validate_every,
         hold_out=HoldOut(tuple(params.holdout_views), params.holdout_frame_stride),
         channels=ChannelLayout(triplane_channels=params.triplane_channels), triplane_resolution=params.triplane_resolution,
-        prediction_type=params.prediction_type, num_inference_steps=params.steps_inference, seed=params.seed,
+        prediction_type=params.prediction_type, zero_terminal_snr=params.zero_terminal_snr,
+        num_inference_steps=params.steps_inference, seed=params.seed,
     )
     train_deferred(context.inputs_dir, context.output_dir, options, store, context.progress, context.device or "cpu")

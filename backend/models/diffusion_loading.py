@@ -1,6 +1,6 @@
 """Load Stable Diffusion components and ControlNets from model-store entries, offline only.
 
-Every call passes ``local_files_only=True`` and sets HF_HUB_OFFLINE, so a missing file is an
+Every call passes ``local_files_only=True`` (and ``backend`` sets HF_HUB_OFFLINE at import), so a missing file is an
 error naming the path and never a download. Shared by the multi-view generator and the deferred
 renderer: both take a :class:`BaseComponents` and assemble what they need from it.
 """
@@ -8,7 +8,6 @@ renderer: both take a :class:`BaseComponents` and assemble what they need from i
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,13 +38,6 @@ class BaseComponents:
         return str(self.scheduler.config.get("prediction_type", "epsilon"))
 
 
-def force_offline() -> None:
-    """Make the Hugging Face libraries refuse network access for the rest of the process."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    os.environ["DIFFUSERS_OFFLINE"] = "1"
-
-
 def load_base_components(entry: ModelEntry, device: Any = None, dtype: Any = None) -> BaseComponents:
     """Load a base model's UNet, VAE, text encoder, tokenizer and scheduler from a store entry.
 
@@ -58,7 +50,6 @@ def load_base_components(entry: ModelEntry, device: Any = None, dtype: Any = Non
     if entry.role != "base":
         raise InvalidInput(f"model {entry.name!r} has role {entry.role!r}, not 'base'", "pick a base model (models list)", field="base")
     validate_entry(entry)
-    force_offline()
     dtype = dtype or torch.float32
     try:
         components = _load_single_file_base(entry, dtype) if entry.format == "single-file" else _load_folder_base(entry, dtype)
@@ -116,7 +107,6 @@ def load_controlnet(entry: ModelEntry, device: Any = None, dtype: Any = None, ba
     if not entry.role.startswith("controlnet-"):
         raise InvalidInput(f"model {entry.name!r} has role {entry.role!r}, not a ControlNet", "pick a model registered with --role controlnet-pose/depth/normal", field="controlnet")
     validate_entry(entry)
-    force_offline()
     dtype = dtype or torch.float32
     try:
         if entry.format == "single-file":

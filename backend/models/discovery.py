@@ -55,7 +55,7 @@ def scan_folder(store: ModelStore, folder: str | Path) -> ScanReport:
             report.skipped.append((path, f"already registered as {known_paths[resolved]!r}"))
             continue
         role = recognise(path)
-        if isinstance(role, _Unrecognised):
+        if isinstance(role, Unrecognised):
             report.skipped.append((path, role.reason))
             continue
         name = model_name(path)
@@ -70,11 +70,11 @@ def scan_folder(store: ModelStore, folder: str | Path) -> ScanReport:
 
 
 @dataclass(frozen=True)
-class _Unrecognised:
+class Unrecognised:
     reason: str
 
 
-def recognise(path: Path) -> str | _Unrecognised:
+def recognise(path: Path) -> str | Unrecognised:
     """The store role of the model at ``path``, or why it cannot be told."""
     add_command = f"register it with 'avatar-foundry models add {path} --as NAME --role ROLE'"
     if path.is_dir():
@@ -83,19 +83,19 @@ def recognise(path: Path) -> str | _Unrecognised:
         if _class_name(path / "config.json") == "ControlNetModel":
             kind = control_kind(path.name)
             if kind is None:
-                return _Unrecognised(f"a ControlNet, but its name does not say pose, depth or normal; {add_command}")
+                return Unrecognised(f"a ControlNet, but its name does not say pose, depth or normal; {add_command}")
             return CONTROLNET_ROLES[kind]
-        return _Unrecognised("not a diffusers pipeline or ControlNet folder")
+        return Unrecognised("not a diffusers pipeline or ControlNet folder")
     if path.suffix != ".safetensors":
-        return _Unrecognised("not a .safetensors file or a diffusers folder (pickled weights are never loaded)")
+        return Unrecognised("not a .safetensors file or a diffusers folder (pickled weights are never loaded)")
     names = _tensor_names(path)
     if names is None:
-        return _Unrecognised("not a readable .safetensors file (half downloaded?)")
+        return Unrecognised("not a readable .safetensors file (half downloaded?)")
     if any("lora" in name.lower() for name in names):
         return "lora"
     if any(name.startswith(("model.diffusion_model.", "control_model.")) for name in names):
-        return _Unrecognised(f"a single-file checkpoint needs a local config folder: {add_command} --config DIFFUSERS_FOLDER")
-    return _Unrecognised(f"not recognised from its tensor names; {add_command}")
+        return Unrecognised(f"a single-file checkpoint needs a local config folder: {add_command} --config DIFFUSERS_FOLDER")
+    return Unrecognised(f"not recognised from its tensor names; {add_command}")
 
 
 def control_kind(name: str) -> str | None:

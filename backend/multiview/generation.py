@@ -188,7 +188,7 @@ def generate_multiview(
     check_bundle_for_controls(bundle, kinds)
     entries = _resolve_models(settings, resolve_entry)
     record = _generation_record(settings, bundle_dir)
-    _check_resume_compatible(out_dir, record)
+    check_same_run(out_dir, record)
     plan = [image for position, image in enumerate(plan_images(bundle, settings)) if position % shard.count == shard.index]
     todo = [image for image in plan if not (out_dir / image.file).exists()]
     if todo:
@@ -217,8 +217,9 @@ def _generation_record(settings: MultiviewSettings, bundle_dir: Path) -> dict[st
             "bundle_sha256": hashlib.sha256(manifest).hexdigest()}
 
 
-def _check_resume_compatible(out_dir: Path, record: dict[str, Any]) -> None:
-    """Resuming continues the same dataset: refuse settings that would change existing images."""
+def check_same_run(out_dir: Path, record: dict[str, Any]) -> None:
+    """Resuming (or merging shards into) ``out_dir`` continues the same dataset: refuse another bundle
+    or settings that would change the images."""
     previous_path = out_dir / GENERATION_RECORD
     if not previous_path.is_file():
         if out_dir.exists() and any(not path.name.startswith(".") for path in out_dir.iterdir()):  # ".": other ranks' temp files

@@ -20,8 +20,9 @@ EMBEDDING_CACHE_SIZE = 256
 
 
 def painter_cache_key(entries: dict[str, ModelEntry], settings, device) -> tuple:
-    """Everything that changes the loaded pipeline; the first element names the cache slot."""
-    return ("multiview-pipeline", tuple(sorted((k, str(e.path)) for k, e in entries.items())), settings.lora_scale,
+    """Everything that changes the loaded pipeline; the first element names the cache slot. The
+    ControlNets keep their order: it is the order in which the pipeline pairs them with images."""
+    return ("multiview-pipeline", tuple((k, str(e.path)) for k, e in entries.items()), settings.lora_scale,
             settings.scheduler, settings.precision, settings.compile, str(device))
 
 
@@ -39,7 +40,7 @@ class Painter:
     base: BaseComponents
     device: Any
     dtype: Any
-    _embeddings: OrderedDict[tuple[str, str], tuple[Any, Any]] = field(default_factory=OrderedDict)
+    _embeddings: OrderedDict[tuple[str, str | None], tuple[Any, Any]] = field(default_factory=OrderedDict)
 
     @property
     def native_resolution(self) -> int:
@@ -85,7 +86,7 @@ class Painter:
         """(prompt, negative) embeddings of one image, computed once per distinct prompt pair. The
         most recent pairs are kept (candidates of an image and repeated prompts reuse them); the
         bound keeps a long run with unique attribute prompts from filling the device."""
-        key = (prompt, negative_prompt if guidance > 1 else "")
+        key = (prompt, negative_prompt if guidance > 1 else None)
         if key in self._embeddings:
             self._embeddings.move_to_end(key)
         else:
@@ -118,7 +119,7 @@ class Painter:
                 prompt_embeds=positive, negative_prompt_embeds=negative, image=controls[0] if single else per_item,
                 controlnet_conditioning_scale=weights[0] if single else weights, height=resolution, width=resolution,
                 num_inference_steps=settings.steps, guidance_scale=settings.guidance, latents=latents,
-                output_type="np", callback_on_step_end=step_end,
+                generator=generators, output_type="np", callback_on_step_end=step_end,
             )
         return list(result.images)
 
