@@ -3,12 +3,29 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 RESOLUTION = 512
 VIEWS = 8
+
+
+@contextmanager
+def blender_output_discarded():
+    """Blender prints a line per pass file it writes; the report on stdout must stay plain JSON."""
+    sys.stdout.flush()
+    saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
 
 
 def run(device) -> dict:
@@ -21,7 +38,7 @@ def run(device) -> dict:
     bpy.ops.wm.read_factory_settings(use_empty=True)
     rig = add_demo_head(bpy.context)
     views = plan_orbit_views(OrbitSettings(views=VIEWS), RESOLUTION, RESOLUTION)
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, blender_output_discarded():
         request = BundleRequest(rig.name, Path(folder), views, RESOLUTION, RESOLUTION)
         steps = render_bundle(request, bpy.context.scene)
         start = time.perf_counter()
