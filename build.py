@@ -33,7 +33,8 @@ PASSTHROUGH_COMMANDS = ("test", "demo", "bench")
 
 
 def say(message: str) -> None:
-    print(f"[build] {message}", flush=True)
+    """build.py's own messages go to stderr: stdout is what the tools print (bench: plain JSON)."""
+    print(f"[build] {message}", file=sys.stderr, flush=True)
 
 
 def venv_python() -> Path:

@@ -10,10 +10,12 @@ Figures:
 On CPU a full-config forward takes tens of seconds, so there: one timed iteration; batch 8 switches
 to the ``small`` preset (256², neural rendering 64) when batch 1 predicts more than 60 s for it; the
 mesh grid is 128³ instead of 256³. The ``*_config`` entries say what was measured.
+On CUDA, ``AVATAR_FOUNDRY_BENCH_COMPILE=1`` also times the generator under torch.compile.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -97,5 +99,11 @@ def run(device) -> dict:
     else:
         results.update(images_per_s_batch8=round(_images_per_second(full, 8, device, iterations, warmup), 3),
                        batch8_config="full (512², neural 128)")
+    if not on_cpu and os.environ.get("AVATAR_FOUNDRY_BENCH_COMPILE") == "1":
+        import torch
+
+        compiled = torch.compile(full)
+        for batch in (1, 8):
+            results[f"compiled_images_per_s_batch{batch}"] = round(_images_per_second(compiled, batch, device, iterations, warmup), 3)
     results.update(_export_seconds(full, device, 128 if on_cpu else 256))
     return results
