@@ -125,7 +125,31 @@ def build_addon() -> Path:
                 archive.write(path, path.relative_to(ADDON_SOURCE).as_posix())
     partial.replace(target)
     say(f"wrote {target.relative_to(ROOT)}")
+    validate_addon(target)
     return target
+
+
+VALIDATE_SCRIPT = """
+import subprocess, sys
+from pathlib import Path
+import bpy
+validator = Path(bpy.utils.resource_path("LOCAL")) / "scripts" / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
+sys.exit(subprocess.call([sys.executable, str(validator), "validate", sys.argv[1]]) if validator.is_file() else 3)
+"""
+
+
+def validate_addon(target: Path) -> None:
+    """Blender's own extension validation of the zip, through the bpy module of .venv (when set up)."""
+    if not venv_python().exists():
+        say("extension validation skipped: no .venv yet (python build.py setup installs Blender's bpy module)")
+        return
+    code = subprocess.call([venv_python(), "-c", VALIDATE_SCRIPT, target], cwd=ROOT, stdout=subprocess.DEVNULL)
+    if code == 3:
+        say("extension validation skipped: this bpy module has no extension validator")
+    elif code != 0:
+        raise SystemExit(f"[build] Blender's extension validation refused {target.name} (run it again without stdout redirection to see why)")
+    else:
+        say("Blender's extension validation passed")
 
 
 def main(argv: list[str] | None = None) -> int:

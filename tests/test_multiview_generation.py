@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from dataclasses import replace
@@ -24,6 +23,7 @@ from backend.multiview.generation import MultiviewSettings, Shard, generate_mult
 from backend.progress import SilentProgress
 from blender_addon.formats.cameras import orbit_label, view_class
 from blender_addon.formats.errors import FormatError
+from tests.fixtures.distributed import free_port
 from tests.fixtures.server import REPO_ROOT, write_condition_bundle
 from training.datasets.multiview import MultiviewImages
 
@@ -215,7 +215,7 @@ def test_torchrun_ranks_paint_one_dataset_together(tiny_models, tmp_path):
     bundle = write_bundle(tmp_path / "bundle")
     data = tmp_path / "data"
     register_tiny_models(ModelStore(data / "models"), tiny_models.paths)
-    command = [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2", "--master_port", str(_free_port()),
+    command = [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2", "--master_port", str(free_port()),
                "-m", "backend.cli", "multiview", "--conditions", str(bundle), "--base", "tiny-sd", "--controlnet", "pose=tiny-controlnet-pose",
                "--style", "a clay head", "--out", str(tmp_path / "out"), "--steps", "1", "--resolution", "16",
                "--device", "cpu", "--data-dir", str(data)]
@@ -223,12 +223,6 @@ def test_torchrun_ranks_paint_one_dataset_together(tiny_models, tmp_path):
                               env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert [item.view_id for item in read_dataset(tmp_path / "out").items] == ["v00", "v01", "v02"]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_a_bare_control_kind_picks_the_only_controlnet_of_that_role_and_refuses_to_guess(tiny_models, tiny_model_store):

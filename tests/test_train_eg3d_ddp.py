@@ -3,8 +3,6 @@ data, yet both hold identical weights afterwards, so gradients really are averag
 
 from __future__ import annotations
 
-import os
-import socket
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,15 +11,9 @@ import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
-WORLD_SIZE = 2
+from tests.fixtures.distributed import WORLD_SIZE, free_port, join_as_rank
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def train_rank(rank: int, port: int, data_dir: str, run_dir: str, out_dir: str) -> None:
@@ -29,14 +21,11 @@ def train_rank(rank: int, port: int, data_dir: str, run_dir: str, out_dir: str) 
     import json
 
     from backend.progress import SilentProgress
-    from training.distributed import cleanup, init_distributed
+    from training.distributed import cleanup
     from training.eg3d.config import tiny_config
     from training.eg3d.trainer import train_eg3d
 
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
-                       "WORLD_SIZE": str(WORLD_SIZE), "LOCAL_RANK": str(rank)})
-    torch.set_num_threads(1)
-    context = init_distributed("cpu")
+    context = join_as_rank(rank, port)
     try:
         config = replace(tiny_config(), batch_size=4, total_images=16, tick_images=8, r1_interval=2, density_reg_interval=2)
         result = train_eg3d(data_dir, run_dir, config, SilentProgress(), context)

@@ -3,7 +3,6 @@ own pairs, yet both hold identical weights afterwards, and rank 0 alone writes t
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,20 +10,17 @@ import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
-from tests.test_train_eg3d_ddp import WORLD_SIZE, free_port
+from tests.fixtures.distributed import WORLD_SIZE, free_port, join_as_rank
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def train_rank(rank: int, port: int, generator_dir: str, run_dir: str, out_dir: str) -> None:
     from backend.progress import SilentProgress
-    from training.distributed import cleanup, init_distributed
+    from training.distributed import cleanup
     from training.style_prior.trainer import StylePriorTrainOptions, train_style_prior
 
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
-                       "WORLD_SIZE": str(WORLD_SIZE), "LOCAL_RANK": str(rank)})
-    torch.set_num_threads(1)
-    context = init_distributed("cpu")
+    context = join_as_rank(rank, port)
     try:
         options = StylePriorTrainOptions(config="tiny", steps=4, batch_size=8, learning_rate=2e-3, w_statistics_samples=64,
                                          evaluation_avatars=2, snapshot_every=2)

@@ -147,6 +147,8 @@ class AVATAR_PT_animate(_AvatarPanel, bpy.types.Panel):
         for name in ("checkpoint", "camera", "frame_start", "frame_end", "output_dir"):
             layout.prop(settings.animate, name)
         layout.operator("avatar_foundry.animate", icon="RENDER_ANIMATION")
+        if settings.conditions.stage:
+            layout.progress(factor=settings.conditions.progress, text=settings.conditions.stage)
 
 
 class AVATAR_PT_jobs(_AvatarPanel, bpy.types.Panel):

@@ -3,6 +3,7 @@ subprocess, and the timer that hands background results to the main thread."""
 
 from __future__ import annotations
 
+import atexit
 from pathlib import Path
 
 import bpy
@@ -135,8 +136,15 @@ def _start_backend_if_wanted() -> None:
     return None
 
 
+def _end_backend_at_exit() -> None:
+    """Blender is quitting: end the backend this session started (a crash is handled at the next start)."""
+    if _session is not None:
+        _session.close()
+
+
 def start() -> None:
     session()
+    atexit.register(_end_backend_at_exit)
     if not bpy.app.timers.is_registered(_drain):
         bpy.app.timers.register(_drain, first_interval=TIMER_INTERVAL_SECONDS, persistent=True)
     bpy.app.timers.register(_start_backend_if_wanted, first_interval=TIMER_INTERVAL_SECONDS)
@@ -144,6 +152,7 @@ def start() -> None:
 
 def stop() -> None:
     global _session
+    atexit.unregister(_end_backend_at_exit)
     for timer in (_drain, _start_backend_if_wanted):
         if bpy.app.timers.is_registered(timer):
             bpy.app.timers.unregister(timer)
