@@ -1,6 +1,6 @@
 """The packaged extension: it passes Blender's own validation, installs into a fresh Blender,
 enables, registers/unregisters twice cleanly, and its operators add a demo head, render its
-conditions and refuse to render without a rig (run in a subprocess with its own HOME so the
+conditions, preview them and refuse to render without a rig (run in a subprocess with its own HOME so the
 user's Blender configuration is never touched)."""
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ conditions = bpy.context.scene.avatar_foundry.conditions
 conditions.views, conditions.resolution, conditions.output_dir = 2, 32, sys.argv[-2]
 assert bpy.ops.avatar_foundry.render_conditions() == {"FINISHED"}
 assert conditions.last_bundle == sys.argv[-2] and conditions.progress == 1.0
+assert bpy.ops.avatar_foundry.preview_conditions() == {"FINISHED"}
+poses = [image for image in bpy.data.images if image.name.startswith("conditions_") and image.name.endswith("_pose")]
+assert len(poses) == 2 and poses[0].size[:] == (32, 32), [image.name for image in bpy.data.images]
 conditions.rig = None
 bpy.context.view_layer.objects.active = None
 try:

@@ -11,6 +11,7 @@ from mathutils import Vector
 from ..core.provenance import provenance_properties
 from ..core.result_files import read_avatar_metadata, read_gallery
 from ..formats.animation import read_animation
+from ..formats.condition_bundle import read_bundle
 from ..formats.errors import FormatError
 
 
@@ -56,6 +57,23 @@ def avatar_name(job: dict, metadata: dict) -> str:
     if metadata.get("seed") is not None:
         return f"Avatar seed {metadata['seed']}"
     return f"Avatar {job['id'][:8]}"
+
+
+def load_condition_previews(folder: Path, passes: tuple[str, ...] = ("pose", "mask")) -> list[bpy.types.Image]:
+    """The bundle's image passes of its first frame, one Blender image per view and pass (reloaded
+    in place when the bundle is rendered again)."""
+    bundle = read_bundle(folder)
+    first_frame = bundle.frames[0].index
+    images = []
+    for render in (render for render in bundle.renders if render.frame == first_frame):
+        for name in passes:
+            if name in render.passes:
+                image_name = f"conditions_{render.view}_{name}"
+                if (existing := bpy.data.images.get(image_name)) is not None:
+                    bpy.data.images.remove(existing)
+                images.append(bpy.data.images.load(str(Path(folder) / render.passes[name]), check_existing=False))
+                images[-1].name = image_name
+    return images
 
 
 def import_animation(folder: Path, job: dict, view: str | None = None) -> bpy.types.Image:

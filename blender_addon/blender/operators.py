@@ -27,6 +27,7 @@ from ..core.view_plan import plan_orbit_views
 from ..formats.errors import FormatError
 from . import rig as rig_data
 from .condition_render import BundleRequest, render_bundle, view_from_camera
+from .importers import load_condition_previews
 from .demo_head import add_demo_head
 from .preferences import preferences
 from .session import make_client, session
@@ -224,6 +225,28 @@ class AVATAR_OT_animate(_SteppedRender, bpy.types.Operator):
         session().animation_camera = animate.camera.name
         submit(context, "animate", animate.params(), partial(zip_bundle, folder))
         self.report({"INFO"}, "animate job submitted")
+
+
+class AVATAR_OT_preview_conditions(bpy.types.Operator):
+    """Load the last bundle's pose skeletons and masks as images, to look at in the Image Editor"""
+
+    bl_idname = "avatar_foundry.preview_conditions"
+    bl_label = "Preview Conditions"
+
+    def execute(self, context):
+        folder = _settings(context).conditions.last_bundle
+        try:
+            if not folder:
+                raise FormatError("conditions", "no condition bundle has been rendered yet", "press Render Conditions first")
+            images = load_condition_previews(Path(bpy.path.abspath(folder)))
+        except USER_ERRORS as error:
+            self.report({"ERROR"}, _message(error))
+            return {"CANCELLED"}
+        for area in context.screen.areas if context.screen else ():
+            if area.type == "IMAGE_EDITOR":
+                area.spaces.active.image = images[0]
+        self.report({"INFO"}, f"loaded {len(images)} condition images (conditions_<view>_<pass>)")
+        return {"FINISHED"}
 
 
 class AVATAR_OT_backend_check(bpy.types.Operator):
@@ -480,7 +503,7 @@ class AVATAR_OT_vary_seed(bpy.types.Operator):
         return upload
 
 
-CLASSES = (AVATAR_OT_add_demo_head, AVATAR_OT_render_conditions, AVATAR_OT_animate, AVATAR_OT_backend_check,
+CLASSES = (AVATAR_OT_add_demo_head, AVATAR_OT_render_conditions, AVATAR_OT_preview_conditions, AVATAR_OT_animate, AVATAR_OT_backend_check,
            AVATAR_OT_backend_start, AVATAR_OT_backend_stop, AVATAR_OT_free_memory, AVATAR_OT_register_models,
            AVATAR_OT_generate_multiview, AVATAR_OT_train_gan, AVATAR_OT_generate_avatar, AVATAR_OT_train_style_prior,
            AVATAR_OT_train_renderer, AVATAR_OT_submit_job, AVATAR_OT_cancel_job, AVATAR_OT_open_results, AVATAR_OT_vary_seed)

@@ -70,7 +70,9 @@ class AVATAR_PT_conditions(_AvatarPanel, bpy.types.Panel):
         if conditions.stage:
             layout.progress(factor=conditions.progress, text=conditions.stage)
         if conditions.last_bundle:
-            layout.operator("avatar_foundry.submit_job", text="Check on Backend (echo)").kind = "echo-conditions"
+            row = layout.row(align=True)
+            row.operator("avatar_foundry.preview_conditions", icon="IMAGE_DATA")
+            row.operator("avatar_foundry.submit_job", text="Check on Backend").kind = "echo-conditions"
 
 
 class AVATAR_PT_generate(_AvatarPanel, bpy.types.Panel):
