@@ -15,7 +15,6 @@ layout is also read, for datasets prepared with EG3D's tools.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 from blender_addon.formats.cameras import VIEW_CLASSES, validate_label, view_class, yaw_pitch_from_label
 from blender_addon.formats.condition_bundle import check_relative_path
 from blender_addon.formats.errors import FormatError
-from blender_addon.formats.files import atomic_write_json
+from blender_addon.formats.files import atomic_write_json, read_json_file
 
 DATASET_VERSION = 1
 MANIFEST_NAME = "dataset.json"
@@ -113,13 +112,7 @@ def _from_eg3d_labels(data: dict) -> MultiviewDataset:
 
 def read_dataset(root: str | Path, check_files: bool = True) -> MultiviewDataset:
     root = Path(root)
-    manifest = root / MANIFEST_NAME
-    if not manifest.is_file():
-        raise FormatError(MANIFEST_NAME, f"not found in {root}", "point at a folder written by 'avatar-foundry multiview'")
-    try:
-        dataset = MultiviewDataset.from_json(json.loads(manifest.read_text(encoding="utf-8")))
-    except json.JSONDecodeError as error:
-        raise FormatError(MANIFEST_NAME, f"is not valid JSON: {error}") from None
+    dataset = MultiviewDataset.from_json(read_json_file(root / MANIFEST_NAME, "point at a folder written by 'avatar-foundry multiview'"))
     if check_files:
         for i, item in enumerate(dataset.items):
             if not (root / item.file).is_file():

@@ -3,26 +3,19 @@ avatar, each checked before the importer touches Blender (animations: ``formats.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..formats.condition_bundle import check_relative_path
 from ..formats.errors import FormatError
+from ..formats.files import read_json_file
 
-
-def _load_json(path: Path) -> object:
-    if not path.is_file():
-        raise FormatError(path.name, f"is missing from {path.parent}", "download the job's artifacts again")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise FormatError(path.name, f"is not valid JSON: {error}") from None
+DOWNLOAD_AGAIN = "download the job's artifacts again"
 
 
 def read_gallery(folder: str | Path) -> list[tuple[Path, dict]]:
     """(image, its dataset entry) of a multiview job's ``dataset.json`` + ``images/*.png``."""
     root = Path(folder)
-    data = _load_json(root / "dataset.json")
+    data = read_json_file(root / "dataset.json", DOWNLOAD_AGAIN)
     entries = data.get("items") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise FormatError("dataset.json", "has no 'items' list")
@@ -40,7 +33,7 @@ def read_avatar_metadata(folder: str | Path) -> dict:
     root = Path(folder)
     if not (root / "avatar.glb").is_file():
         raise FormatError("avatar.glb", f"is missing from {root}", "the job did not produce a mesh; check its log")
-    data = _load_json(root / "avatar.json")
+    data = read_json_file(root / "avatar.json", DOWNLOAD_AGAIN)
     if not isinstance(data, dict):
         raise FormatError("avatar.json", "must hold an object")
     return data

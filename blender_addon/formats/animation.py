@@ -11,7 +11,6 @@ A folder holding one PNG per render (view x frame) and ``frames.json``::
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 
 from .condition_bundle import check_relative_path
 from .errors import FormatError
-from .files import atomic_write_json
+from .files import atomic_write_json, read_json_file
 
 FRAMES_MANIFEST = "frames.json"
 DEFAULT_FPS = 24.0
@@ -81,13 +80,7 @@ def write_animation_manifest(root: str | Path, animation: Animation) -> Path:
 def read_animation(root: str | Path) -> Animation:
     """``frames.json`` of a folder, checked, with every frame file present."""
     root = Path(root)
-    manifest = root / FRAMES_MANIFEST
-    if not manifest.is_file():
-        raise FormatError(FRAMES_MANIFEST, f"is missing from {root}", "download the job's artifacts again")
-    try:
-        animation = Animation.from_json(json.loads(manifest.read_text(encoding="utf-8")))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise FormatError(FRAMES_MANIFEST, f"is not valid JSON: {error}") from None
+    animation = Animation.from_json(read_json_file(root / FRAMES_MANIFEST, "download the job's artifacts again"))
     for index, frame in enumerate(animation.frames):
         if not (root / frame.file).is_file():
             raise FormatError(f"frames[{index}].file", f"{frame.file} is missing")

@@ -24,7 +24,6 @@ A deferred dataset is a bundle whose renders all carry a ``target`` pass.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from typing import Any, Iterable
 
 from .cameras import VIEW_CLASSES, HeadFrame, validate_label
 from .errors import FormatError
-from .files import atomic_write_json
+from .files import atomic_write_json, read_json_file
 
 BUNDLE_VERSION = 1
 MANIFEST_NAME = "conditions.json"
@@ -241,13 +240,7 @@ def default_pass_paths(view_id: str, frame: int, pass_names: Iterable[str] = CON
 def read_bundle(root: str | Path, check_files: bool = True) -> ConditionBundle:
     """Load ``conditions.json`` from a bundle folder, validating it and (optionally) that every file exists."""
     root = Path(root)
-    manifest = root / MANIFEST_NAME
-    if not manifest.is_file():
-        raise FormatError(MANIFEST_NAME, f"not found in {root}", "point at the folder the add-on wrote (it holds conditions.json)")
-    try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise FormatError(MANIFEST_NAME, f"is not valid JSON: {error}") from None
+    data = read_json_file(root / MANIFEST_NAME, "point at the folder the add-on wrote (it holds conditions.json)")
     bundle = ConditionBundle.from_json(data)
     if check_files:
         for index, render in enumerate(bundle.renders):

@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from .errors import FormatError
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """Call ``write(temp_path)`` for a temp file beside ``path``, then rename it over ``path``.
@@ -42,3 +44,14 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 def atomic_write_json(path: str | os.PathLike, value: Any) -> Path:
     return atomic_write_text(path, json.dumps(value, indent=2, sort_keys=False) + "\n")
+
+
+def read_json_file(path: str | os.PathLike, missing_hint: str) -> Any:
+    """The JSON document at ``path``; a missing or unreadable file is a FormatError naming the file."""
+    source = Path(path)
+    if not source.is_file():
+        raise FormatError(source.name, f"is missing from {source.parent}", missing_hint)
+    try:
+        return json.loads(source.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise FormatError(source.name, f"is not valid JSON: {error}") from None
