@@ -63,6 +63,18 @@ class DiskFull(AvatarFoundryError):
         super().__init__(message, hint, field)
 
 
+class DataDirUnwritable(AvatarFoundryError):
+    """A folder of the data dir cannot be written (permissions, a read-only disk); the message names it."""
+
+    code = protocol.DATA_DIR_UNWRITABLE
+    http_status = 507
+
+
+class ServerBusy(AvatarFoundryError):
+    code = protocol.BUSY
+    http_status = 503
+
+
 class Cancelled(AvatarFoundryError):
     """Raised at a job's next step after the user asked to cancel it."""
 

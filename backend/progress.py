@@ -21,6 +21,14 @@ class Progress(Protocol):
         """True once the user asked to stop (for loops that want to wind down themselves)."""
 
 
+def stop_if_cancelled(progress: Progress, fraction: float) -> None:
+    """For the phase boundaries inside one long step (a GAN's G and D phases, a validation render):
+    once a stop was asked for, raise through ``progress.update`` (Cancelled, or what the progress
+    raises on shutdown), so a cancel takes effect within a phase, not a whole step later."""
+    if progress.cancelled():
+        progress.update(fraction, "stopping")
+
+
 class EtaEstimator:
     """Seconds remaining, from the time since the first report and the fraction done."""
 

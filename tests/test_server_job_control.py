@@ -13,7 +13,7 @@ from contextlib import closing
 import pytest
 
 from blender_addon.formats import protocol
-from backend.server.worker import STEP_DELAY_ENV
+from backend.server.faults import STEP_DELAY_ENV
 from tests.fixtures.server import start_backend, submit_bundle_job, wait_for_job, write_condition_bundle, zip_folder
 
 SLOW = {STEP_DELAY_ENV: "0.3"}

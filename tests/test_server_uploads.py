@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 import stat
+import struct
+import tracemalloc
 import zipfile
 from pathlib import Path
 
@@ -119,3 +122,93 @@ def test_a_valid_bundle_round_trips_through_zip(tmp_path):
     assert [view.id for view in bundle.views] == ["v00", "v01", "v02"]
     original = np.load(root / "renders/v01/f00000/canonical.npy")
     np.testing.assert_array_equal(np.load(Path(tmp_path / "inputs/renders/v01/f00000/canonical.npy")), original)
+
+
+def _zip_with_end_record(entries: int, directory_bytes: int) -> io.BytesIO:
+    """A one-file zip whose end record declares ``entries`` entries and a central directory of
+    ``directory_bytes`` (what a hostile upload can claim)."""
+    data = bytearray(_zip({"a": b"x"}, zipfile.ZIP_STORED).getvalue())
+    end = data.rfind(b"PK\x05\x06")
+    data[end + 8:end + 16] = struct.pack("<HHL", min(entries, 0xFFFF), min(entries, 0xFFFF), directory_bytes)
+    return io.BytesIO(bytes(data))
+
+
+def _zip_listing(count: int) -> tuple[io.BytesIO, int]:
+    """A real Zip64 archive whose central directory lists ``count`` entries (one stored file, listed
+    ``count`` times); returns it and its directory's size."""
+    single = _zip({"a": b"x"}, zipfile.ZIP_STORED).getvalue()
+    end = single.rfind(b"PK\x05\x06")
+    directory_size, directory_offset = struct.unpack_from("<LL", single, end + 12)
+    directory = single[directory_offset:directory_offset + directory_size] * count
+    zip64_end_offset = directory_offset + len(directory)
+    zip64_end = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, len(directory), directory_offset)
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, zip64_end_offset, 1)
+    end_record = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    return io.BytesIO(single[:directory_offset] + directory + zip64_end + locator + end_record), len(directory)
+
+
+def test_a_zip_listing_too_many_entries_is_refused_from_its_end_record_without_reading_the_directory(tmp_path):
+    archive, directory_size = _zip_listing(100_001)
+    assert len(zipfile.ZipFile(io.BytesIO(archive.getvalue())).infolist()) == 100_001  # a zip the zipfile module reads in full
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidInput, match="lists 100001 entries") as refused:
+            extract_zip(archive, tmp_path, MiB)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert refused.value.field == "bundle"
+    assert peak < directory_size / 10  # the directory (4.7 MB here, 1.9 GB in the probe) was never loaded
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_zip_declaring_a_huge_central_directory_is_refused(tmp_path):
+    with pytest.raises(InvalidInput, match="central directory") as refused:
+        extract_zip(_zip_with_end_record(1, 200 * MiB), tmp_path, MiB)
+    assert refused.value.field == "bundle"
+
+
+@pytest.mark.parametrize("name", ["x" * 300 + ".png", "a/" * 600 + "b.png"])
+def test_zip_entries_with_names_too_long_for_a_file_system_are_refused(tmp_path, name):
+    with pytest.raises(InvalidInput, match="bytes|characters") as refused:
+        extract_zip(_zip({name: b"x"}), tmp_path, MiB)
+    assert refused.value.field == "bundle"
+    assert not list(tmp_path.iterdir())
+
+
+def _bundle_with_manifest(tmp_path: Path, edit) -> io.BytesIO:
+    root = write_condition_bundle(tmp_path / "bundle", views=1)
+    manifest_path = root / "conditions.json"
+    text = edit(json.loads(manifest_path.read_text()), manifest_path.read_text())
+    manifest_path.write_text(text if isinstance(text, str) else json.dumps(text))
+    return io.BytesIO(zip_folder(root))
+
+
+def _set_landmarks(manifest: dict, landmarks) -> dict:
+    manifest["renders"][0]["landmarks"] = landmarks
+    return manifest
+
+
+@pytest.mark.parametrize(("edit", "field"), [
+    (lambda manifest, text: _set_landmarks(manifest, {"nose": ["left", 1, 1]}), "renders[0].landmarks.nose"),
+    (lambda manifest, text: _set_landmarks(manifest, {"nose": [1, 2]}), "renders[0].landmarks.nose"),
+    (lambda manifest, text: text.replace('"landmarks": {}', '"landmarks": {"nose": [1e999, 2, 1]}'), "renders[0].landmarks.nose"),
+    (lambda manifest, text: "[" * 100_000 + "]" * 100_000, "conditions.json"),
+    (lambda manifest, text: text.replace('"width": 32', '"width": ' + "9" * 5000), "conditions.json"),
+    (lambda manifest, text: text.replace('"yaw": -90.0', '"yaw": ' + "9" * 400), "views[0].yaw"),
+    (lambda manifest, text: {**manifest, "expression_names": [{"a": 1}]}, "expression_names[0]"),
+])
+def test_hostile_manifests_are_invalid_input_naming_the_field(tmp_path, edit, field):
+    """Non-numeric landmarks, deep nesting, thousands of digits: a clear refusal, never an internal error."""
+    with pytest.raises(FormatError) as refused:
+        unpack_upload(_bundle_with_manifest(tmp_path, edit), tmp_path / "inputs", 16 * MiB, bundle_required=True)
+    assert refused.value.field == field
+
+
+def test_a_pass_path_too_long_for_a_file_system_is_refused_naming_the_pass(tmp_path):
+    def long_pose_path(manifest, text):
+        manifest["renders"][0]["passes"]["pose"] = "renders/" + "p" * 300 + ".png"
+        return manifest
+    with pytest.raises(FormatError, match="bytes") as refused:
+        unpack_upload(_bundle_with_manifest(tmp_path, long_pose_path), tmp_path / "inputs", 16 * MiB, bundle_required=True)
+    assert refused.value.field == "renders[0].passes.pose"

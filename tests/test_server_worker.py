@@ -65,6 +65,22 @@ def test_a_burst_of_progress_updates_is_written_sparingly_but_the_final_state_is
     assert job.progress == 1.0 and job.state == "succeeded" and job.eta_seconds is None
 
 
+def test_a_non_finite_progress_report_keeps_the_last_finite_value_so_the_store_stays_strict_json(store):
+    store.add("nan", "echo-conditions", {}, has_inputs=False)
+    store.claim("nan")
+    progress = JobProgress("nan", store, should_stop=lambda: None, min_interval=0.0)
+    progress.update(0.25, "a quarter")
+    progress.update(float("nan"), "a broken estimate")
+    progress.update(float("inf"), "another")
+    assert store.get("nan").progress == 0.25 and progress.fraction == 0.25
+
+
+def test_the_store_refuses_to_write_nan_or_infinity_into_a_job_record(store):
+    with pytest.raises(ValueError):
+        store.add("bad", "generate-avatar", {"mesh_level": float("inf")}, has_inputs=False)
+    assert store.get("bad") is None
+
+
 def test_jobs_run_in_submission_order_and_outputs_land_in_their_folders(data_dir, store):
     for job_id in ("first", "second", "third"):
         _queue_echo_job(data_dir, store, job_id)

@@ -23,7 +23,7 @@ from blender_addon.formats.cameras import mirror_label
 from blender_addon.formats.errors import FormatError
 from training.datasets.multiview import MultiviewImages
 from training.eg3d.config import configure, tiny_config
-from training.eg3d.trainer import STATS_NAME, train_eg3d
+from training.eg3d.trainer import STATS_NAME, Eg3dTrainer, train_eg3d
 
 TRAIN_IMAGES = 400  # 100 steps of 4 images
 
@@ -120,6 +120,29 @@ def test_cancelling_keeps_a_resumable_snapshot(sphere_dataset, tmp_path):
         train_eg3d(sphere_dataset, tmp_path, replace(tiny_config(), total_images=400), CancelAfter())
     assert load_train_state(tmp_path)["step"] == 2
     assert load_generator(tmp_path).config == tiny_config().generator
+
+
+def test_a_cancel_during_the_generator_phase_stops_before_the_discriminator_phase(sphere_dataset, tmp_path):
+    """A cancel that arrives inside a training step takes effect at the step's next phase boundary
+    (between G and D), not a whole step later; the snapshot keeps the steps that completed."""
+    progress = SilentProgress()
+    trainer = Eg3dTrainer(sphere_dataset, tmp_path, replace(tiny_config(), total_images=400), progress)
+    optimizer_steps = {"G": 0, "D": 0}
+
+    def count(name):
+        def hook(optimizer, args, kwargs):
+            optimizer_steps[name] += 1
+            if name == "G" and optimizer_steps["G"] == 3:
+                progress.stop_requested = True  # the user cancels while step 3's generator phase runs
+        return hook
+
+    trainer.opt_G.register_step_post_hook(count("G"))
+    trainer.opt_D.register_step_post_hook(count("D"))
+    with pytest.raises(Cancelled):
+        trainer.run()
+    assert optimizer_steps == {"G": 3, "D": 2}
+    assert progress.reports[-1][1] == "stopping"
+    assert load_train_state(tmp_path)["step"] == 2
 
 
 def test_mirrored_items_flip_image_and_camera_together(sphere_dataset):

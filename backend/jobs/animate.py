@@ -9,13 +9,13 @@ from __future__ import annotations
 from pydantic import Field
 
 from .deferred_store import model_store
-from .registry import JobContext, JobParams, job_kind
+from .registry import JobContext, JobParams, Reference, job_kind
 
 
 class AnimateParams(JobParams):
-    checkpoint: str = Field(description="the trained run: 'job:<id>' of a train-deferred job")
+    checkpoint: Reference = Field(description="the trained run: 'job:<id>' of a train-deferred job")
     batch_size: int | None = Field(None, ge=1, le=64, description="frames per batch (default 8 on a GPU, 2 on the CPU)")
-    fps: float | None = Field(None, gt=0, description="frame rate for frames.json (default: the bundle's, else 24)")
+    fps: float | None = Field(None, gt=0, le=1000, description="frame rate for frames.json (default: the bundle's, else 24)")
 
 
 @job_kind("animate", AnimateParams, "render every frame of an uploaded condition bundle with a trained deferred renderer",

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
-from .registry import JobContext, JobParams, job_kind
+from .registry import JobContext, JobParams, Reference, Seed, job_kind
+
+StyleNumber = Annotated[float, Field(ge=-1000, le=1000)]
+Yaw = Annotated[float, Field(ge=-360, le=360)]
 
 
 class GenerateAvatarParams(JobParams):
-    checkpoint: str = Field(description="the generator: 'job:<id>' of a train-eg3d job or a model-store name")
-    seed: int = 0
+    checkpoint: Reference = Field(description="the generator: 'job:<id>' of a train-eg3d job or a model-store name")
+    seed: Seed = 0
     truncation_psi: float = Field(0.7, gt=0, le=1)
-    w: list[float] | list[list[float]] | None = Field(None, description="a style code instead of the seed ([w_dim] or [num_ws][w_dim])")
-    preview_yaws: list[float] = Field([0.0, 45.0, 90.0, 180.0, -90.0, -45.0], min_length=1, max_length=64)
+    w: (Annotated[list[StyleNumber], Field(max_length=4096)]
+        | Annotated[list[Annotated[list[StyleNumber], Field(max_length=4096)]], Field(max_length=64)] | None) = Field(
+        None, description="a style code instead of the seed ([w_dim] or [num_ws][w_dim])")
+    preview_yaws: list[Yaw] = Field([0.0, 45.0, 90.0, 180.0, -90.0, -45.0], min_length=1, max_length=64)
     mesh_resolution: int = Field(256, ge=16, le=1024)
-    mesh_level: float = 10.0
-    max_faces: int | None = Field(60000, ge=100)
+    mesh_level: float = Field(10.0, ge=-1e4, le=1e4)
+    max_faces: int | None = Field(60000, ge=100, le=10_000_000)
     texture_size: int = Field(1024, ge=16, le=8192)
     export_mesh: bool = True
-    style_prior: str | None = Field(None, description="image-guided: 'job:<id>' of a train-style-prior job; needs reference_image")
-    reference_image: str = Field("reference.png", description="image-guided: the reference image's path inside the uploaded zip")
+    style_prior: Reference | None = Field(None, description="image-guided: 'job:<id>' of a train-style-prior job; needs reference_image")
+    reference_image: str = Field("reference.png", max_length=1024, description="image-guided: the reference image's path inside the uploaded zip")
     guidance_scale: float = Field(1.5, ge=0, le=20, description="image-guided: how closely to follow the image (0: ignore it)")
     prior_steps: int = Field(25, ge=1, le=1000, description="image-guided: DDIM steps of the style prior")
 

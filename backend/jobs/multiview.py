@@ -7,41 +7,43 @@ finished, so a cancelled or failed job keeps every finished image intact.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
 from ..multiview.generation import MultiviewSettings, choose_models, generate_multiview
 from ..multiview.prompts import DEFAULT_BACK_VIEW_NEGATIVE, DEFAULT_NEGATIVE_PROMPT
 from .deferred_store import model_store
-from .registry import JobContext, JobParams, job_kind
+from .registry import JobContext, JobParams, Name, Prompt, Reference, Seed, job_kind
 
 
 class MultiviewParams(JobParams):
-    style: str = Field(min_length=1, description='style prompt, e.g. "a 3D cartoon character head, Pixar style"')
-    base: str = Field("", description="model-store name of the Stable Diffusion 1.x/2.x base model ('': the only one registered)")
-    controlnets: dict[str, str] = Field(default_factory=lambda: {"pose": "", "depth": ""},
+    style: Prompt = Field(min_length=1, description='style prompt, e.g. "a 3D cartoon character head, Pixar style"')
+    base: Reference = Field("", description="model-store name of the Stable Diffusion 1.x/2.x base model ('': the only one registered)")
+    controlnets: dict[Name, Reference] = Field(default_factory=lambda: {"pose": "", "depth": ""}, max_length=16,
                                         description="control kind (pose, depth, normal) -> model-store name of its ControlNet "
                                                     "('': the only one registered for that control)")
-    control_weights: dict[str, float] = Field(default_factory=dict, description="control kind -> conditioning scale (default 1.0)")
+    control_weights: dict[Name, Annotated[float, Field(ge=0, le=10)]] = Field(default_factory=dict, max_length=16, description="control kind -> conditioning scale (default 1.0)")
     per_view: int = Field(1, ge=1, le=1000)
     candidates: int = Field(1, ge=1, le=16, description="images painted per kept image; the best by pose confidence is kept")
-    seed: int = 0
+    seed: Seed = 0
     steps: int = Field(20, ge=1, le=200)
     guidance: float = Field(7.5, ge=0, le=30)
     resolution: int = Field(0, ge=0, le=2048, description="output size in pixels; 0 = the base model's native size")
     batch_size: int = Field(8, ge=1, le=64)
-    negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
+    negative_prompt: Prompt = DEFAULT_NEGATIVE_PROMPT
     attributes_per_image: int = Field(5, ge=0, le=50)
-    attributes: dict[str, list[str]] | None = Field(None, description="attribute category -> options (default: the built-in ~20 categories)")
-    front_phrase: str = "front view"
-    side_phrase: str = "side view"
-    back_phrase: str = "back view"
-    back_view_negative: str = DEFAULT_BACK_VIEW_NEGATIVE
-    front_max_degrees: float | None = None
-    back_min_degrees: float | None = None
-    lora: str | None = Field(None, description="model-store name of a style LoRA (.safetensors)")
-    lora_scale: float = 1.0
-    scheduler: str | None = Field(None, description="diffusers scheduler class, e.g. UniPCMultistepScheduler (default: the model's)")
-    precision: str = "auto"
+    attributes: dict[Name, Annotated[list[Prompt], Field(max_length=1000)]] | None = Field(None, max_length=200, description="attribute category -> options (default: the built-in ~20 categories)")
+    front_phrase: Prompt = "front view"
+    side_phrase: Prompt = "side view"
+    back_phrase: Prompt = "back view"
+    back_view_negative: Prompt = DEFAULT_BACK_VIEW_NEGATIVE
+    front_max_degrees: float | None = Field(None, ge=0, le=180)
+    back_min_degrees: float | None = Field(None, ge=0, le=180)
+    lora: Reference | None = Field(None, description="model-store name of a style LoRA (.safetensors)")
+    lora_scale: float = Field(1.0, ge=-10, le=10)
+    scheduler: Name | None = Field(None, description="diffusers scheduler class, e.g. UniPCMultistepScheduler (default: the model's)")
+    precision: Name = "auto"
     compile: bool = False
 
 

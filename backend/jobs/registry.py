@@ -12,9 +12,9 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import InvalidInput
 from ..model_cache import ModelCache
@@ -31,10 +31,26 @@ BUILTIN_KIND_MODULES: tuple[str, ...] = (
 
 
 class JobParams(BaseModel):
-    """Base of every kind's params: unknown fields are refused, not ignored, and values of the wrong
-    type are refused, not converted ("128" for a number is a mistake worth naming)."""
+    """Base of every kind's params: unknown fields are refused, not ignored, values of the wrong
+    type are refused, not converted ("128" for a number is a mistake worth naming), and NaN or
+    infinite numbers are refused. Every number has bounds and every string, list and mapping a
+    length limit (tests/test_job_params.py checks each kind's schema), so no request can ask for
+    unbounded work or be stored and echoed back at any size."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+MAX_SEED = 2**31 - 1
+MAX_TRAINING_STEPS = 10_000_000
+"""Longest run a training job may ask for, in optimiser steps (far past any real run's length)."""
+
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED, description="random seed")]
+Reference = Annotated[str, Field(max_length=256)]
+"""A reference to a model or a job's output: 'job:<id>' or a model-store name."""
+Name = Annotated[str, Field(max_length=128)]
+"""A short identifier: a view id, a control kind, a class name."""
+Prompt = Annotated[str, Field(max_length=2000)]
+"""Text for a text encoder (which reads far fewer tokens than this)."""
 
 
 @dataclass

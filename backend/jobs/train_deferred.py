@@ -12,29 +12,29 @@ from pydantic import Field
 
 from ..models.deferred.channels import ChannelLayout
 from .deferred_store import model_store
-from .registry import JobContext, JobParams, job_kind
+from .registry import MAX_TRAINING_STEPS, JobContext, JobParams, Name, Reference, Seed, job_kind
 
 
 class TrainDeferredParams(JobParams):
-    base: str = Field("", description="model-store name of the frozen Stable Diffusion 1.x/2.x base ('': the only one registered)")
+    base: Reference = Field("", description="model-store name of the frozen Stable Diffusion 1.x/2.x base ('': the only one registered)")
     mode: Literal["diffusion", "direct"] = "diffusion"
-    steps: int = Field(100_000, ge=1)
+    steps: int = Field(100_000, ge=1, le=MAX_TRAINING_STEPS)
     batch_size: int = Field(8, ge=1, le=256)
     grad_accum: int = Field(1, ge=1, le=1024)
     resolution: int = Field(512, ge=8, le=2048)
-    lr: float = Field(1e-4, gt=0)
-    lr_planes: float = Field(1e-2, gt=0)
+    lr: float = Field(1e-4, gt=0, le=1)
+    lr_planes: float = Field(1e-2, gt=0, le=10)
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
-    checkpoint_every: int = Field(1000, ge=1)
-    validate_every: int = Field(1000, ge=1)
-    holdout_views: list[str] = Field(default_factory=list)
-    holdout_frame_stride: int = Field(0, ge=0)
+    checkpoint_every: int = Field(1000, ge=1, le=MAX_TRAINING_STEPS)
+    validate_every: int = Field(1000, ge=1, le=MAX_TRAINING_STEPS)
+    holdout_views: list[Name] = Field(default_factory=list, max_length=1024)
+    holdout_frame_stride: int = Field(0, ge=0, le=1_000_000)
     triplane_resolution: int = Field(512, ge=2, le=4096)
     triplane_channels: int = Field(16, ge=0, le=128)
     prediction_type: Literal["auto", "epsilon", "v_prediction"] = "auto"
     zero_terminal_snr: bool | None = Field(None, description="zero-terminal-SNR schedule (None: on for v-prediction bases)")
     steps_inference: int = Field(20, ge=1, le=1000)
-    seed: int = 181998
+    seed: Seed = 181998
 
 
 @job_kind("train-deferred", TrainDeferredParams, "train the deferred diffusion renderer on an uploaded deferred dataset",

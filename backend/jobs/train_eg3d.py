@@ -10,20 +10,23 @@ from typing import Literal
 
 from pydantic import Field
 
-from .registry import JobContext, JobParams, job_kind
+from .registry import JobContext, JobParams, Reference, Seed, job_kind
+
+MAX_TOTAL_IMAGES = 1_000_000_000
+"""Longest GAN run a job may ask for, in real images shown to D (EG3D's FFHQ run: 25 million)."""
 
 
 class TrainEg3dParams(JobParams):
-    dataset: str = Field(description="the multi-view dataset: 'job:<id>' of a multiview job or a model-store name")
+    dataset: Reference = Field(description="the multi-view dataset: 'job:<id>' of a multiview job or a model-store name")
     config: Literal["tiny", "small", "full"] = "small"
-    total_images: int | None = Field(None, ge=1)
+    total_images: int | None = Field(None, ge=1, le=MAX_TOTAL_IMAGES)
     batch_size: int | None = Field(None, ge=1, le=4096)
-    r1_gamma: float | None = Field(None, ge=0)
+    r1_gamma: float | None = Field(None, ge=0, le=1000)
     pose_conditioning: Literal["coarse_to_fine", "camera", "none"] | None = None
     p_high: float | None = Field(None, ge=0, le=1)
     p_low: float | None = Field(None, ge=0, le=1)
-    tick_images: int | None = Field(None, ge=1)
-    seed: int | None = None
+    tick_images: int | None = Field(None, ge=1, le=MAX_TOTAL_IMAGES)
+    seed: Seed | None = None
 
 
 @job_kind("train-eg3d", TrainEg3dParams, "train the tri-plane 3D GAN (EG3D, coarse-to-fine D) on a multi-view dataset")

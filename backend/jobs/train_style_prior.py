@@ -10,22 +10,22 @@ from typing import Literal
 
 from pydantic import Field
 
-from .registry import JobContext, JobParams, job_kind
+from .registry import MAX_TRAINING_STEPS, JobContext, JobParams, Reference, Seed, job_kind
 
 
 class TrainStylePriorParams(JobParams):
-    generator: str = Field(description="the trained generator: 'job:<id>' of a train-eg3d job or a model-store name")
+    generator: Reference = Field(description="the trained generator: 'job:<id>' of a train-eg3d job or a model-store name")
     config: Literal["tiny", "small", "full"] = "small"
     encoder: Literal["conv", "clip"] = "conv"
-    clip_model: str = Field("", description="with encoder 'clip': model-store name of a CLIP vision model folder")
-    steps: int = Field(20000, ge=1)
+    clip_model: Reference = Field("", description="with encoder 'clip': model-store name of a CLIP vision model folder")
+    steps: int = Field(20000, ge=1, le=MAX_TRAINING_STEPS)
     batch_size: int = Field(32, ge=1, le=4096)
     pair_reuse: int = Field(1, ge=1, le=64)
-    lr: float = Field(1e-4, gt=0)
-    snapshot_every: int = Field(500, ge=1)
+    lr: float = Field(1e-4, gt=0, le=1)
+    snapshot_every: int = Field(500, ge=1, le=MAX_TRAINING_STEPS)
     nearby_views: float = Field(0.5, ge=0, le=1)
     truncation_psi: float = Field(1.0, gt=0, le=1)
-    seed: int = 0
+    seed: Seed = 0
 
 
 @job_kind("train-style-prior", TrainStylePriorParams, "train the image-guided style prior (diffusion over w) for a trained generator")

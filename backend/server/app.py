@@ -5,8 +5,10 @@ The app only queues and reports; jobs run in the worker thread. See README "HTTP
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
+import sqlite3
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import metadata
@@ -16,7 +18,7 @@ from typing import Any
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import FileResponse, JSONResponse, StreamingResponse
@@ -28,18 +30,19 @@ from blender_addon.formats.errors import FormatError
 from .. import __version__
 from ..data_dir import DataDir
 from ..device import describe, pick_device
-from ..errors import AvatarFoundryError, InvalidInput, NotFound
+from ..errors import AvatarFoundryError, DataDirUnwritable, InvalidInput, NotFound
 from ..jobs.registry import JobKind, all_kinds, get_kind
 from ..model_cache import ModelCache
 from .auth import AccessGuard
 from .body_limit import BodySizeLimit
 from .config import ServerConfig
 from .error_mapping import error_response, invalid_input_from_validation, to_foundry_error
-from .events import job_events
+from .events import EventStreams, StoreChanges
+from .faults import step_delay_from_environment, write_fault_from_environment
 from .job_store import Job, JobStore, new_job_id
 from .references import ReferenceResolver
 from .uploads import unpack_upload
-from .worker import JobWorker, step_delay_from_environment
+from .worker import JobWorker
 
 log = logging.getLogger("avatar_foundry.server")
 _HTTP_STATUS_CODES = {404: protocol.NOT_FOUND, 409: protocol.CONFLICT, 413: protocol.PAYLOAD_TOO_LARGE}
@@ -49,15 +52,15 @@ class JobRequest(BaseModel):
     """The body of POST /v1/jobs (or its multipart ``request`` field)."""
 
     model_config = ConfigDict(extra="forbid")
-    kind: str
-    params: dict[str, Any] = {}
+    kind: str = Field(max_length=64)
+    params: dict[str, Any] = Field({}, max_length=256)
 
 
 class ScanRequest(BaseModel):
     """The body of POST /v1/models/scan."""
 
     model_config = ConfigDict(extra="forbid")
-    folder: str
+    folder: str = Field(max_length=4096)
 
 
 class JobStillActive(AvatarFoundryError):
@@ -76,6 +79,7 @@ class Backend:
     worker: JobWorker
     resolver: ReferenceResolver
     device: Any
+    streams: EventStreams
 
 
 def create_app(config: ServerConfig) -> FastAPI:
@@ -85,7 +89,7 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        backend = start_backend(config, data_dir)
+        backend = start_backend(config, data_dir, asyncio.get_running_loop())
         app.state.backend = backend
         try:
             yield
@@ -102,12 +106,16 @@ def create_app(config: ServerConfig) -> FastAPI:
     return app
 
 
-def start_backend(config: ServerConfig, data_dir: DataDir) -> Backend:
-    """Open the store, record jobs a stopped backend left running as interrupted, start the worker."""
-    store = JobStore(data_dir.database_path)
+def start_backend(config: ServerConfig, data_dir: DataDir, loop: asyncio.AbstractEventLoop) -> Backend:
+    """Open the store, record jobs a stopped backend left running as interrupted, remove job
+    folders without a record, start the worker."""
+    store = JobStore(data_dir.database_path, write_fault=write_fault_from_environment())
     interrupted = store.mark_interrupted()
     if interrupted:
         log.warning("%d job(s) were running when the backend last stopped; marked failed (interrupted)", interrupted)
+    orphans = data_dir.remove_orphan_job_folders(store.job_ids())
+    if orphans:
+        log.warning("removed %d job folder(s) without a job record (left by a backend that stopped mid-upload)", orphans)
     all_kinds()
     device = pick_device(config.device)
     idle = config.idle_unload_seconds if config.idle_unload_seconds > 0 else None
@@ -116,7 +124,8 @@ def start_backend(config: ServerConfig, data_dir: DataDir) -> Backend:
     worker = JobWorker(store, data_dir, models, device, resolver, step_delay=step_delay_from_environment(),
                        idle_check_seconds=min(5.0, idle or 5.0))
     worker.start()
-    return Backend(config, data_dir, store, models, worker, resolver, device)
+    streams = EventStreams(store, StoreChanges(store, loop), config.max_event_streams)
+    return Backend(config, data_dir, store, models, worker, resolver, device, streams)
 
 
 def _backend(request: Request) -> Backend:
@@ -174,20 +183,25 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.delete(f"{prefix}/jobs/{{job_id}}")
     def delete_job(request: Request, job_id: str) -> dict:
-        """Remove a finished job and its folder (inputs and artifacts) to free disk space."""
+        """Remove a finished job and its folder (inputs and artifacts) to free disk space. The record
+        goes only once the folder is gone, so a folder that cannot be removed is reported and the
+        delete can be repeated."""
         backend = _backend(request)
-        _require_job(backend, job_id)
-        if not backend.store.delete_finished(job_id):
+        if not _require_job(backend, job_id).finished:
             raise JobStillActive(f"job {job_id} has not finished", "cancel it first, then delete it", field="id")
-        shutil.rmtree(backend.data_dir.job_dir(job_id), ignore_errors=True)
+        failures = backend.data_dir.remove_job_folder(job_id)
+        if failures:
+            raise DataDirUnwritable(
+                f"could not remove {len(failures)} item(s) of {backend.data_dir.job_dir(job_id)}, first {failures[0]}",
+                "make the job's folder writable for the user running the backend, then delete the job again", field="id")
+        backend.store.delete_finished(job_id)
         return {"deleted": job_id}
 
     @app.get(f"{prefix}/jobs/{{job_id}}/events")
-    def follow_job(request: Request, job_id: str) -> StreamingResponse:
+    async def follow_job(request: Request, job_id: str) -> StreamingResponse:
         backend = _backend(request)
         _require_job(backend, job_id)
-        return StreamingResponse(job_events(backend.store, job_id), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})
+        return backend.streams.open(job_id)
 
     @app.get(f"{prefix}/jobs/{{job_id}}/artifacts")
     def list_artifacts(request: Request, job_id: str) -> dict:
@@ -252,15 +266,14 @@ async def _create_job(backend: Backend, raw_request: bytes | str, bundle: Upload
         raise invalid_input_from_validation(error.errors(), "params") from None
     _check_upload_allowed(kind, bundle)
     job_id = new_job_id()
-    if bundle is not None:
-        inputs_dir = backend.data_dir.inputs_dir(job_id)
-        try:
-            await anyio.to_thread.run_sync(unpack_upload, bundle.file, inputs_dir, backend.config.max_extracted_bytes,
-                                           kind.requires_upload)
-        except BaseException:
-            shutil.rmtree(backend.data_dir.job_dir(job_id), ignore_errors=True)
-            raise
-    return backend.store.add(job_id, kind.name, params.model_dump(mode="json"), has_inputs=bundle is not None)
+    try:
+        if bundle is not None:
+            await anyio.to_thread.run_sync(unpack_upload, bundle.file, backend.data_dir.inputs_dir(job_id),
+                                           backend.config.max_extracted_bytes, kind.requires_upload)
+        return backend.store.add(job_id, kind.name, params.model_dump(mode="json"), has_inputs=bundle is not None)
+    except BaseException:
+        shutil.rmtree(backend.data_dir.job_dir(job_id), ignore_errors=True)
+        raise
 
 
 def _request_error(error: ValidationError) -> InvalidInput:
@@ -334,6 +347,12 @@ def _add_error_handlers(app: FastAPI) -> None:
         problem.code = _HTTP_STATUS_CODES.get(error.status_code, protocol.INVALID_INPUT)
         problem.http_status = error.status_code
         return error_response(problem)
+
+    @app.exception_handler(OSError)
+    @app.exception_handler(sqlite3.Error)
+    async def storage_error(request: Request, error: Exception) -> JSONResponse:
+        """A full disk or an unwritable data dir: answered (507) like any refusal, not as a crash."""
+        return error_response(to_foundry_error(error))
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, error: Exception) -> JSONResponse:

@@ -23,6 +23,8 @@ class ServerConfig:
     """Loaded models are freed after this long without a job; 0 keeps them until POST /v1/unload."""
     device: str | None = None
     """'cpu', 'cuda', 'cuda:1', 'mps'; None picks the best available."""
+    max_event_streams: int = 64
+    """Most event streams (GET /v1/jobs/{id}/events) open at once; past it they get 503 BUSY."""
     allow_remote: bool = False
     """Required to bind to a non-loopback address; the Host header check is then skipped."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import sqlite3
 import sys
 
 from pydantic import ValidationError
@@ -15,7 +16,7 @@ from pydantic import ValidationError
 from blender_addon.formats import protocol
 from blender_addon.formats.errors import FormatError
 
-from ..errors import AvatarFoundryError, DiskFull, InvalidInput, OutOfMemory
+from ..errors import AvatarFoundryError, DataDirUnwritable, DiskFull, InvalidInput, OutOfMemory
 
 log = logging.getLogger("avatar_foundry.server")
 
@@ -40,8 +41,9 @@ def to_foundry_error(error: BaseException, field_prefix: str = "") -> AvatarFoun
         return invalid_input_from_validation(error.errors(), field_prefix)
     if _is_out_of_memory(error):
         return OutOfMemory()
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-        return DiskFull()
+    storage_problem = _storage_error(error)
+    if storage_problem is not None:
+        return storage_problem
     log.error("unexpected error", exc_info=(type(error), error, error.__traceback__))
     return InternalError(f"internal error ({type(error).__name__})", "see the backend's log for details; please report it")
 
@@ -61,6 +63,27 @@ def invalid_input_from_validation(errors: list[dict], field_prefix: str = "") ->
     return InvalidInput(f"{message}{extra}", hint, field)
 
 
+_UNWRITABLE_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
+_UNWRITABLE_SQLITE_CODES = (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM)
+_WRITABLE_HINT = "make the folder writable for the user running the backend, or start it with another --data-dir"
+
+
+def _storage_error(error: BaseException) -> AvatarFoundryError | None:
+    """DISK_FULL or DATA_DIR_UNWRITABLE for a failed file or database write; None for other errors."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return DiskFull()
+    if isinstance(error, OSError) and error.errno in _UNWRITABLE_ERRNOS:
+        where = f" {error.filename}" if error.filename else ""
+        return DataDirUnwritable(f"cannot write{where}: {error.strerror}", _WRITABLE_HINT)
+    if isinstance(error, sqlite3.Error):
+        code = getattr(error, "sqlite_errorcode", 0) & 0xFF  # the primary code; extended codes add high bits
+        if code == sqlite3.SQLITE_FULL:
+            return DiskFull()
+        if code in _UNWRITABLE_SQLITE_CODES:
+            return DataDirUnwritable(f"cannot write the job database ({error})", _WRITABLE_HINT)
+    return None
+
+
 def _is_out_of_memory(error: BaseException) -> bool:
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(error, getattr(torch, "OutOfMemoryError", ())):
@@ -69,7 +92,14 @@ def _is_out_of_memory(error: BaseException) -> bool:
 
 
 def error_response(error: AvatarFoundryError, headers: dict[str, str] | None = None):
-    """The HTTP response for ``error``: its status and ``{"error": {code, message, hint, field}}``."""
+    """The HTTP response for ``error``: its status and ``{"error": {code, message, hint, field}}``.
+
+    Server-side failures (5xx) and refused bodies (413, whose body is left unread) say
+    ``Connection: close``, so a keep-alive client opens a new connection instead of finding its
+    old one dropped.
+    """
     from starlette.responses import JSONResponse
 
+    if error.http_status >= 500 or error.http_status == 413:
+        headers = {**(headers or {}), "Connection": "close"}
     return JSONResponse({"error": error.to_json()}, status_code=error.http_status, headers=headers)

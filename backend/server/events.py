@@ -1,26 +1,65 @@
 """Server-sent events for one job: ``data: <job json>`` on every stored change, until a final state.
 
-Waiting happens in a thread on the store's change condition (no polling); a comment line is sent
-when nothing changed for a while, which also notices clients that went away.
+Streams wait on the event loop, not in threads: the store calls ``StoreChanges`` from the writing
+thread, which wakes the waiting streams through the loop. So open streams never take the threads
+that serve other requests, and their number is capped (``--max-event-streams``): past the cap a
+stream is refused with 503 BUSY. A comment line is sent when nothing changed for a while, which
+also notices clients that went away (and frees their place).
 """
 
 from __future__ import annotations
 
-import json
-from typing import AsyncIterator
+import asyncio
+from typing import AsyncIterator, Callable
 
-import anyio
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
-from .job_store import JobStore
+from ..errors import ServerBusy
+from .job_store import JobStore, strict_json
 
 KEEPALIVE_SECONDS = 15.0
 
 
 def sse_message(payload: dict) -> str:
-    return f"data: {json.dumps(payload)}\n\n"
+    return f"data: {strict_json(payload)}\n\n"
 
 
-async def job_events(store: JobStore, job_id: str, keepalive_seconds: float = KEEPALIVE_SECONDS) -> AsyncIterator[str]:
+class StoreChanges:
+    """Lets coroutines on ``loop`` wait for the next change of ``store``, whichever thread makes it."""
+
+    def __init__(self, store: JobStore, loop: asyncio.AbstractEventLoop) -> None:
+        self._store = store
+        self._loop = loop
+        self._waiting: set[asyncio.Event] = set()
+        store.add_listener(self._changed)
+
+    def _changed(self) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._wake_all)
+        except RuntimeError:  # the loop has closed: the server is stopping
+            pass
+
+    def _wake_all(self) -> None:
+        for event in self._waiting:
+            event.set()
+
+    async def wait(self, seen: int, timeout: float) -> int:
+        """The store's change count once it passes ``seen``, or after ``timeout`` seconds."""
+        event = asyncio.Event()
+        self._waiting.add(event)
+        try:
+            if self._store.change_count == seen:
+                await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self._waiting.discard(event)
+        return self._store.change_count
+
+
+async def job_events(store: JobStore, changes: StoreChanges, job_id: str,
+                     keepalive_seconds: float = KEEPALIVE_SECONDS) -> AsyncIterator[str]:
     seen = store.change_count
     last_sent: dict | None = None
     while True:
@@ -33,7 +72,44 @@ async def job_events(store: JobStore, job_id: str, keepalive_seconds: float = KE
             last_sent = payload
         if job.finished:
             return
-        changed = await anyio.to_thread.run_sync(store.wait_for_change, seen, keepalive_seconds, abandon_on_cancel=True)
+        changed = await changes.wait(seen, keepalive_seconds)
         if changed == seen:
             yield ": keep-alive\n\n"
         seen = changed
+
+
+class EventStreams:
+    """The open event streams, at most ``limit`` at a time."""
+
+    def __init__(self, store: JobStore, changes: StoreChanges, limit: int) -> None:
+        self._store = store
+        self._changes = changes
+        self._limit = limit
+        self.open_count = 0
+
+    def open(self, job_id: str) -> StreamingResponse:
+        """The stream of ``job_id``; ServerBusy (503) when ``limit`` streams are open already."""
+        if self.open_count >= self._limit:
+            raise ServerBusy(f"{self._limit} event streams are open already, the most this backend serves at once",
+                             "close streams you no longer follow, poll GET /v1/jobs/{id} instead, or start the backend "
+                             "with a larger --max-event-streams")
+        self.open_count += 1
+        return _EventStreamResponse(job_events(self._store, self._changes, job_id), self._close_one)
+
+    def _close_one(self) -> None:
+        self.open_count -= 1
+
+
+class _EventStreamResponse(StreamingResponse):
+    """A text/event-stream response that gives its place back however it ends (done, client gone,
+    server stopping)."""
+
+    def __init__(self, content: AsyncIterator[str], on_close: Callable[[], None]) -> None:
+        super().__init__(content, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._on_close()

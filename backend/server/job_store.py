@@ -1,19 +1,21 @@
 """Jobs persisted in SQLite (``<data dir>/jobs.sqlite3``): the server's one source of truth.
 
-Every state change goes through this class, under one lock, and wakes whoever waits on
-``wait_for_change`` (the worker and the server-sent event streams).
+Every state change goes through this class, under one lock, counts in ``change_count`` and calls
+every listener added with ``add_listener`` (the event streams wait on those).
+The database file is private to the user (0600).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from blender_addon.formats import protocol
 
@@ -85,11 +87,14 @@ class Job:
 
 
 class JobStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, write_fault: Callable[[], None] | None = None) -> None:
+        """``write_fault``: test-only fault injection run before every write (see ``faults``)."""
+        _make_private(path)
+        self._write_fault = write_fault
+        self._listeners: list[Callable[[], None]] = []
         self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._connection.row_factory = sqlite3.Row
         self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
         self._change_count = 0
         with self._lock:
             self._connection.execute("PRAGMA journal_mode=WAL")
@@ -124,18 +129,21 @@ class JobStore:
         with self._lock:
             return self._change_count
 
-    def wait_for_change(self, seen: int, timeout: float) -> int:
-        """Block until the change count passes ``seen`` (or ``timeout`` seconds); returns the count."""
-        with self._changed:
-            self._changed.wait_for(lambda: self._change_count != seen, timeout=timeout)
-            return self._change_count
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` (from the writing thread, so it must be quick) after every change."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def job_ids(self) -> set[str]:
+        with self._lock:
+            return {row["id"] for row in self._connection.execute("SELECT id FROM jobs")}
 
     # Writes ----------------------------------------------------------------------------------
 
     def add(self, job_id: str, kind: str, params: dict, has_inputs: bool) -> Job:
         self._write(
             "INSERT INTO jobs (id, kind, state, params, has_inputs, created_at) VALUES (?, ?, 'queued', ?, ?, ?)",
-            (job_id, kind, json.dumps(params), int(has_inputs), now_iso()),
+            (job_id, kind, strict_json(params), int(has_inputs), now_iso()),
         )
         return self._require(job_id)
 
@@ -159,7 +167,7 @@ class JobStore:
         self._write(
             "UPDATE jobs SET state = ?, stage = ?, error = ?, progress = COALESCE(?, progress), eta_seconds = NULL, "
             "finished_at = ? WHERE id = ?",
-            (state, stage, json.dumps(error) if error else None, progress, now_iso(), job_id),
+            (state, stage, strict_json(error) if error else None, progress, now_iso(), job_id),
         )
         return self._require(job_id)
 
@@ -190,11 +198,14 @@ class JobStore:
         )
 
     def _write(self, sql: str, arguments: tuple) -> int:
-        with self._changed:
+        with self._lock:
+            if self._write_fault is not None:
+                self._write_fault()
             count = self._connection.execute(sql, arguments).rowcount
             if count:
                 self._change_count += 1
-                self._changed.notify_all()
+                for listener in self._listeners:
+                    listener()
             return count
 
     def _require(self, job_id: str) -> Job:
@@ -202,6 +213,20 @@ class JobStore:
         if job is None:
             raise KeyError(job_id)
         return job
+
+
+def strict_json(value: Any) -> str:
+    """JSON text without NaN or Infinity, which strict JSON parsers (and the add-on) refuse."""
+    return json.dumps(value, allow_nan=False)
+
+
+def _make_private(path: Path) -> None:
+    """Create the database file 0600 (SQLite gives its -wal and -shm files the same mode)."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    if os.name != "nt":
+        for candidate in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if candidate.exists() and candidate.stat().st_mode & 0o077:
+                candidate.chmod(0o600)
 
 
 def _job_from_row(row: sqlite3.Row) -> Job:

@@ -7,13 +7,16 @@ when it holds conditions.json.
 A zip is refused (INVALID_INPUT, field ``bundle``) when it is not a zip, names a path that leaves
 the target folder (absolute, ``..``, drive letters), holds links or devices, or expands past the
 size cap (zip bombs: declared sizes are checked first, real bytes are counted while extracting,
-so a lying header does not help).
+so a lying header does not help). The entry count and central directory size are read from the
+zip's end record before the directory itself is parsed, so a zip listing millions of entries is
+refused without holding them in memory.
 """
 
 from __future__ import annotations
 
 import shutil
 import stat
+import struct
 import zipfile
 import zlib
 from pathlib import Path
@@ -29,6 +32,12 @@ from ..errors import InvalidInput
 
 _CHUNK = 1 << 20
 _MAX_ENTRIES = 100_000
+_MAX_DIRECTORY_BYTES = 64 << 20
+_END_RECORD = struct.Struct("<4s4H2LH")
+_END_RECORD_SIGNATURE = b"PK\x05\x06"
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")
+_ZIP64_END_RECORD = struct.Struct("<4sQ2H2L4Q")
+_MAX_COMMENT = 0xFFFF
 _IMAGE_MODES = {"pose": ("RGB", "RGBA"), "target": ("RGB", "RGBA"), "mask": ("L", "1", "I;16", "I")}
 _ARRAY_CHANNELS = {"depth": None, "normal": 3, "canonical": 3}
 _NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
@@ -36,6 +45,7 @@ _NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.l
 
 def extract_zip(source: BinaryIO, target: Path, max_bytes: int) -> None:
     """Extract the zip ``source`` into the (new or empty) folder ``target``, refusing anything unsafe."""
+    check_directory_size(source)
     try:
         archive = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError, EOFError) as error:
@@ -46,6 +56,44 @@ def extract_zip(source: BinaryIO, target: Path, max_bytes: int) -> None:
         budget = max_bytes
         for member in members:
             budget -= _extract_member(archive, member, target, budget)
+
+
+def check_directory_size(source: BinaryIO) -> None:
+    """Refuse a zip whose end record declares more than ``_MAX_ENTRIES`` entries or a central
+    directory over ``_MAX_DIRECTORY_BYTES``, reading only the end of the file."""
+    entries, directory_bytes = _declared_directory(source)
+    if entries > _MAX_ENTRIES:
+        raise InvalidInput(f"the zip lists {entries} entries (at most {_MAX_ENTRIES})",
+                           "zip only the condition bundle folder", field="bundle")
+    if directory_bytes > _MAX_DIRECTORY_BYTES:
+        raise InvalidInput(f"the zip's central directory is {directory_bytes} bytes (at most {_MAX_DIRECTORY_BYTES})",
+                           "zip only the condition bundle folder", field="bundle")
+
+
+def _declared_directory(source: BinaryIO) -> tuple[int, int]:
+    """(entry count, central directory bytes) from the end record (and its Zip64 form); (0, 0)
+    when there is none, leaving the refusal of a non-zip to ``zipfile``."""
+    source.seek(0, 2)
+    size = source.tell()
+    tail_start = max(0, size - _END_RECORD.size - _MAX_COMMENT)
+    source.seek(tail_start)
+    tail = source.read()
+    source.seek(0)
+    position = tail.rfind(_END_RECORD_SIGNATURE)
+    if position < 0 or position + _END_RECORD.size > len(tail):
+        return 0, 0
+    fields = _END_RECORD.unpack_from(tail, position)
+    entries, directory_bytes = fields[4], fields[5]
+    locator_position = position - _ZIP64_LOCATOR.size
+    if locator_position >= 0 and tail[locator_position:locator_position + 4] == b"PK\x06\x07":
+        zip64_offset = _ZIP64_LOCATOR.unpack_from(tail, locator_position)[2]
+        source.seek(zip64_offset)
+        record = source.read(_ZIP64_END_RECORD.size)
+        source.seek(0)
+        if len(record) == _ZIP64_END_RECORD.size and record[:4] == b"PK\x06\x06":
+            zip64 = _ZIP64_END_RECORD.unpack(record)
+            entries, directory_bytes = max(entries, zip64[7]), max(directory_bytes, zip64[8])
+    return entries, directory_bytes
 
 
 def _check_members(members: list[zipfile.ZipInfo], max_bytes: int) -> None:
@@ -62,9 +110,10 @@ def _check_members(members: list[zipfile.ZipInfo], max_bytes: int) -> None:
         name = member.filename.rstrip("/") if member.is_dir() else member.filename
         try:
             check_relative_path(name, "bundle")
-        except FormatError:
-            raise InvalidInput(f"the zip entry {member.filename!r} points outside the bundle folder",
-                               "zip the bundle folder itself; entries must be relative paths without '..'", field="bundle") from None
+        except FormatError as error:
+            raise InvalidInput(f"the zip entry {member.filename[:120]!r} is refused: {error.message}",
+                               "zip the bundle folder itself; entries must be relative paths without '..', "
+                               "with short names", field="bundle") from None
         file_type = stat.S_IFMT(member.external_attr >> 16)
         if file_type not in (0, stat.S_IFREG, stat.S_IFDIR):
             raise InvalidInput(f"the zip entry {member.filename!r} is a link or special file", "zip plain files only", field="bundle")

@@ -2,12 +2,14 @@
 
 Cancelling a running job takes effect at its next ``progress.update`` (which raises Cancelled).
 When the server shuts down, the running job is stopped the same way and recorded as interrupted.
+A job's end that cannot be recorded (a full disk) is retried until it can, so no job stays
+'running' for ever while the server lives.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import math
 import threading
 import time
 from typing import Any, Callable
@@ -24,11 +26,6 @@ from .job_store import INTERRUPTED_MESSAGE, Job, JobStore
 
 log = logging.getLogger("avatar_foundry.server")
 
-STEP_DELAY_ENV = "AVATAR_FOUNDRY_TEST_STEP_DELAY"
-"""Fault injection for tests only: seconds to sleep in every progress update, so that a real job
-runs slowly enough to be cancelled or killed midway. Never set it in normal use."""
-
-
 class Interrupted(Cancelled):
     """The backend is shutting down while the job runs."""
 
@@ -36,11 +33,6 @@ class Interrupted(Cancelled):
 
     def __init__(self) -> None:
         super().__init__(INTERRUPTED_MESSAGE, "submit the job again; its partial files are kept in its folder")
-
-
-def step_delay_from_environment() -> float:
-    value = os.environ.get(STEP_DELAY_ENV, "")
-    return float(value) if value else 0.0
 
 
 class JobProgress:
@@ -63,7 +55,7 @@ class JobProgress:
         if self._step_delay:
             time.sleep(self._step_delay)
         self._raise_if_stopping()
-        fraction = min(max(float(fraction), 0.0), 1.0)
+        fraction = min(max(float(fraction), 0.0), 1.0) if math.isfinite(fraction) else self.fraction
         self.fraction = fraction
         eta = self._eta.eta(fraction)
         now = time.monotonic()
@@ -84,7 +76,8 @@ class JobProgress:
 
 class JobWorker:
     def __init__(self, store: JobStore, data_dir: DataDir, models: ModelCache, device: Any,
-                 resolve: Callable[[str], Any], step_delay: float = 0.0, idle_check_seconds: float = 5.0) -> None:
+                 resolve: Callable[[str], Any], step_delay: float = 0.0, idle_check_seconds: float = 5.0,
+                 record_retry_seconds: float = 1.0) -> None:
         self._store = store
         self._data_dir = data_dir
         self._models = models
@@ -92,6 +85,7 @@ class JobWorker:
         self._resolve = resolve
         self._step_delay = step_delay
         self._idle_check_seconds = idle_check_seconds
+        self._record_retry_seconds = record_retry_seconds
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._cancel_requests: set[str] = set()
@@ -172,5 +166,16 @@ class JobWorker:
                 self._cancel_requests.discard(job.id)
 
     def _finish(self, job: Job, state: str, stage: str, error: dict | None, fraction: float) -> None:
-        self._store.finish(job.id, state, stage, error, progress=fraction)
+        """Record the job's end, retrying while the store cannot be written (e.g. the disk is full);
+        at shutdown the job is left 'running' for the next start to mark interrupted."""
+        while True:
+            try:
+                self._store.finish(job.id, state, stage, error, progress=fraction)
+                break
+            except Exception as failure:
+                problem = to_foundry_error(failure)
+                log.warning("could not record the end of job %s (%s); retrying in %.0f s", job.id, problem.message,
+                            self._record_retry_seconds)
+                if self._stopping.wait(self._record_retry_seconds):
+                    raise
         log.info("job %s (%s) %s%s", job.id, job.kind, state, f" [{error['code']}] {error['message']}" if error else "")

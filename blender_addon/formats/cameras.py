@@ -67,10 +67,12 @@ class HeadFrame:
         try:
             center = tuple(float(x) for x in value["center"])
             size = float(value["size"])
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, OverflowError) as error:
             raise FormatError(field, f"needs 'center' (3 numbers) and 'size' (a number): {error}") from None
         if len(center) != 3:
             raise FormatError(f"{field}.center", f"needs 3 numbers, got {len(center)}")
+        if not all(math.isfinite(x) for x in (*center, size)) or size <= 0:
+            raise FormatError(field, "needs finite numbers and a positive 'size'")
         return cls(center=center, size=size)  # type: ignore[arg-type]
 
 
@@ -157,7 +159,7 @@ def parse_label(label: Sequence[float], field: str = "label") -> tuple[Matrix4, 
 def validate_label(label: Sequence[float], field: str = "label") -> list[float]:
     try:
         values = [float(x) for x in label]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise FormatError(field, "must be a list of 25 numbers (EG3D camera label)") from None
     if len(values) != LABEL_LENGTH:
         raise FormatError(field, f"must hold {LABEL_LENGTH} numbers (16 cam2world + 9 intrinsics), got {len(values)}")

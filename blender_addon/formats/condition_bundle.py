@@ -40,6 +40,12 @@ CONDITION_PASS_NAMES = ("pose", "depth", "normal", "canonical", "mask")
 PASS_NAMES = CONDITION_PASS_NAMES + ("target",)
 PASS_SUFFIXES = {"pose": ".png", "depth": ".npy", "normal": ".npy", "canonical": ".npy", "mask": ".png", "target": ".png"}
 _VIEW_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_PATH_CHARACTERS = 1024
+MAX_NAME_BYTES = 255
+"""Longest relative path, and longest single name in it (what common file systems allow)."""
+MAX_FRAME_INDEX = 10_000_000
+_MAX_NAME_CHARACTERS = 128
+_MAX_LANDMARKS = 1024
 
 
 @dataclass
@@ -131,7 +137,7 @@ class ConditionBundle:
             if not 8 <= size <= 8192:
                 raise FormatError(name, f"must lie in [8, 8192], got {size}")
         head_frame = HeadFrame.from_json(_require(data, "head_frame", dict))
-        expression_names = [str(name) for name in _require(data, "expression_names", list)]
+        expression_names = _parse_names(_require(data, "expression_names", list), "expression_names")
         views = [_parse_view(item, f"views[{i}]") for i, item in enumerate(_require(data, "views", list))]
         if not views:
             raise FormatError("views", "the bundle has no views", "add at least one camera view")
@@ -156,13 +162,29 @@ def _require(data: dict, key: str, kind: type, field_path: str | None = None) ->
     if key not in data:
         raise FormatError(path, "is missing")
     value = data[key]
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
+    if kind is float:
+        if not _is_number(value):
+            raise FormatError(path, f"must be of type float, got {type(value).__name__}")
+        finite = finite_float(value)
+        if finite is None:
+            raise FormatError(path, "must be a finite number")
+        return finite
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise FormatError(path, f"must be of type {kind.__name__}, got {type(value).__name__}")
-    if kind is float and not math.isfinite(value):
-        raise FormatError(path, "must be a finite number")
     return value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def finite_float(value: int | float) -> float | None:
+    """``value`` as a float, or None when it is NaN, infinite or too large for a float."""
+    try:
+        result = float(value)
+    except OverflowError:
+        return None
+    return result if math.isfinite(result) else None
 
 
 def _parse_view(item: Any, path: str) -> View:
@@ -184,15 +206,16 @@ def _parse_frame(item: Any, path: str, code_length: int) -> Frame:
     if not isinstance(item, dict):
         raise FormatError(path, "must be an object")
     index = _require(item, "index", int, f"{path}.index")
+    if not 0 <= index <= MAX_FRAME_INDEX:
+        raise FormatError(f"{path}.index", f"must lie in [0, {MAX_FRAME_INDEX}], got {index}")
     expression = _require(item, "expression", list, f"{path}.expression")
     if len(expression) != code_length:
         raise FormatError(f"{path}.expression", f"has {len(expression)} numbers but expression_names has {code_length}")
-    try:
-        values = [float(x) for x in expression]
-    except (TypeError, ValueError):
-        raise FormatError(f"{path}.expression", "must hold numbers only") from None
-    if not all(math.isfinite(x) for x in values):
-        raise FormatError(f"{path}.expression", "holds a NaN or infinite number")
+    if not all(_is_number(x) for x in expression):
+        raise FormatError(f"{path}.expression", "must hold numbers only")
+    values = [finite_float(x) for x in expression]
+    if None in values:
+        raise FormatError(f"{path}.expression", "holds a NaN, infinite or too large number")
     return Frame(index, values)
 
 
@@ -212,19 +235,44 @@ def _parse_render(item: Any, path: str, view_ids: set[str], frame_indices: set[i
         check_relative_path(relative, f"{path}.passes.{name}")
         if not str(relative).endswith(PASS_SUFFIXES[name]):
             raise FormatError(f"{path}.passes.{name}", f"must be a {PASS_SUFFIXES[name]} file, got {relative!r}")
-    landmarks = item.get("landmarks", {})
-    if not isinstance(landmarks, dict) or not all(isinstance(v, list) and len(v) == 3 for v in landmarks.values()):
-        raise FormatError(f"{path}.landmarks", "must map landmark names to [x, y, visible]")
-    return Render(view_id, frame, dict(passes), {k: [float(x) for x in v] for k, v in landmarks.items()})
+    return Render(view_id, frame, dict(passes), _parse_landmarks(item.get("landmarks", {}), f"{path}.landmarks"))
+
+
+def _parse_names(names: list, field_path: str) -> list[str]:
+    for index, name in enumerate(names):
+        if not isinstance(name, str) or not 0 < len(name) <= _MAX_NAME_CHARACTERS:
+            raise FormatError(f"{field_path}[{index}]", f"must be a name of 1-{_MAX_NAME_CHARACTERS} characters")
+    return list(names)
+
+
+def _parse_landmarks(landmarks: Any, field_path: str) -> dict[str, list[float]]:
+    if not isinstance(landmarks, dict) or len(landmarks) > _MAX_LANDMARKS:
+        raise FormatError(field_path, f"must map at most {_MAX_LANDMARKS} landmark names to [x, y, visible]")
+    _parse_names(list(landmarks), field_path)
+    parsed = {}
+    for name, value in landmarks.items():
+        numbers = [finite_float(x) for x in value] if isinstance(value, list) and all(_is_number(x) for x in value) else []
+        if len(numbers) != 3 or None in numbers:
+            raise FormatError(f"{field_path}.{name}", f"must be [x, y, visible] as three finite numbers, got {str(value)[:80]}")
+        parsed[name] = numbers
+    return parsed
 
 
 def check_relative_path(relative: Any, field_path: str) -> PurePosixPath:
-    """A path inside the bundle: relative, forward slashes, no '..'; refuses anything else."""
+    """A path inside the bundle: relative, forward slashes, no '..', of a length file systems take;
+    refuses anything else."""
     if not isinstance(relative, str) or not relative:
         raise FormatError(field_path, "must be a non-empty relative path")
+    if len(relative) > MAX_PATH_CHARACTERS:
+        raise FormatError(field_path, f"is a path of {len(relative)} characters (at most {MAX_PATH_CHARACTERS})",
+                          "use shorter folder and file names")
     pure = PurePosixPath(relative)
     if pure.is_absolute() or "\\" in relative or any(part in ("..", "") for part in pure.parts) or ":" in relative:
         raise FormatError(field_path, f"{relative!r} must be a relative path inside the bundle, without '..'")
+    long_name = next((part for part in pure.parts if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES), None)
+    if long_name is not None:
+        raise FormatError(field_path, f"holds a name of {len(long_name.encode('utf-8', 'surrogatepass'))} bytes "
+                                      f"(at most {MAX_NAME_BYTES}): {long_name[:40]}...", "use shorter folder and file names")
     return pure
 
 

@@ -53,5 +53,7 @@ def read_json_file(path: str | os.PathLike, missing_hint: str) -> Any:
         raise FormatError(source.name, f"is missing from {source.parent}", missing_hint)
     try:
         return json.loads(source.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, ValueError) as error:  # ValueError: bad JSON, or an integer of thousands of digits
         raise FormatError(source.name, f"is not valid JSON: {error}") from None
+    except RecursionError:
+        raise FormatError(source.name, "nests arrays or objects too deeply to read") from None

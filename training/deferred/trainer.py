@@ -31,7 +31,7 @@ from backend.models.deferred.conditions import ConditionTensors
 from backend.models.deferred.renderer import DeferredRenderer, DeferredRendererConfig
 from backend.models.diffusion_loading import load_scheduler
 from backend.models.store import ModelStore
-from backend.progress import Progress
+from backend.progress import Progress, stop_if_cancelled
 from blender_addon.formats.files import atomic_write
 
 from ..distributed import DistributedContext, average_gradients, barrier, broadcast_module, init_distributed
@@ -155,6 +155,7 @@ def train_deferred(data_dir: Path, out_dir: Path, options: DeferredTrainOptions,
             if step % options.checkpoint_every == 0 or step == options.steps:
                 snapshot()
             if distributed.is_main and (step % options.validate_every == 0 or step == options.steps):
+                stop_if_cancelled(progress, step / options.steps)
                 write_validation(out_dir / "validation" / f"step_{step:06d}.png", renderer, dataset, validation)
             progress.update(step / options.steps, f"training step {step}/{options.steps}, loss {losses[-1]:.4f}")
     except (Cancelled, KeyboardInterrupt):

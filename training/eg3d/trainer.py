@@ -25,7 +25,7 @@ from backend.formats.configs import config_from_dict, config_to_dict
 from backend.models.eg3d.discriminator import DualDiscriminator
 from backend.models.eg3d.generator import TriplaneGenerator, save_generator
 from backend.models.eg3d.pose_conditioning import discriminator_labels
-from backend.progress import Progress, SilentProgress
+from backend.progress import Progress, SilentProgress, stop_if_cancelled
 from blender_addon.formats.cameras import orbit_label
 from blender_addon.formats.errors import FormatError
 from blender_addon.formats.files import atomic_write_json
@@ -214,7 +214,9 @@ class Eg3dTrainer:
         return stats
 
     def train_step(self) -> dict[str, float]:
-        stats = {**self.generator_step(), **self.discriminator_step()}
+        generator_stats = self.generator_step()
+        stop_if_cancelled(self.progress, min(self.images_seen / self.config.total_images, 1.0))
+        stats = {**generator_stats, **self.discriminator_step()}
         self.images_seen += self.config.batch_size
         self.step += 1
         update_ema(self.G_ema, self.G, ema_beta(self.config.batch_size, self.images_seen,

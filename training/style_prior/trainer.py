@@ -22,7 +22,7 @@ from backend.models.eg3d.generator import load_generator
 from backend.models.style_prior.checkpoint import load_style_prior, save_style_prior
 from backend.models.style_prior.config import ENCODER_KINDS, EncoderConfig, preset
 from backend.models.style_prior.prior import DEFAULT_GUIDANCE_SCALE, DEFAULT_SAMPLING_STEPS, StylePrior
-from backend.progress import Progress, SilentProgress
+from backend.progress import Progress, SilentProgress, stop_if_cancelled
 from blender_addon.formats.files import atomic_write_json
 
 from ..distributed import (DistributedContext, average_gradients, average_tensor, barrier, broadcast_module,
@@ -134,6 +134,7 @@ def train_style_prior(
     snapshot()
     metrics: dict[str, float] = {}
     if ddp.is_main:
+        stop_if_cancelled(progress, 0.95)
         progress.update(0.95, "measuring reconstruction")
         prior.eval()
         metrics = reconstruction_errors(prior, generator, options.evaluation_avatars, options.seed + 1,
