@@ -112,11 +112,13 @@ class DataDir:
         return failures
 
     def remove_orphan_job_folders(self, known_ids: set[str]) -> int:
-        """Remove job folders that have no job record (a backend killed while it unpacked an
-        upload leaves one); returns how many were removed."""
+        """Remove the folders of uploads that never became jobs (a backend killed while it unpacked
+        one leaves a job folder with no record and no output); returns how many were removed. A
+        folder with output but no record (a lost database) is kept: it may hold a trained run."""
         removed = 0
         for folder in self.jobs_dir.iterdir():
-            if folder.is_dir() and _JOB_ID.match(folder.name) and folder.name not in known_ids:
+            orphan = folder.is_dir() and _JOB_ID.match(folder.name) and folder.name not in known_ids
+            if orphan and not self.output_dir(folder.name).exists():
                 failures = self.remove_job_folder(folder.name)
                 if failures:
                     log.warning("could not remove the orphaned job folder %s (%s)", folder, failures[0])

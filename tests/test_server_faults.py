@@ -128,6 +128,7 @@ def test_non_finite_numbers_are_refused_naming_the_field_and_store_nothing(fault
     ('"seed": %d' % 2**70, "params.seed"),
     ('"mesh_resolution": ' + "9" * 5000, None),
     ('"style_prior": "%s"' % ("x" * 100_000), "params.style_prior"),
+    ('"w": [[1e308, 1]]', "params.w.0.0"),
 ])
 def test_out_of_range_params_are_invalid_input_naming_the_field(faulty_backend, params, field):
     body = '{"kind": "generate-avatar", "params": {"checkpoint": "job:x", %s}}' % params
@@ -135,7 +136,8 @@ def test_out_of_range_params_are_invalid_input_naming_the_field(faulty_backend, 
         response = client.post("/v1/jobs", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 422
     error = response.json()["error"]
-    assert error["code"] == "INVALID_INPUT" and error["field"] in (field or "params.mesh_resolution request")
+    assert error["code"] == "INVALID_INPUT"
+    assert error["field"] in ((field,) if field else ("params.mesh_resolution", "request"))
 
 
 def test_a_bundle_with_non_numeric_landmarks_is_refused_naming_them(faulty_backend, tmp_path):
@@ -199,11 +201,14 @@ def test_a_crash_mid_upload_leaves_no_orphan_folder_after_the_restart(tmp_path, 
     (orphan / "inputs" / "conditions.json").write_text("{")
     unrelated = data_dir / "jobs" / "notes"
     unrelated.mkdir()
+    run_without_record = data_dir / "jobs" / "fedcba9876543210" / "output"
+    run_without_record.mkdir(parents=True)
     restarted = start_backend(data_dir)
     try:
         assert not orphan.exists()
         assert (data_dir / "jobs" / job["id"] / "output" / "contact_sheet.png").is_file()
         assert unrelated.is_dir()  # only folders named like job ids are the backend's to remove
+        assert run_without_record.is_dir()  # results are never removed, even when their record was lost
     finally:
         restarted.stop()
 
@@ -281,4 +286,12 @@ def test_a_stream_refused_for_an_unknown_job_is_404_and_takes_no_place(faulty_ba
     with faulty_backend.client() as client:
         for _ in range(STREAM_CAP + 1):
             assert client.get("/v1/jobs/0000000000000000/events").status_code == 404
+        assert client.get("/v1/health").status_code == 200
+
+
+def test_an_oversized_json_job_request_is_refused_with_413_before_it_is_parsed(faulty_backend):
+    body = b'{"kind": "train-eg3d", "params": {"dataset": "' + b"x" * (9 << 20) + b'"}}'
+    with faulty_backend.client() as client:
+        response = client.post("/v1/jobs", content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 413 and response.json()["error"]["field"] == "request"
         assert client.get("/v1/health").status_code == 200

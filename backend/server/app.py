@@ -36,7 +36,7 @@ from ..model_cache import ModelCache
 from .auth import AccessGuard
 from .body_limit import BodySizeLimit
 from .config import ServerConfig
-from .error_mapping import error_response, invalid_input_from_validation, to_foundry_error
+from .error_mapping import PayloadTooLarge, error_response, invalid_input_from_validation, to_foundry_error
 from .events import EventStreams, StoreChanges
 from .faults import step_delay_from_environment, write_fault_from_environment
 from .job_store import Job, JobStore, new_job_id
@@ -46,6 +46,8 @@ from .worker import JobWorker
 
 log = logging.getLogger("avatar_foundry.server")
 _HTTP_STATUS_CODES = {404: protocol.NOT_FOUND, 409: protocol.CONFLICT, 413: protocol.PAYLOAD_TOO_LARGE}
+MAX_JSON_REQUEST_BYTES = 8 << 20
+"""Largest job request sent as plain JSON (the largest params, a full style code, take ~5 MiB)."""
 
 
 class JobRequest(BaseModel):
@@ -135,7 +137,7 @@ def _backend(request: Request) -> Backend:
 def _require_job(backend: Backend, job_id: str) -> Job:
     job = backend.store.get(job_id)
     if job is None:
-        raise NotFound(f"there is no job {job_id!r}", "list the jobs with GET /v1/jobs", field="id")
+        raise NotFound(f"there is no job {job_id[:64]!r}", "list the jobs with GET /v1/jobs", field="id")
     return job
 
 
@@ -235,7 +237,7 @@ def _add_routes(app: FastAPI) -> None:
 async def _read_submission(request: Request) -> tuple[bytes | str, UploadFile | None]:
     """The job request JSON and the uploaded bundle (multipart), or the JSON body alone."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        return await request.body(), None
+        return await _read_json_body(request), None
     try:
         form = await request.form(max_files=1, max_fields=4)
     except StarletteHTTPException as error:  # Starlette's refusal of a malformed or oversized form
@@ -252,6 +254,16 @@ async def _read_submission(request: Request) -> tuple[bytes | str, UploadFile | 
     if bundle is not None and not isinstance(bundle, UploadFile):
         raise InvalidInput("'bundle' must be a file (a zip of the condition bundle folder)", field="bundle")
     return raw_request, bundle
+
+
+async def _read_json_body(request: Request) -> bytes:
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_JSON_REQUEST_BYTES:
+            raise PayloadTooLarge(f"the job request is larger than {MAX_JSON_REQUEST_BYTES >> 20} MiB",
+                                  "send only the params the job needs; upload files as the multipart 'bundle'", field="request")
+    return bytes(body)
 
 
 async def _create_job(backend: Backend, raw_request: bytes | str, bundle: UploadFile | None) -> Job:

@@ -49,9 +49,13 @@ def to_foundry_error(error: BaseException, field_prefix: str = "") -> AvatarFoun
 
 
 def invalid_input_from_validation(errors: list[dict], field_prefix: str = "") -> InvalidInput:
-    """The first pydantic error as INVALID_INPUT, its location as a dotted field path."""
-    first = errors[0]
-    location = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body",))
+    """The first pydantic error as INVALID_INPUT, its location as a dotted field path. Of the errors
+    about the first field, the deepest is named: for a union (``[w_dim]`` or ``[num_ws][w_dim]``)
+    that is the member that came closest, not the first one tried."""
+    field_errors = [error for error in errors if error.get("loc", ())[:1] == errors[0].get("loc", ())[:1]]
+    first = max(field_errors, key=lambda error: len(error.get("loc", ())))
+    # pydantic puts the member it tried of a union (e.g. 'list[constrained-float]') into the path; no field name has '['
+    location = ".".join(str(part) for part in first.get("loc", ()) if part != "body" and "[" not in str(part))
     field = ".".join(part for part in (field_prefix, location) if part) or None
     message = first.get("msg", "is invalid")
     hints = {

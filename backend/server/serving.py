@@ -88,6 +88,8 @@ def run_server(config: ServerConfig) -> None:
     import uvicorn
 
     check_binding(config)
+    if config.max_event_streams < 1:
+        raise InvalidInput(f"--max-event-streams must be at least 1, got {config.max_event_streams}", field="max_event_streams")
     data_dir = DataDir.at(config.data_dir)
     data_dir.create()
     with ExitStack() as cleanup:
