@@ -6,6 +6,7 @@ import bpy
 
 from ..core.provenance import PREFIX
 from .properties import CONTROL_KINDS
+from .rig import animation_notice
 from .session import session
 
 
@@ -54,7 +55,13 @@ class AVATAR_PT_conditions(_AvatarPanel, bpy.types.Panel):
         layout = self.layout
         conditions = context.scene.avatar_foundry.conditions
         layout.operator("avatar_foundry.add_demo_head", icon="USER")
-        layout.prop(conditions, "rig")
+        row = layout.row(align=True)
+        row.prop(conditions, "rig")
+        row.operator("avatar_foundry.find_landmarks", text="", icon="OUTLINER_DATA_POINTCLOUD")
+        if conditions.rig is not None and (notice := animation_notice(conditions.rig)) is not None:
+            box = layout.box()
+            for line in _wrap(notice, 48):
+                box.label(text=line, icon="INFO")
         column = layout.column(align=True)
         for name in ("views", "resolution", "radius", "fov", "jitter", "seed"):
             column.prop(conditions, name)
