@@ -138,6 +138,7 @@ def _add_arkit_keys(obj: bpy.types.Object, strength: float) -> None:
     for key_name, offsets in _arkit_offsets(vertices, np.asarray(HEAD_CENTRE), np.asarray(HEAD_RADII), strength).items():
         block = obj.shape_key_add(name=key_name, from_mix=False)
         block.data.foreach_set("co", (vertices + offsets).ravel().astype(np.float32))
+        block.value = 0.0
 
 
 def _face_part() -> tuple[str, dict, str]:

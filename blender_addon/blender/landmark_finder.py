@@ -73,6 +73,18 @@ class LandmarkReport:
         return self.problems + ([message] if (message := self.missing_message()) else [])
 
 
+def _likely_landmark(group_name: str) -> str | None:
+    """The landmark a misspelled group most likely means (``Landmark_Eye_l`` -> ``eye_L``)."""
+    written = group_name.lower()
+    for prefix in ("landmark:", "landmark_", "landmark.", "landmark-", "landmark"):
+        if written.startswith(prefix):
+            written = written[len(prefix):]
+            break
+    by_lower = {name.lower(): name for name in LANDMARK_NAMES}
+    guess = difflib.get_close_matches(written, list(by_lower), n=1, cutoff=0.5)
+    return by_lower[guess[0]] if guess else None
+
+
 def landmark_group_problems(meshes: list[bpy.types.Object]) -> list[str]:
     """Manual landmark groups that would be dropped: unknown names (with the likely intended one),
     a misspelled prefix, and groups without any weighted vertex."""
@@ -86,9 +98,7 @@ def landmark_group_problems(meshes: list[bpy.types.Object]) -> list[str]:
             name = group.name[len(LANDMARK_GROUP_PREFIX):] if group.name.startswith(LANDMARK_GROUP_PREFIX) else None
             where = f"vertex group {group.name!r} on {mesh_object.name!r}"
             if name is None or name not in LANDMARK_NAMES:
-                guess = difflib.get_close_matches(group.name.split(":")[-1].split("_", 1)[-1] if name is None else name,
-                                                  LANDMARK_NAMES, n=1, cutoff=0.4)
-                hint = f"rename it to {LANDMARK_GROUP_PREFIX}{guess[0]}" if guess else \
+                hint = f"rename it to {LANDMARK_GROUP_PREFIX}{guess}" if (guess := _likely_landmark(group.name)) else \
                     "rename it to landmark:<name> with a name from " + ", ".join(LANDMARK_NAMES)
                 problems.append(f"{where} is not a landmark name and is ignored: {hint}")
             elif group.index not in used:
