@@ -275,3 +275,28 @@ def test_demo_head_keeps_its_framing():
     frame = rig_data.head_frame(rig)
     assert np.allclose(frame.center, (points.min(0) + points.max(0)) / 2, atol=1e-6)
     assert frame.size == pytest.approx((points.max(0) - points.min(0)).max() * rig_data.HEAD_BOX_MARGIN)
+
+
+def test_cli_lists_the_rigs_and_prints_the_notices(tmp_path, capsys):
+    """``render-conditions --blend`` with a wrong ``--rig`` names the file's rigs; with the right one it
+    renders and prints what the user must know (the active action, the landmarks it found)."""
+    from backend.cli import main
+
+    _fresh()
+    rig = add_mixamo_character()
+    rig.pose.bones["mixamorig:Head"].keyframe_insert("rotation_quaternion", frame=1)
+    rig.animation_data.action.name = "mixamo.com"
+    add_shape_key_head()
+    blend = tmp_path / "character.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    assert main(["render-conditions", "--blend", str(blend), "--rig", "Armature", "--out", str(tmp_path / "x")]) == 2
+    error = capsys.readouterr().err
+    assert "no object named 'Armature'" in error and "'MixamoRig'" in error and "'BlobHead'" in error
+    assert main(["render-conditions", "--blend", str(blend), "--out", str(tmp_path / "y")]) == 2
+    assert "--rig 'MixamoRig'" in capsys.readouterr().err
+    out = tmp_path / "bundle"
+    assert main(["render-conditions", "--blend", str(blend), "--rig", "MixamoRig", "--views", "1", "--res", "32", "--out", str(out)]) == 0
+    printed = capsys.readouterr().err
+    assert "note: action 'mixamo.com' on 'MixamoRig' is active" in printed
+    assert "eye_L from bone mixamorig:LeftEye" in printed
+    assert read_bundle(out).source["rig"] == "MixamoRig"
