@@ -18,6 +18,7 @@ import bpy
 import numpy as np
 
 from ..core.rig_naming import find_bone
+from .mesh_points import world_vertices
 
 REGION_GROUP = "avatar_foundry_head_region"
 MASK_MODIFIER = "avatar_foundry_head_mask"
@@ -51,14 +52,6 @@ def head_bones(rig: bpy.types.Object) -> HeadBones | None:
     return HeadBones(frozenset(under), frozenset(under | neck))
 
 
-def _world_vertices(mesh_object: bpy.types.Object) -> np.ndarray:
-    """Rest-pose (no shape keys, no armature) vertex positions in world space, (N, 3)."""
-    local = np.empty(len(mesh_object.data.vertices) * 3, dtype=np.float32)
-    mesh_object.data.vertices.foreach_get("co", local)
-    matrix = np.array(mesh_object.matrix_world, dtype=np.float64)
-    return local.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
-
-
 def vertices_in(mesh_object: bpy.types.Object, rig: bpy.types.Object, bones: frozenset[str]) -> np.ndarray:
     """Per vertex: True when it belongs to ``bones``. A mesh parented to a bone follows that bone;
     vertices weighted to no bone of the rig (and meshes not weighted at all) count as inside."""
@@ -88,7 +81,7 @@ def head_points(rig: bpy.types.Object, meshes: list[bpy.types.Object]) -> np.nda
     bones = head_bones(rig)
     chunks = []
     for mesh_object in meshes:
-        world = _world_vertices(mesh_object)
+        world = world_vertices(mesh_object)
         chunks.append(world if bones is None else world[vertices_in(mesh_object, rig, bones.head)])
     points = np.concatenate(chunks) if chunks else np.zeros((0, 3))
     if len(points) == 0 and bones is not None:

@@ -27,6 +27,7 @@ from mathutils.bvhtree import BVHTree
 from ..core.pose_skeleton import LANDMARK_GROUP_PREFIX, LANDMARK_NAMES
 from ..core.rig_naming import find_bone
 from . import rig as rig_data
+from .mesh_points import world_vertices
 
 ARKIT_KEYS: dict[str, tuple[str, ...]] = {
     "chin": ("jawOpen",),
@@ -111,14 +112,6 @@ def _face_forward(rig: bpy.types.Object) -> Vector:
     return (rig.matrix_world.to_3x3() @ Vector((0.0, -1.0, 0.0))).normalized()
 
 
-def _evaluated_world(mesh_object: bpy.types.Object, depsgraph: bpy.types.Depsgraph) -> np.ndarray:
-    evaluated = mesh_object.evaluated_get(depsgraph)
-    local = np.empty(len(evaluated.data.vertices) * 3, dtype=np.float64)
-    evaluated.data.vertices.foreach_get("co", local)
-    matrix = np.array(evaluated.matrix_world, dtype=np.float64)
-    return local.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
-
-
 def _surface_vertex(point: Vector, meshes: list[bpy.types.Object], forward: Vector, reach: float,
                     depsgraph: bpy.types.Depsgraph) -> tuple[bpy.types.Object, int] | None:
     """The mesh vertex nearest to where a ray from in front of ``point``, looking back at it, first
@@ -126,7 +119,7 @@ def _surface_vertex(point: Vector, meshes: list[bpy.types.Object], forward: Vect
     origin = point + forward * reach
     best: tuple[float, bpy.types.Object, int] | None = None
     for mesh_object in meshes:
-        positions = _evaluated_world(mesh_object, depsgraph)
+        positions = world_vertices(mesh_object, depsgraph)
         polygons = [tuple(polygon.vertices) for polygon in mesh_object.data.polygons]
         if len(positions) != len(mesh_object.data.vertices) or not polygons:
             continue

@@ -55,9 +55,8 @@ class AVATAR_PT_conditions(_AvatarPanel, bpy.types.Panel):
         layout = self.layout
         conditions = context.scene.avatar_foundry.conditions
         layout.operator("avatar_foundry.add_demo_head", icon="USER")
-        row = layout.row(align=True)
-        row.prop(conditions, "rig")
-        row.operator("avatar_foundry.find_landmarks", text="", icon="OUTLINER_DATA_POINTCLOUD")
+        layout.prop(conditions, "rig")
+        layout.operator("avatar_foundry.find_landmarks", icon="PINNED")
         if conditions.rig is not None and (notice := animation_notice(conditions.rig)) is not None:
             box = layout.box()
             for line in _wrap(notice, 48):

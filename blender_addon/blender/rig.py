@@ -19,6 +19,7 @@ from ..core.pose_skeleton import LANDMARK_GROUP_PREFIX, LANDMARK_NAMES
 from ..formats.cameras import HeadFrame
 from ..formats.errors import FormatError
 from .head_region import head_points
+from .mesh_points import world_vertices
 
 EXPRESSION_LAYOUT_PROPERTY = "avatar_foundry_expression_layout"
 HEAD_BOX_MARGIN = 1.25
@@ -136,12 +137,7 @@ def evaluated_landmarks(sources: dict[str, LandmarkSource], depsgraph: bpy.types
     coordinates_by_mesh: dict[str, np.ndarray] = {}
     for name, source in sources.items():
         if source.mesh not in coordinates_by_mesh:
-            evaluated = bpy.data.objects[source.mesh].evaluated_get(depsgraph)
-            mesh = evaluated.data
-            local = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
-            mesh.vertices.foreach_get("co", local)
-            matrix = np.array(evaluated.matrix_world, dtype=np.float64)
-            coordinates_by_mesh[source.mesh] = local.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
+            coordinates_by_mesh[source.mesh] = world_vertices(bpy.data.objects[source.mesh], depsgraph)
         points = coordinates_by_mesh[source.mesh][source.vertices]
         positions[name] = (points * source.weights[:, None]).sum(axis=0) / source.weights.sum()
     return positions
