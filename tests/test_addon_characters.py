@@ -175,14 +175,15 @@ def test_an_active_action_is_reported(tmp_path):
 # --- capabilities --------------------------------------------------------------------------------
 
 def test_full_body_character_is_framed_on_its_head_and_the_body_is_left_out(tmp_path):
-    """A Mixamo character without landmarks renders at once: landmarks come from its eye and neck
-    bones; the camera orbits the head (eyes >= 15% of the width apart); the T-pose arms are in no
+    """A Mixamo character without landmarks renders at once: landmarks come from its eye, neck and
+    head bones (the ears seen from the side), the missing ones are named; the camera orbits the head (eyes >= 15% of the width apart); the T-pose arms are in no
     pass, not even from below at the side, where the left arm passes between camera and face."""
     _fresh()
     rig = add_mixamo_character()
     out, notices = _render(rig.name, tmp_path / "body", yaws=(0.0, (90.0, -30.0)))
     assert any("eye_L from bone mixamorig:LeftEye" in notice for notice in notices)
-    assert any("could not find landmark(s)" in notice and "ear_L" in notice and "landmark:" in notice for notice in notices)
+    assert any("ear_L from bone mixamorig:Head" in notice for notice in notices)
+    assert any("could not find landmark(s)" in notice and "mouth_L" in notice and "landmark:" in notice for notice in notices)
     front, passes = _passes(out, "yaw0")
     eye_l, eye_r = front.landmarks["eye_L"], front.landmarks["eye_R"]
     assert eye_l[2] == eye_r[2] == 1.0
@@ -191,7 +192,9 @@ def test_full_body_character_is_framed_on_its_head_and_the_body_is_left_out(tmp_
         x, y, _ = front.landmarks[name]
         assert passes["mask"][int(y) - 1: int(y) + 2, int(x) - 1: int(x) + 2].any(), name
     side, passes = _passes(out, "yaw90_pitch-30")  # the left arm points at this camera, across the face
-    assert side.landmarks["eye_L"][2] == 1.0
+    assert side.landmarks["eye_L"][2] == side.landmarks["ear_L"][2] == 1.0
+    x, y, _ = side.landmarks["ear_L"]
+    assert passes["mask"][int(y) - 1: int(y) + 2, int(x) - 1: int(x) + 2].any()
     assert 0.05 < passes["mask"].mean() < 0.9
     assert passes["depth"][passes["mask"]].min() > 2.7 - 0.6  # an arm pixel would sit right at the lens
     assert "mixamorig:LeftEye" in str(rig_data.expression_layout_of(rig))

@@ -1,10 +1,12 @@
 """Find Landmarks: ``landmark:<name>`` vertex groups for a character that has none.
 
-Two sources, each point then moved onto the surface a camera in front of the face sees (an eye
+Two sources, each point then moved onto the surface a camera in front of the face (beside it, for
+an ear) sees (an eye
 bone sits behind the eyelid, a mouth-corner vertex may lie inside the lips):
 
 - bones, found by name (``core.rig_naming``: Mixamo, Rigify, Ready Player Me/VRM, ``.L``/``_L``):
-  the eye bones give the eyes, the neck bone the neck, the jaw bone's tip the chin;
+  the eye bones give the eyes, the neck bone the neck, the jaw bone's tip the chin, the head bone
+  at eye height, seen from either side, the ears;
 - ARKit shape keys: the vertex each key moves most (``jawOpen`` the chin, ``mouthSmileLeft`` the
   left mouth corner, ``browOuterUpLeft`` the left brow, ``eyeBlinkLeft`` the left eye, the two
   ``noseSneer`` keys together the nose tip).
@@ -46,8 +48,14 @@ BONE_LANDMARKS: dict[str, tuple[str, str | None, str]] = {
     "eye_R": ("eye", "R", "head"),
     "neck": ("neck", None, "middle"),
     "chin": ("jaw", None, "tail"),
+    "ear_L": ("head", None, "eye height"),
+    "ear_R": ("head", None, "eye height"),
 }
-"""Landmark -> (face part, side, which point of the bone: head, middle or tail)."""
+"""Landmark -> (face part, side, which point of the bone: head, middle, tail, or the point of its
+axis at the height of the eye bones, where the ears are)."""
+
+SEEN_FROM: dict[str, Vector] = {"ear_L": Vector((1.0, 0.0, 0.0)), "ear_R": Vector((-1.0, 0.0, 0.0))}
+"""Rig-space direction a landmark is seen from, where it is not the front (-Y): the ears from the sides."""
 
 PREFERRED_SOURCE = {"eye_L": "bone", "eye_R": "bone"}
 """An eye bone marks the eye's centre better than the blink key's eyelid; elsewhere keys come first."""
@@ -107,14 +115,15 @@ def landmark_group_problems(meshes: list[bpy.types.Object]) -> list[str]:
     return problems
 
 
-def _face_forward(rig: bpy.types.Object) -> Vector:
-    """The direction the face looks in world space (-Y of the rig, Blender's front view)."""
-    return (rig.matrix_world.to_3x3() @ Vector((0.0, -1.0, 0.0))).normalized()
+def _seen_from(rig: bpy.types.Object, landmark: str) -> Vector:
+    """World direction from which the landmark is visible: the face's front (-Y of the rig, Blender's
+    front view), or the side for an ear."""
+    return (rig.matrix_world.to_3x3() @ SEEN_FROM.get(landmark, Vector((0.0, -1.0, 0.0)))).normalized()
 
 
 def _surface_vertex(point: Vector, meshes: list[bpy.types.Object], forward: Vector, reach: float,
                     depsgraph: bpy.types.Depsgraph) -> tuple[bpy.types.Object, int] | None:
-    """The mesh vertex nearest to where a ray from in front of ``point``, looking back at it, first
+    """The mesh vertex nearest to where a ray from ``forward`` of ``point``, looking back at it, first
     meets the rig's surface: the visible surface over the point."""
     origin = point + forward * reach
     best: tuple[float, bpy.types.Object, int] | None = None
@@ -140,6 +149,12 @@ def _bone_point(rig: bpy.types.Object, landmark: str) -> tuple[Vector, str] | No
     if name is None:
         return None
     bone = rig.pose.bones[name]
+    if where == "eye height":
+        eye = find_bone([other.name for other in rig.pose.bones], "eye")
+        height = rig.pose.bones[eye].head if eye else (bone.head + bone.tail) / 2.0
+        axis = bone.tail - bone.head
+        share = 0.5 if axis.length_squared == 0.0 else max(0.0, min(1.0, (height - bone.head).dot(axis) / axis.length_squared))
+        return rig.matrix_world @ (bone.head + axis * share), f"bone {name}"
     local = {"head": bone.head, "tail": bone.tail, "middle": (bone.head + bone.tail) / 2.0}[where]
     return rig.matrix_world @ local, f"bone {name}"
 
@@ -176,7 +191,6 @@ def find_landmarks(rig: bpy.types.Object, depsgraph: bpy.types.Depsgraph) -> Lan
     meshes = rig_data.rig_meshes(rig)
     report = LandmarkReport(problems=landmark_group_problems(meshes))
     present = existing_landmarks(meshes)
-    forward = _face_forward(rig)
     for landmark in LANDMARK_NAMES:
         if landmark in present:
             report.kept.append(landmark)
@@ -185,7 +199,7 @@ def find_landmarks(rig: bpy.types.Object, depsgraph: bpy.types.Depsgraph) -> Lan
         if PREFERRED_SOURCE.get(landmark) != "bone":
             finders.reverse()
         source = next((found for found in finders if found is not None), None)
-        target = _surface_vertex(source[0], meshes, forward, rig_data.head_frame(rig).size, depsgraph) if source else None
+        target = _surface_vertex(source[0], meshes, _seen_from(rig, landmark), rig_data.head_frame(rig).size, depsgraph) if source else None
         if target is None:
             report.missing.append(landmark)
             continue
