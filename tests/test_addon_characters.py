@@ -246,8 +246,9 @@ def test_wrong_rig_name_lists_the_rigs_in_the_file():
     assert rig_data.find_rig("MixamoRig_Body") == bpy.data.objects["MixamoRig"]
 
 
-def test_misspelled_and_empty_landmark_groups_are_reported():
-    """Manual groups that would be dropped are named with the fix; Find Landmarks keeps good ones."""
+def test_misspelled_and_empty_landmark_groups_are_reported(tmp_path):
+    """Manual groups that would be dropped are named with the fix, before rendering too, with the
+    landmarks that are missing; Find Landmarks keeps the good ones."""
     _fresh()
     rig = add_demo_head(bpy.context)
     mesh = bpy.data.objects["DemoHead_mesh"]
@@ -261,8 +262,12 @@ def test_misspelled_and_empty_landmark_groups_are_reported():
     assert "'landmark:eye_l'" in text and "rename it to landmark:eye_L" in text
     assert "'landmark:chin_tip'" in text and "landmark:chin" in text
     assert "'landmark:ear_L'" in text and "no weighted vertex" in text
+    mesh.vertex_groups.remove(mesh.vertex_groups["landmark:chin"])
+    _, notices = _render(rig.name, tmp_path / "partial")
+    assert any("'landmark:eye_l'" in notice for notice in notices)
+    assert any("no group for landmark(s) chin" in notice and "Find Landmarks" in notice for notice in notices)
     report = find_landmarks(rig, bpy.context.evaluated_depsgraph_get())
-    assert "nose_tip" in report.kept and not report.found
+    assert "nose_tip" in report.kept and "chin" not in report.kept
 
 
 def test_demo_head_keeps_its_framing():

@@ -21,7 +21,7 @@ from mathutils import Euler
 from .. import __version__ as addon_version
 from ..core.condition_passes import compute_passes
 from ..core.png import write_png
-from ..core.pose_skeleton import draw_skeleton
+from ..core.pose_skeleton import LANDMARK_NAMES, draw_skeleton
 from ..core.projection import project, visible_by_depth
 from ..core.rig_naming import face_part
 from ..formats.cameras import HeadFrame
@@ -169,8 +169,12 @@ def _landmark_messages(rig: bpy.types.Object) -> list[str]:
     """Find the landmarks of a rig that has none (stored as its ``landmark:`` groups); for a rig with
     manual groups, what is wrong with them. Either way, what the user should know."""
     meshes = rig_data.rig_meshes(rig)
-    if existing_landmarks(meshes):
-        return landmark_group_problems(meshes)
+    present = existing_landmarks(meshes)
+    if present:
+        missing = [name for name in LANDMARK_NAMES if name not in present]
+        absent = [f"rig {rig.name!r} has no group for landmark(s) {', '.join(missing)}: Find Landmarks adds those it can "
+                  "find from bones and ARKit keys, or add landmark:<name> groups by hand"] if missing else []
+        return landmark_group_problems(meshes) + absent
     report = find_landmarks(rig, bpy.context.evaluated_depsgraph_get())
     if not report.found:
         return report.problems
@@ -181,13 +185,13 @@ def _landmark_messages(rig: bpy.types.Object) -> list[str]:
 def render_bundle(request: BundleRequest, source_scene: bpy.types.Scene) -> Iterator[tuple[float, str]]:
     """Render every (frame, view) of the request into ``request.output_dir`` and write conditions.json."""
     rig = rig_data.find_rig(request.rig)
+    if not request.views:
+        raise FormatError("views", "no camera views to render", "set the number of views to at least 1")
     for message in _landmark_messages(rig):
         yield 0.0, NOTICE_PREFIX + message
     sources = rig_data.landmark_sources(rig)
     layout = rig_data.expression_layout_of(rig)
     head = rig_data.head_frame(rig)
-    if not request.views:
-        raise FormatError("views", "no camera views to render", "set the number of views to at least 1")
     targets = target_objects(request.target)
     if request.random_expressions and not targets:
         raise FormatError("target", "random expressions make a deferred dataset, which needs a target", "set --target-object")
