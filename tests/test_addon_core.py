@@ -185,3 +185,20 @@ def test_the_reference_image_travels_in_a_zip_under_the_name_the_job_is_told(tmp
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(FormatError, match="not an image"):
         reference_image_upload(tmp_path / "notes.txt")
+
+
+def test_bone_names_of_common_rigs_are_read_as_face_parts_and_sides():
+    """Mixamo, Rigify, Ready Player Me/VRM and hand-made names: part and side, case-insensitively;
+    leaf and body bones are no face part (they stay out of the expression code)."""
+    from blender_addon.core.rig_naming import face_part, find_bone, side
+
+    cases = {"mixamorig:Head": ("head", None), "mixamorig:LeftEye": ("eye", "L"), "DEF-eye.L": ("eye", "L"),
+             "ORG-jaw": ("jaw", None), "RightEye": ("eye", "R"), "eye_R": ("eye", "R"), "J_Adj_L_FaceEye": ("eye", "L"),
+             "lip.T.L": ("lip", "L"), "mixamorig:Neck": ("neck", None), "mixamorig:HeadTop_End": (None, None),
+             "mixamorig:LeftForeArm": (None, "L"), "mixamorig:Spine2": (None, None)}
+    for name, (part, which) in cases.items():
+        assert (face_part(name), side(name)) == (part, which), name
+    assert find_bone(["Forehead", "mixamorig:HeadTop_End", "mixamorig:Head"], "head") == "mixamorig:Head"
+    assert find_bone(["mixamorig:LeftEye", "mixamorig:RightEye"], "eye", "R") == "mixamorig:RightEye"
+    assert rig_layout(["Basis"], ["mixamorig:Hips", "mixamorig:HeadTop_End", "mixamorig:Head"]) == \
+        ["bone:mixamorig:Head:rx", "bone:mixamorig:Head:ry", "bone:mixamorig:Head:rz"]

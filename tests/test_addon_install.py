@@ -1,6 +1,6 @@
 """The packaged extension: it passes Blender's own validation, installs into a fresh Blender,
 enables, registers/unregisters twice cleanly, and its operators add a demo head, render its
-conditions, preview them and refuse to render without a rig (run in a subprocess with its own HOME so the
+conditions, preview them, find a missing landmark and refuse to render without a rig (run in a subprocess with its own HOME so the
 user's Blender configuration is never touched)."""
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ assert conditions.last_bundle == sys.argv[-2] and conditions.progress == 1.0
 assert bpy.ops.avatar_foundry.preview_conditions() == {"FINISHED"}
 poses = [image for image in bpy.data.images if image.name.startswith("conditions_") and image.name.endswith("_pose")]
 assert len(poses) == 2 and poses[0].size[:] == (32, 32), [image.name for image in bpy.data.images]
+eye = bpy.data.objects["DemoHead_eye_L"]
+eye.vertex_groups.remove(eye.vertex_groups["landmark:eye_L"])
+assert bpy.ops.avatar_foundry.find_landmarks() == {"FINISHED"}
+assert [obj.name for obj in bpy.data.objects if obj.type == "MESH" and "landmark:eye_L" in obj.vertex_groups], "Find Landmarks added no eye_L"
 conditions.rig = None
 bpy.context.view_layer.objects.active = None
 try:

@@ -4,6 +4,7 @@ with exactly the add-on's code (demo rig or a rig in a .blend file)."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from blender_addon.formats.errors import FormatError
@@ -26,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--demo-rig", action="store_true", help="build the procedural demo head")
     source.add_argument("--blend", type=Path, help="a .blend file holding the rig (use with --rig)")
-    parser.add_argument("--rig", help="name of the rig's armature in the .blend file")
+    parser.add_argument("--rig", help="the rig in the .blend file: its armature, or a head mesh with shape keys "
+                        "(may be left out when the file has only one)")
     parser.add_argument("--seed", type=int, default=0, help="demo head identity/look seed, and the random-expression seed")
     parser.add_argument("--views", type=int, default=8, help="orbit views (default 8)")
     parser.add_argument("--res", type=int, default=256, help="square resolution in pixels (default 256)")
@@ -41,23 +43,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _rig_name(given: str | None) -> str:
+    """The rig to render: the one named (checked now, so a wrong name lists the file's rigs before
+    any rendering), or the file's only rig."""
+    from blender_addon.blender.rig import find_rig, rig_candidates
+
+    if given:
+        return find_rig(given).name
+    candidates = rig_candidates()
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise FormatError("--blend", "the file has no rig (no armature with meshes, no mesh with shape keys)",
+                          "open the file in Blender and parent the head mesh to its armature, or add shape keys to it")
+    raise FormatError("--rig", f"is needed: the file has {len(candidates)} rigs",
+                      "name one of them: " + ", ".join(f"--rig {name!r}" for name in candidates))
+
+
 def run(args: argparse.Namespace) -> int:
     import bpy
 
     from backend.progress import ConsoleProgress
-    from blender_addon.blender.condition_render import BundleRequest, render_bundle
+    from blender_addon.blender.condition_render import NOTICE_PREFIX, BundleRequest, render_bundle
     from blender_addon.blender.demo_head import add_demo_head
     from blender_addon.core.demo_appearance import sample_appearance
     from blender_addon.core.demo_head_shape import sample_identity
     from blender_addon.core.view_plan import OrbitSettings, plan_orbit_views
 
     if args.blend:
-        if not args.rig:
-            raise FormatError("--rig", "is required with --blend", "name the head's armature, e.g. --rig Armature")
         if not args.blend.is_file():
             raise FormatError("--blend", f"{args.blend} does not exist")
         bpy.ops.wm.open_mainfile(filepath=str(args.blend))
-        rig_name = args.rig
+        rig_name = _rig_name(args.rig)
     else:
         bpy.ops.wm.read_factory_settings(use_empty=True)
         rig_name = add_demo_head(bpy.context, sample_identity(args.seed), sample_appearance(args.seed)).name
@@ -70,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
                             random_expressions=args.random_expressions, seed=args.seed, target_samples=args.target_samples)
     progress = ConsoleProgress()
     for fraction, stage in render_bundle(request, bpy.context.scene):
-        progress.update(fraction, stage)
+        if stage.startswith(NOTICE_PREFIX):
+            print(stage, file=sys.stderr)
+        else:
+            progress.update(fraction, stage)
     print(args.out)
     return 0

@@ -16,18 +16,26 @@ from typing import Iterator, Sequence
 
 import bpy
 import numpy as np
+from mathutils import Euler
 
 from .. import __version__ as addon_version
 from ..core.condition_passes import compute_passes
 from ..core.png import write_png
-from ..core.pose_skeleton import draw_skeleton
+from ..core.pose_skeleton import LANDMARK_NAMES, draw_skeleton
 from ..core.projection import project, visible_by_depth
+from ..core.rig_naming import face_part
 from ..formats.cameras import HeadFrame
 from ..formats.condition_bundle import ConditionBundle, Frame, Render, View, default_pass_paths, write_bundle_manifest
 from ..formats.errors import FormatError
 from ..formats.files import atomic_write
 from . import rig as rig_data
-from .condition_scene import ConditionScene, RenderSettings
+from .condition_scene import ConditionScene, RenderSettings, read_image
+from .head_region import HeadOnlyRender
+from .landmark_finder import existing_landmarks, find_landmarks, landmark_group_problems
+
+
+NOTICE_PREFIX = "note: "
+"""Stages starting with this are things the user must know (the CLI prints them, the panel reports them)."""
 
 
 @dataclass
@@ -76,61 +84,114 @@ def _write_render(root: Path, view: View, frame_index: int, scene: ConditionScen
     _save_npy(root / paths["canonical"], passes.canonical)
     write_png(root / paths["mask"], passes.mask)
     if target_file is not None:
+        _refuse_blank_target(target_file, passes.mask > 0, view.id, frame_index)
         (root / paths["target"]).parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(target_file), root / paths["target"])
     return Render(view=view.id, frame=frame_index, passes=paths, landmarks=landmarks)
 
 
+BLANK_TARGET = 2.0 / 255.0
+"""A target whose pixels inside the mask all lie this close to one value shows nothing to learn."""
+
+
+def _refuse_blank_target(path: Path, inside: np.ndarray, view: str, frame: int) -> None:
+    """A clear error for a target that is black (or one flat colour) where the character is."""
+    pixels = read_image(path)[..., :3][inside]
+    if pixels.size == 0 or float(pixels.max() - pixels.min()) <= BLANK_TARGET:
+        level = float(pixels.max()) * 255.0 if pixels.size else 0.0
+        raise FormatError("target", f"the target render of view {view} frame {frame} is blank inside the mask "
+                          f"(brightest value {level:.0f}/255)",
+                          "light the scene (add a light, or remove the dark world so the default studio light is used) "
+                          "and check that the target object is visible in renders and has materials")
+
+
 @dataclass
 class _PoseBackup:
-    """The rig's shape-key values and bone rotations, restored after random expressions."""
+    """Every value random expressions touch: each pose bone's rotation mode, rotations (all three
+    representations), location and scale, and every shape key value of every rig mesh."""
 
-    keys: dict[str, float]
-    rotations: dict[str, tuple[float, float, float]]
+    bones: dict[str, tuple]
+    keys: dict[tuple[str, str], float]
 
 
 def _backup_pose(rig: bpy.types.Object) -> _PoseBackup:
-    owner = rig_data.shape_key_owner(rig)
-    keys = {block.name: block.value for block in owner.data.shape_keys.key_blocks} if owner else {}
-    return _PoseBackup(keys, {bone.name: tuple(bone.rotation_euler) for bone in rig.pose.bones})
+    bones = {bone.name: (bone.rotation_mode, tuple(bone.rotation_euler), tuple(bone.rotation_quaternion),
+                         tuple(bone.rotation_axis_angle), tuple(bone.location), tuple(bone.scale))
+             for bone in rig_data.pose_bones(rig)}
+    keys = {(mesh.name, block.name): block.value for mesh in rig_data.rig_meshes(rig) if mesh.data.shape_keys
+            for block in mesh.data.shape_keys.key_blocks}
+    return _PoseBackup(bones, keys)
 
 
 def _restore_pose(rig: bpy.types.Object, backup: _PoseBackup) -> None:
-    owner = rig_data.shape_key_owner(rig)
-    if owner is not None:
-        for name, value in backup.keys.items():
-            owner.data.shape_keys.key_blocks[name].value = value
-    for name, rotation in backup.rotations.items():
-        rig.pose.bones[name].rotation_euler = rotation
+    for bone in rig_data.pose_bones(rig):
+        if bone.name in backup.bones:
+            mode, euler, quaternion, axis_angle, location, scale = backup.bones[bone.name]
+            bone.rotation_mode = mode
+            bone.rotation_euler, bone.rotation_quaternion, bone.rotation_axis_angle = euler, quaternion, axis_angle
+            bone.location, bone.scale = location, scale
+    for (mesh_name, key_name), value in backup.keys.items():
+        bpy.data.objects[mesh_name].data.shape_keys.key_blocks[key_name].value = value
+
+
+def _set_bone_rotation(bone: bpy.types.PoseBone, rotation: Euler) -> None:
+    """Give a pose bone this rotation (XYZ Euler, relative to rest) in the bone's own rotation mode."""
+    if bone.rotation_mode == "QUATERNION":
+        bone.rotation_quaternion = rotation.to_quaternion()
+    elif bone.rotation_mode == "AXIS_ANGLE":
+        axis, angle = rotation.to_quaternion().to_axis_angle()
+        bone.rotation_axis_angle = (angle, *axis)
+    else:
+        bone.rotation_euler = rotation.to_matrix().to_euler(bone.rotation_mode)
 
 
 def _apply_random_expression(rig: bpy.types.Object, layout: Sequence[str], rng: random.Random) -> None:
-    """Random values for the layout's entries: keys in [0, 1] (about half of them active),
-    face-bone rotations within +-0.25 rad (the jaw only opens)."""
-    owner = rig_data.shape_key_owner(rig)
+    """Random values for the layout's entries: keys in [0, 1] (about half of them active, a key of
+    one name moving on every mesh carrying it), face-bone rotations within +-0.125 rad (the jaw
+    only opens, the head stays put so it stays framed)."""
+    rotations: dict[str, Euler] = {}
     for name in layout:
         kind, _, rest = name.partition(":")
-        if kind == "key" and owner is not None:
-            owner.data.shape_keys.key_blocks[rest].value = rng.random() if rng.random() < 0.5 else 0.0
+        if kind == "key":
+            rig_data.set_shape_key(rig, rest, rng.random() if rng.random() < 0.5 else 0.0)
         elif kind == "bone":
             bone_name, _, axis = rest.rpartition(":")
-            bone = rig.pose.bones[bone_name]
-            bone.rotation_mode = "XYZ"
-            limit = 0.0 if bone_name == "head" else 0.25
-            value = rng.uniform(0.0, 0.35) if bone_name == "jaw" and axis == "rx" else rng.uniform(-limit, limit) * 0.5
-            rotation = list(bone.rotation_euler)
+            part = face_part(bone_name)
+            limit = 0.0 if part in ("head", "neck") else 0.25
+            value = rng.uniform(0.0, 0.35) if part == "jaw" and axis == "rx" else rng.uniform(-limit, limit) * 0.5
+            rotation = rotations.setdefault(bone_name, Euler(rig_data.bone_rotation(rig.pose.bones[bone_name]), "XYZ"))
             rotation["xyz".index(axis[1])] = value
-            bone.rotation_euler = rotation
+    for bone_name, rotation in rotations.items():
+        _set_bone_rotation(rig.pose.bones[bone_name], rotation)
+
+
+def _landmark_messages(rig: bpy.types.Object) -> list[str]:
+    """Find the landmarks of a rig that has none (stored as its ``landmark:`` groups); for a rig with
+    manual groups, what is wrong with them. Either way, what the user should know."""
+    meshes = rig_data.rig_meshes(rig)
+    present = existing_landmarks(meshes)
+    if present:
+        missing = [name for name in LANDMARK_NAMES if name not in present]
+        absent = [f"rig {rig.name!r} has no group for landmark(s) {', '.join(missing)}: Find Landmarks adds those it can "
+                  "find from bones and ARKit keys, or add landmark:<name> groups by hand"] if missing else []
+        return landmark_group_problems(meshes) + absent
+    report = find_landmarks(rig, bpy.context.evaluated_depsgraph_get())
+    if not report.found:
+        return report.problems
+    found = ", ".join(f"{name} from {how}" for name, how in report.found.items())
+    return [f"rig {rig.name!r} had no landmark groups; found {found} (stored as landmark: vertex groups, correct them by hand)"] + report.messages()
 
 
 def render_bundle(request: BundleRequest, source_scene: bpy.types.Scene) -> Iterator[tuple[float, str]]:
     """Render every (frame, view) of the request into ``request.output_dir`` and write conditions.json."""
     rig = rig_data.find_rig(request.rig)
+    if not request.views:
+        raise FormatError("views", "no camera views to render", "set the number of views to at least 1")
+    for message in _landmark_messages(rig):
+        yield 0.0, NOTICE_PREFIX + message
     sources = rig_data.landmark_sources(rig)
     layout = rig_data.expression_layout_of(rig)
     head = rig_data.head_frame(rig)
-    if not request.views:
-        raise FormatError("views", "no camera views to render", "set the number of views to at least 1")
     targets = target_objects(request.target)
     if request.random_expressions and not targets:
         raise FormatError("target", "random expressions make a deferred dataset, which needs a target", "set --target-object")
@@ -140,12 +201,17 @@ def render_bundle(request: BundleRequest, source_scene: bpy.types.Scene) -> Iter
     total = steps * len(request.views)
     frames: list[Frame] = []
     renders: list[Render] = []
-    objects = [rig] + list(rig.children_recursive)
     backup = _backup_pose(rig)
     rng = random.Random(request.seed)
     settings = RenderSettings(request.width, request.height, request.target_samples)
+    if (notice := rig_data.animation_notice(rig)) is not None:
+        yield 0.0, NOTICE_PREFIX + notice
     try:
-        with ConditionScene(source_scene, objects, settings, targets) as scene:
+        with HeadOnlyRender(rig, rig_data.rig_meshes(rig)) as head_only, \
+                ConditionScene(source_scene, [obj for obj in rig_data.rig_objects(rig) if obj not in head_only.outside], settings,
+                               [obj for obj in targets if obj not in head_only.outside]) as scene:
+            for notice in scene.notices:
+                yield 0.0, NOTICE_PREFIX + notice
             for step in range(steps):
                 if request.random_expressions:
                     _apply_random_expression(rig, layout, rng)

@@ -29,6 +29,34 @@ TARGET_LAYER = "target"
 _PREFIX = "avatar_foundry_tmp"
 
 
+STUDIO_LIGHTS = {"key": (3.0, -35.0, 35.0), "fill": (1.2, 40.0, 10.0), "rim": (1.5, 180.0, 40.0)}
+"""The default studio rig for a target in a scene without lights: sun lights fixed to the camera,
+name -> (strength, yaw and pitch in degrees from the camera's view direction)."""
+STUDIO_AMBIENT = 0.25
+"""Grey world colour of the studio rig (soft light from everywhere, so no side is black)."""
+STUDIO_NOTICE = ("the scene has no light and a dark world: the target is lit by the default studio rig "
+                 "(key, fill and rim sun lights on the camera, a grey world); add lights to light it yourself")
+DARK_WORLD = 0.02
+"""A world whose background is darker than this (colour x strength) lights nothing visible."""
+
+
+def world_is_dark(world: bpy.types.World | None) -> bool:
+    """True when the world gives (almost) no light: none, or a plain dark background colour."""
+    if world is None:
+        return True
+    tree = world.node_tree
+    if tree is None:
+        return max(world.color) < DARK_WORLD
+    for node in tree.nodes:
+        if node.type == "BACKGROUND":
+            colour, strength = node.inputs["Color"], node.inputs["Strength"]
+            if colour.is_linked or strength.is_linked:
+                return False
+            if max(colour.default_value[:3]) * strength.default_value >= DARK_WORLD:
+                return False
+    return True
+
+
 @dataclass
 class RenderSettings:
     width: int
@@ -36,8 +64,8 @@ class RenderSettings:
     target_samples: int = 32
 
 
-def _read_exr(path: Path) -> np.ndarray:
-    """(H, W, 4) float32 of an EXR, row 0 at the top."""
+def read_image(path: Path) -> np.ndarray:
+    """(H, W, C) float32 of an image file (EXR or PNG, values as stored), row 0 at the top."""
     image = bpy.data.images.load(str(path), check_existing=False)
     try:
         image.colorspace_settings.is_data = True
@@ -60,12 +88,17 @@ class ConditionScene:
         self.settings = settings
         self.output_dir = Path(tempfile.mkdtemp(prefix="avatar_foundry_render_"))
         self._rest_flags: dict[str, bool] = {}
+        self.notices: list[str] = []
+        """What the user should know about this render (the default studio light)."""
+        self.studio_lights: list[bpy.types.Object] = []
+        self.studio_world: bpy.types.World | None = None
 
     @property
     def has_target(self) -> bool:
         return bool(self.target_objects)
 
     def __enter__(self) -> "ConditionScene":
+        self._source_frame = self.source.frame_current
         self.scene = bpy.data.scenes.new(_PREFIX)
         try:
             self._build()
@@ -98,6 +131,8 @@ class ConditionScene:
         target_layer = None
         if self.has_target:
             lights = [obj for obj in self.source.objects if obj.type == "LIGHT"]
+            if not lights and world_is_dark(self.source.world):
+                lights = self._studio_lights()
             target_collection = self._collection("target", self.target_objects + lights)
             target_layer = scene.view_layers.new(TARGET_LAYER)
             target_layer.samples = self.settings.target_samples
@@ -126,6 +161,28 @@ class ConditionScene:
         scene.view_settings.view_transform = self.source.view_settings.view_transform
         scene.view_settings.look = self.source.view_settings.look
         scene.frame_current = self.source.frame_current
+
+    def _studio_lights(self) -> list[bpy.types.Object]:
+        """The default studio rig (``STUDIO_LIGHTS``) on the camera, and a grey world for ambient
+        light, so a scene without any light still gives a lit target from every view."""
+        self.studio_world = bpy.data.worlds.new(_PREFIX)
+        self.studio_world.color = (STUDIO_AMBIENT,) * 3
+        for node in self.studio_world.node_tree.nodes if self.studio_world.node_tree else ():
+            if node.type == "BACKGROUND":
+                node.inputs["Color"].default_value = (STUDIO_AMBIENT, STUDIO_AMBIENT, STUDIO_AMBIENT, 1.0)
+                node.inputs["Strength"].default_value = 1.0
+        self.scene.world = self.studio_world
+        self.studio_lights = []
+        for name, (strength, yaw, pitch) in STUDIO_LIGHTS.items():
+            data = bpy.data.lights.new(f"{_PREFIX}_{name}", "SUN")
+            data.energy = strength
+            light = bpy.data.objects.new(f"{_PREFIX}_{name}", data)
+            light.parent = self.camera
+            light.matrix_parent_inverse = Matrix.Identity(4)
+            light.rotation_euler = (math.radians(pitch), math.radians(yaw), 0.0)
+            self.studio_lights.append(light)
+        self.notices.append(STUDIO_NOTICE)
+        return list(self.studio_lights)
 
     def _collection(self, role: str, objects: Sequence[bpy.types.Object]) -> bpy.types.Collection:
         collection = bpy.data.collections.new(f"{_PREFIX}_{role}")
@@ -193,6 +250,9 @@ class ConditionScene:
         self.camera.data.clip_end = 100.0 * frame.size
 
     def set_frame(self, frame: int) -> bpy.types.Depsgraph:
+        """Go to a scene frame. The source scene goes there too: rendering the temporary scene
+        resets its frame to the source scene's, so otherwise every frame renders the same geometry."""
+        self.source.frame_set(frame)
         self.scene.frame_set(frame)
         return self.evaluated()
 
@@ -213,7 +273,7 @@ class ConditionScene:
         for leftover in self.output_dir.iterdir():
             leftover.unlink()
         bpy.ops.render.render(scene=self.scene.name, write_still=False)
-        arrays = {item: _read_exr(self._take("data_", item)) for item in AOVS + ("coverage",)}
+        arrays = {item: read_image(self._take("data_", item)) for item in AOVS + ("coverage",)}
         raw = RawRender(
             position=arrays["af_position"][..., :3],
             normal=arrays["af_normal"][..., :3],
@@ -223,6 +283,14 @@ class ConditionScene:
         return raw, (self._take("target_", "image") if self.has_target else None)
 
     def __exit__(self, *exc_info) -> None:
+        if self.source.frame_current != self._source_frame:
+            self.source.frame_set(self._source_frame)
+        for light in self.studio_lights:
+            light_data = light.data
+            bpy.data.objects.remove(light)
+            bpy.data.lights.remove(light_data)
+        if self.studio_world is not None:
+            bpy.data.worlds.remove(self.studio_world)
         for name, flag in self._rest_flags.items():
             obj = bpy.data.objects.get(name)
             if obj is not None:

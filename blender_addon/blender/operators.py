@@ -26,8 +26,9 @@ from ..core.provenance import PREFIX, request_from_properties
 from ..core.view_plan import plan_orbit_views
 from ..formats.errors import FormatError
 from . import rig as rig_data
-from .condition_render import BundleRequest, render_bundle, view_from_camera
+from .condition_render import NOTICE_PREFIX, BundleRequest, render_bundle, view_from_camera
 from .importers import load_condition_previews
+from .landmark_finder import find_landmarks
 from .demo_head import add_demo_head
 from .preferences import preferences
 from .session import make_client, session
@@ -94,6 +95,26 @@ class AVATAR_OT_add_demo_head(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class AVATAR_OT_find_landmarks(bpy.types.Operator):
+    """Add landmark:<name> vertex groups the rig lacks, from its bones and ARKit shape keys (existing groups are kept)"""
+
+    bl_idname = "avatar_foundry.find_landmarks"
+    bl_label = "Find Landmarks"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        try:
+            report = find_landmarks(_rig(context), context.evaluated_depsgraph_get())
+        except USER_ERRORS as error:
+            self.report({"ERROR"}, _message(error))
+            return {"CANCELLED"}
+        for message in report.messages():
+            self.report({"WARNING"}, message)
+        found = ", ".join(f"{name} ({how})" for name, how in report.found.items()) or "none"
+        self.report({"INFO"}, f"found landmarks: {found}; kept {len(report.kept)} existing")
+        return {"FINISHED"}
+
+
 class _SteppedRender:
     """Renders a condition bundle one view per step: run to the end by ``execute`` (scripts), or
     from a timer by ``invoke`` (the UI stays responsive; Esc cancels). Subclasses say what to
@@ -121,6 +142,8 @@ class _SteppedRender:
         conditions = _settings(context).conditions
         try:
             conditions.progress, conditions.stage = next(self._steps)
+            if conditions.stage.startswith(NOTICE_PREFIX):
+                self.report({"WARNING"}, conditions.stage[len(NOTICE_PREFIX):])
             return True
         except StopIteration:
             pass
@@ -503,7 +526,7 @@ class AVATAR_OT_vary_seed(bpy.types.Operator):
         return upload
 
 
-CLASSES = (AVATAR_OT_add_demo_head, AVATAR_OT_render_conditions, AVATAR_OT_preview_conditions, AVATAR_OT_animate, AVATAR_OT_backend_check,
+CLASSES = (AVATAR_OT_add_demo_head, AVATAR_OT_find_landmarks, AVATAR_OT_render_conditions, AVATAR_OT_preview_conditions, AVATAR_OT_animate, AVATAR_OT_backend_check,
            AVATAR_OT_backend_start, AVATAR_OT_backend_stop, AVATAR_OT_free_memory, AVATAR_OT_register_models,
            AVATAR_OT_generate_multiview, AVATAR_OT_train_gan, AVATAR_OT_generate_avatar, AVATAR_OT_train_style_prior,
            AVATAR_OT_train_renderer, AVATAR_OT_submit_job, AVATAR_OT_cancel_job, AVATAR_OT_open_results, AVATAR_OT_vary_seed)

@@ -6,6 +6,7 @@ import bpy
 
 from ..core.provenance import PREFIX
 from .properties import CONTROL_KINDS
+from .rig import animation_notice
 from .session import session
 
 
@@ -55,6 +56,11 @@ class AVATAR_PT_conditions(_AvatarPanel, bpy.types.Panel):
         conditions = context.scene.avatar_foundry.conditions
         layout.operator("avatar_foundry.add_demo_head", icon="USER")
         layout.prop(conditions, "rig")
+        layout.operator("avatar_foundry.find_landmarks", icon="PINNED")
+        if conditions.rig is not None and (notice := animation_notice(conditions.rig)) is not None:
+            box = layout.box()
+            for line in _wrap(notice, 48):
+                box.label(text=line, icon="INFO")
         column = layout.column(align=True)
         for name in ("views", "resolution", "radius", "fov", "jitter", "seed"):
             column.prop(conditions, name)

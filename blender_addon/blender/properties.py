@@ -17,8 +17,9 @@ GAN_PRESETS = [("tiny", "Tiny", "Seconds on a CPU: a smoke test"), ("small", "Sm
                ("full", "Full", "EG3D's size: 512² output, hours on GPUs")]
 
 
-def _is_armature(_self, obj: bpy.types.Object) -> bool:
-    return obj.type == "ARMATURE"
+def _can_be_rig(_self, obj: bpy.types.Object) -> bool:
+    """Armatures, and meshes with shape keys (a head that is only a mesh)."""
+    return obj.type == "ARMATURE" or (obj.type == "MESH" and obj.data.shape_keys is not None)
 
 
 def _is_camera(_self, obj: bpy.types.Object) -> bool:
@@ -36,7 +37,7 @@ def _model_names(role: str):
 
 
 class ConditionSettings(bpy.types.PropertyGroup):
-    rig: bpy.props.PointerProperty(name="Rig", type=bpy.types.Object, poll=_is_armature)
+    rig: bpy.props.PointerProperty(name="Rig", type=bpy.types.Object, poll=_can_be_rig)
     views: bpy.props.IntProperty(name="Views", default=8, min=1, max=512)
     resolution: bpy.props.IntProperty(name="Resolution", default=512, min=16, max=4096)
     yaw_min: bpy.props.FloatProperty(name="Yaw min", default=-180.0, min=-180.0, max=180.0)

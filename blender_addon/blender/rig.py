@@ -1,6 +1,7 @@
 """What the add-on reads from a rig: its meshes, landmark positions, head frame and expression code.
 
-A rig is an armature whose child meshes form the head (the demo head, or the user's character).
+A rig is an armature whose meshes form the head (the demo head, or the user's full-body character),
+or a mesh with shape keys and no armature (a head that is only a mesh).
 Landmarks are vertex groups ``landmark:<name>`` on those meshes (the weighted mean of their
 vertices, after shape keys and armature deformation).
 """
@@ -17,30 +18,83 @@ from ..core.projection import head_points_from_blender
 from ..core.pose_skeleton import LANDMARK_GROUP_PREFIX, LANDMARK_NAMES
 from ..formats.cameras import HeadFrame
 from ..formats.errors import FormatError
+from .head_region import head_points
+from .mesh_points import world_vertices
 
 EXPRESSION_LAYOUT_PROPERTY = "avatar_foundry_expression_layout"
 HEAD_BOX_MARGIN = 1.25
 """The head box is this much larger than the rest-pose bounds, so canonical coordinates stay inside."""
 
 
+def rig_candidates() -> list[str]:
+    """Objects of the file that can be a rig: armatures with meshes, and standalone shape-key meshes."""
+    names = [obj.name for obj in bpy.data.objects if obj.type == "ARMATURE" and rig_meshes(obj)]
+    names += [obj.name for obj in bpy.data.objects if _is_shape_key_head(obj)]
+    return names
+
+
+def _is_shape_key_head(obj: bpy.types.Object) -> bool:
+    """A mesh with shape keys that no armature drives: a head that is only a mesh."""
+    return obj.type == "MESH" and obj.data.shape_keys is not None and _armature_of(obj) is None
+
+
+def _armature_of(obj: bpy.types.Object) -> bpy.types.Object | None:
+    """The armature parenting this object (at any depth), else the one its Armature modifier uses."""
+    parent = obj.parent
+    while parent is not None:
+        if parent.type == "ARMATURE":
+            return parent
+        parent = parent.parent
+    for modifier in getattr(obj, "modifiers", ()):
+        if modifier.type == "ARMATURE" and modifier.object is not None:
+            return modifier.object
+    return None
+
+
+def _candidates_hint() -> str:
+    names = rig_candidates()
+    if not names:
+        return "this file has no armature with meshes and no mesh with shape keys: add a demo head or import a character"
+    return "rigs in this file: " + ", ".join(repr(name) for name in names[:12]) + (" ..." if len(names) > 12 else "")
+
+
 def find_rig(name: str | None, context_object: bpy.types.Object | None = None) -> bpy.types.Object:
-    """The armature named ``name``, or the given object (or its armature parent); clear errors otherwise."""
+    """The rig named ``name``, or the given object: an armature (a mesh of one selects its armature)
+    or a mesh with shape keys and no armature. Errors name the rigs the file has."""
     obj = bpy.data.objects.get(name) if name else context_object
     if obj is None:
         if name:
-            raise FormatError("rig", f"there is no object named {name!r}", "pick the head's armature in the Conditions panel")
-        raise FormatError("rig", "no rig is selected", "select the head's armature (or add a demo head) first")
-    if obj.type != "ARMATURE" and obj.parent is not None and obj.parent.type == "ARMATURE":
-        obj = obj.parent
-    if obj.type != "ARMATURE":
-        raise FormatError("rig", f"{obj.name!r} is a {obj.type.lower()}, not an armature", "select the head's armature")
-    if not rig_meshes(obj):
-        raise FormatError("rig", f"armature {obj.name!r} has no child meshes", "parent the head mesh to the armature")
-    return obj
+            raise FormatError("rig", f"there is no object named {name!r}", _candidates_hint())
+        raise FormatError("rig", "no rig is selected", "select the head's armature or shape-key mesh (or add a demo head) first")
+    if obj.type != "ARMATURE" and (armature := _armature_of(obj)) is not None:
+        obj = armature
+    if obj.type == "ARMATURE":
+        if not rig_meshes(obj):
+            raise FormatError("rig", f"armature {obj.name!r} has no meshes", "parent the head mesh to the armature")
+        return obj
+    if _is_shape_key_head(obj):
+        return obj
+    kind = "mesh without shape keys" if obj.type == "MESH" else obj.type.lower()
+    raise FormatError("rig", f"{obj.name!r} is a {kind}, not a rig", _candidates_hint())
 
 
 def rig_meshes(rig: bpy.types.Object) -> list[bpy.types.Object]:
-    return [child for child in rig.children_recursive if child.type == "MESH"]
+    """The meshes of a rig: its child meshes (and meshes deformed by it); a mesh rig is its own first mesh."""
+    own = [rig] if rig.type == "MESH" else []
+    children = [child for child in rig.children_recursive if child.type == "MESH"]
+    deformed = [obj for obj in bpy.data.objects if obj.type == "MESH" and obj not in children and obj is not rig
+                and rig.type == "ARMATURE" and _armature_of(obj) is rig]
+    return own + children + deformed
+
+
+def rig_objects(rig: bpy.types.Object) -> list[bpy.types.Object]:
+    """Everything a condition render links: the rig, its children and the meshes it deforms."""
+    objects = [rig] + list(rig.children_recursive)
+    return objects + [mesh for mesh in rig_meshes(rig) if mesh not in objects]
+
+
+def pose_bones(rig: bpy.types.Object) -> list[bpy.types.PoseBone]:
+    return list(rig.pose.bones) if rig.type == "ARMATURE" and rig.pose is not None else []
 
 
 @dataclass
@@ -71,7 +125,8 @@ def landmark_sources(rig: bpy.types.Object) -> dict[str, LandmarkSource]:
                 sources[name] = LandmarkSource(mesh_object.name, np.array(indices), np.array(weights, dtype=np.float64))
     if not sources:
         expected = ", ".join(LANDMARK_GROUP_PREFIX + name for name in LANDMARK_NAMES[:3])
-        raise FormatError("rig.landmarks", f"rig {rig.name!r} has no landmark vertex groups ({expected}, ...)",
+        raise FormatError("rig.landmarks", f"rig {rig.name!r} has no landmark vertex groups ({expected}, ...) and Find Landmarks "
+                          "found none from its bones (eye, neck, jaw) or ARKit shape keys",
                           "add vertex groups named landmark:<name> on the head mesh, or use Add Demo Head")
     return sources
 
@@ -82,33 +137,20 @@ def evaluated_landmarks(sources: dict[str, LandmarkSource], depsgraph: bpy.types
     coordinates_by_mesh: dict[str, np.ndarray] = {}
     for name, source in sources.items():
         if source.mesh not in coordinates_by_mesh:
-            evaluated = bpy.data.objects[source.mesh].evaluated_get(depsgraph)
-            mesh = evaluated.data
-            local = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
-            mesh.vertices.foreach_get("co", local)
-            matrix = np.array(evaluated.matrix_world, dtype=np.float64)
-            coordinates_by_mesh[source.mesh] = local.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
+            coordinates_by_mesh[source.mesh] = world_vertices(bpy.data.objects[source.mesh], depsgraph)
         points = coordinates_by_mesh[source.mesh][source.vertices]
         positions[name] = (points * source.weights[:, None]).sum(axis=0) / source.weights.sum()
     return positions
 
 
-def rest_bounds(rig: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
-    """World-space bounds of the rig meshes in their rest pose (no shape keys, no armature)."""
-    lows, highs = [], []
-    for mesh_object in rig_meshes(rig):
-        local = np.empty(len(mesh_object.data.vertices) * 3, dtype=np.float32)
-        mesh_object.data.vertices.foreach_get("co", local)
-        matrix = np.array(mesh_object.matrix_world, dtype=np.float64)
-        world = local.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
-        lows.append(world.min(axis=0))
-        highs.append(world.max(axis=0))
-    return np.min(lows, axis=0), np.max(highs, axis=0)
-
-
 def head_frame(rig: bpy.types.Object) -> HeadFrame:
-    """The head box around the rig's rest pose: centred on its bounds, edge = largest extent x margin."""
-    low, high = rest_bounds(rig)
+    """The head box around the rest pose of the head (``head_region.head_points``: on a full-body
+    character the head bone's vertices, not the body): centred on their bounds, edge = largest
+    extent x margin. The camera orbits its centre."""
+    points = head_points(rig, rig_meshes(rig))
+    if len(points) == 0:
+        raise FormatError("rig", f"the meshes of {rig.name!r} have no vertices", "pick the rig whose meshes form the head")
+    low, high = points.min(axis=0), points.max(axis=0)
     centre = (low + high) / 2.0
     return HeadFrame(center=tuple(float(x) for x in centre), size=float((high - low).max() * HEAD_BOX_MARGIN))
 
@@ -119,26 +161,88 @@ def shape_key_owner(rig: bpy.types.Object) -> bpy.types.Object | None:
     return max(candidates, key=lambda mesh: len(mesh.data.shape_keys.key_blocks), default=None)
 
 
+def _key_blocks(mesh: bpy.types.Object, depsgraph: bpy.types.Depsgraph | None = None) -> list[bpy.types.ShapeKey]:
+    """A mesh's shape keys without its basis (the reference key)."""
+    key = mesh.data.shape_keys
+    if key is None:
+        return []
+    reference = key.reference_key.name
+    if depsgraph is not None:
+        key = key.evaluated_get(depsgraph)
+    return [block for block in key.key_blocks if block.name != reference]
+
+
+def shape_key_names(rig: bpy.types.Object) -> list[str]:
+    """Every shape key name on the rig's meshes, once, the face mesh's (most keys) first."""
+    meshes = sorted(rig_meshes(rig), key=lambda mesh: -len(_key_blocks(mesh)))
+    names: list[str] = []
+    for mesh in meshes:
+        names.extend(block.name for block in _key_blocks(mesh) if block.name not in names)
+    return names
+
+
+def shape_key_values(rig: bpy.types.Object, depsgraph: bpy.types.Depsgraph | None = None) -> dict[str, float]:
+    """Key name -> value across all rig meshes. Where several meshes carry one name (an ARKit face,
+    its eyes and teeth), the value furthest from zero wins: an animator keys one of them, usually
+    the face, and the others follow."""
+    values: dict[str, float] = {}
+    for mesh in rig_meshes(rig):
+        for block in _key_blocks(mesh, depsgraph):
+            if abs(block.value) > abs(values.get(block.name, 0.0)):
+                values[block.name] = float(block.value)
+            values.setdefault(block.name, float(block.value))
+    return values
+
+
+def set_shape_key(rig: bpy.types.Object, name: str, value: float) -> None:
+    """Set the key of that name on every rig mesh carrying it, so split meshes move together."""
+    for mesh in rig_meshes(rig):
+        block = mesh.data.shape_keys.key_blocks.get(name) if mesh.data.shape_keys else None
+        if block is not None:
+            block.value = value
+
+
 def expression_layout_of(rig: bpy.types.Object) -> list[str]:
-    """The rig's stored layout (the demo head's is DEMO_LAYOUT), else one derived from its keys and bones."""
+    """The rig's stored layout (the demo head's is DEMO_LAYOUT), else one derived from its keys and
+    its face bones (``core.rig_naming``)."""
     stored = rig.get(EXPRESSION_LAYOUT_PROPERTY)
     if stored:
         return [str(name) for name in stored]
-    owner = shape_key_owner(rig)
-    keys = [block.name for block in owner.data.shape_keys.key_blocks] if owner else []
-    return rig_layout(keys, [bone.name for bone in rig.data.bones])
+    return rig_layout(shape_key_names(rig), [bone.name for bone in pose_bones(rig)])
+
+
+def bone_rotation(bone: bpy.types.PoseBone) -> tuple[float, float, float]:
+    """A pose bone's rotation relative to its rest pose as XYZ Euler angles, whatever its rotation mode."""
+    return tuple(bone.matrix_basis.to_quaternion().to_euler("XYZ"))
 
 
 def expression_code(rig: bpy.types.Object, layout: list[str], depsgraph: bpy.types.Depsgraph) -> list[float]:
     """The rig's current expression code, read from its evaluated (animated) state."""
-    shape_keys: dict[str, float] = {}
-    owner = shape_key_owner(rig)
-    if owner is not None:
-        key = owner.data.shape_keys.evaluated_get(depsgraph)
-        shape_keys = {block.name: block.value for block in key.key_blocks}
-    pose = rig.evaluated_get(depsgraph).pose
-    rotations = {bone.name: tuple(bone.matrix_basis.to_euler("XYZ")) for bone in pose.bones}
-    return extract_code(layout, shape_keys, rotations)
+    evaluated = rig.evaluated_get(depsgraph)
+    rotations = {bone.name: bone_rotation(bone) for bone in pose_bones(evaluated)}
+    return extract_code(layout, shape_key_values(rig, depsgraph), rotations)
+
+
+def active_actions(rig: bpy.types.Object) -> list[tuple[str, str]]:
+    """(owner, action) for every action playing on the rig, its meshes or their shape keys."""
+    owners = [rig] + rig_meshes(rig) + [mesh.data.shape_keys for mesh in rig_meshes(rig) if mesh.data.shape_keys]
+    found = []
+    for owner in owners:
+        data = owner.animation_data
+        if data is not None and data.action is not None and (owner.name, data.action.name) not in found:
+            found.append((owner.name, data.action.name))
+    return found
+
+
+def animation_notice(rig: bpy.types.Object) -> str | None:
+    """What the user must know when actions drive the rig: conditions follow the evaluated animation,
+    so an action (often one a glTF/FBX import left active) overrides poses and keys set by hand."""
+    actions = active_actions(rig)
+    if not actions:
+        return None
+    listed = ", ".join(f"{action!r} on {owner!r}" for owner, action in actions)
+    return (f"action {listed} is active: conditions follow the evaluated animation, so its keys override "
+            "values set by hand; unlink it in the Action Editor (or mute it in the NLA) to use your own keys")
 
 
 def landmark_head_points(positions: dict[str, np.ndarray], frame: HeadFrame) -> tuple[list[str], np.ndarray]:

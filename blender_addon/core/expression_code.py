@@ -10,6 +10,7 @@ from typing import Mapping, Sequence
 
 from ..formats.errors import FormatError
 from ..formats.expression import ROTATION_AXES, expression_layout
+from .rig_naming import is_face_bone
 
 Rotation = Sequence[float]  # (rx, ry, rz) radians relative to the rest pose
 
@@ -39,12 +40,11 @@ def extract_code(layout: Sequence[str], shape_keys: Mapping[str, float], bone_ro
     return code
 
 
-FACE_BONE_WORDS = ("jaw", "eye", "head", "brow", "lip", "mouth", "tongue")
-
-
 def rig_layout(shape_key_names: Sequence[str], bone_names: Sequence[str]) -> list[str]:
-    """The layout of a rig without a preset one: its shape keys (minus the basis), then the bones
-    whose names mention a face part, each in the rig's own order."""
+    """The layout of a rig without a preset one: its shape keys (minus the basis), then the face
+    bones (head, neck, jaw, eye, brow, lip... by ``rig_naming.is_face_bone``; body and leaf bones
+    such as ``HeadTop_End`` never move the face and would only add always-zero entries), each in
+    the rig's own order."""
     keys = [name for name in shape_key_names if name.lower() != "basis"]
-    bones = [name for name in bone_names if any(word in name.lower() for word in FACE_BONE_WORDS)]
+    bones = [name for name in bone_names if is_face_bone(name)]
     return expression_layout(keys, bones)

@@ -1,0 +1,310 @@
+"""Conditions from characters artists bring (``tests/characters.py``), rendered with real bpy and Cycles:
+a Mixamo full-body skeleton, an ARKit head split across meshes, a head that is only a mesh."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from blender_addon.formats.cameras import orbit_label, view_class
+from blender_addon.formats.condition_bundle import View, read_bundle
+from blender_addon.formats.errors import FormatError
+
+bpy = pytest.importorskip("bpy")
+
+from blender_addon.blender import rig as rig_data  # noqa: E402
+from blender_addon.blender.condition_render import NOTICE_PREFIX, BundleRequest, _apply_random_expression, render_bundle  # noqa: E402
+from blender_addon.blender.demo_head import add_demo_head  # noqa: E402
+from blender_addon.blender.landmark_finder import find_landmarks, landmark_group_problems  # noqa: E402
+from tests.characters import add_arkit_head, add_mixamo_character, add_shape_key_head  # noqa: E402
+
+pytestmark = pytest.mark.blender
+SIZE = 64
+
+
+def _view(yaw: float, pitch: float = 0.0) -> View:
+    name = f"yaw{int(yaw)}" + (f"_pitch{int(pitch)}" if pitch else "")
+    return View(name, orbit_label(yaw, pitch, width=SIZE, height=SIZE), yaw, pitch, view_class(yaw))
+
+
+def _render(rig: str, out: Path, yaws=(0.0,), **request) -> tuple[Path, list[str]]:
+    """Render a bundle; returns its folder and the notices the user was shown."""
+    stages = [stage for _, stage in render_bundle(BundleRequest(rig=rig, output_dir=out, views=[_view(*angles) if isinstance(angles, tuple) else _view(angles) for angles in yaws],
+                                                                width=SIZE, height=SIZE, **request), bpy.context.scene)]
+    return out, [stage[len(NOTICE_PREFIX):] for stage in stages if stage.startswith(NOTICE_PREFIX)]
+
+
+def _passes(root: Path, view: str, frame: int | None = None):
+    bundle = read_bundle(root)
+    render = next(r for r in bundle.renders if r.view == view and (frame is None or r.frame == frame))
+    arrays = {name: np.load(root / render.passes[name]) for name in ("depth", "normal", "canonical")}
+    arrays["mask"] = np.array(Image.open(root / render.passes["mask"])) > 0
+    if "target" in render.passes:
+        arrays["target"] = np.array(Image.open(root / render.passes["target"])).astype(np.float64)
+    return render, arrays
+
+
+def _fresh() -> None:
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def _rig_state(rig: bpy.types.Object) -> dict:
+    """Every pose-bone and shape-key value of a rig, for before/after comparisons."""
+    state = {}
+    for bone in rig_data.pose_bones(rig):
+        state[bone.name] = (bone.rotation_mode, tuple(bone.rotation_euler), tuple(bone.rotation_quaternion),
+                            tuple(bone.rotation_axis_angle), tuple(bone.location), tuple(bone.scale))
+    for mesh in rig_data.rig_meshes(rig):
+        if mesh.data.shape_keys:
+            state.update({(mesh.name, block.name): block.value for block in mesh.data.shape_keys.key_blocks})
+    return state
+
+
+# --- defects -------------------------------------------------------------------------------------
+
+def test_per_frame_passes_follow_the_animation(tmp_path):
+    """Defect 1: with the jaw keyed open over frames 1..3, the frames' depth and mask differ (they were
+    identical: the render reset the frame), and the artist's scene is back on its own frame."""
+    _fresh()
+    rig = add_demo_head(bpy.context)
+    keys = bpy.data.objects["DemoHead_mesh"].data.shape_keys.key_blocks
+    for frame, value in ((1, 0.0), (3, 1.0)):
+        keys["jaw_open"].value = value
+        keys["jaw_open"].keyframe_insert("value", frame=frame)
+    bpy.context.scene.frame_set(1)
+    out, _ = _render(rig.name, tmp_path / "frames", frames=[1, 3])
+    _, closed = _passes(out, "yaw0", 1)
+    _, opened = _passes(out, "yaw0", 3)
+    assert bpy.context.scene.frame_current == 1
+    assert (closed["mask"] != opened["mask"]).sum() > 10
+    assert np.abs(closed["depth"] - opened["depth"]).max() > 0.05
+
+
+def test_target_without_lights_is_lit_by_the_studio_rig_and_says_so(tmp_path):
+    """Defect 2: a factory scene (no light, no world) gives a target with real brightness and
+    shading inside the mask, and the user is told the default studio light was used."""
+    _fresh()
+    rig = add_demo_head(bpy.context)
+    out, notices = _render(rig.name, tmp_path / "lit", target="DemoHead_mesh", random_expressions=1, target_samples=2)
+    _, passes = _passes(out, "yaw0")
+    inside = passes["target"][passes["mask"]]
+    assert inside.mean() > 40 and inside.std() > 5
+    assert any("studio" in notice for notice in notices)
+
+
+def test_a_target_that_renders_black_is_refused(tmp_path):
+    """Defect 2: with only a light of zero strength the target is black; the render stops with an
+    error naming the target and how to light it, instead of writing a black training image."""
+    _fresh()
+    rig = add_demo_head(bpy.context)
+    dark = bpy.data.objects.new("dark", bpy.data.lights.new("dark", "SUN"))
+    dark.data.energy = 0.0
+    bpy.context.scene.collection.objects.link(dark)
+    with pytest.raises(FormatError, match="blank inside the mask") as error:
+        _render(rig.name, tmp_path / "black", target="DemoHead_mesh", random_expressions=1, target_samples=1)
+    assert "light" in error.value.hint
+
+
+def test_arkit_keys_are_read_and_driven_by_name_across_split_meshes():
+    """Defect 3: jawOpen keyed on the face mesh shows in the code although the eyes and teeth
+    carry a jawOpen too; a random expression moves a key on all three meshes together."""
+    _fresh()
+    rig = add_arkit_head()
+    layout = rig_data.expression_layout_of(rig)
+    bpy.data.objects["Wolf3D_Head"].data.shape_keys.key_blocks["jawOpen"].value = 0.8
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    depsgraph.update()
+    code = rig_data.expression_code(rig, layout, depsgraph)
+    assert code[layout.index("key:jawOpen")] == pytest.approx(0.8)
+    _apply_random_expression(rig, layout, random.Random(3))
+    for key in ("jawOpen", "mouthSmileLeft", "eyeBlinkRight"):
+        values = {bpy.data.objects[mesh].data.shape_keys.key_blocks[key].value for mesh in ("Wolf3D_Head", "Wolf3D_Eyes", "Wolf3D_Teeth")}
+        assert len(values) == 1, key
+
+
+def test_random_expressions_respect_quaternion_bones_and_restore_the_rig(tmp_path):
+    """Defect 4: on a Mixamo rig (quaternion bones, ``mixamorig:Head``) random expressions rotate the
+    eyes in quaternion mode, leave the head still, and afterwards every pose and key value is as before."""
+    _fresh()
+    rig = add_mixamo_character()
+    arm = rig.pose.bones["mixamorig:LeftArm"]
+    arm.rotation_quaternion = (0.9, 0.1, 0.3, 0.0)
+    arm.location = (0.01, 0.0, 0.02)
+    before = _rig_state(rig)
+    layout = rig_data.expression_layout_of(rig)
+    _apply_random_expression(rig, layout, random.Random(1))
+    eye, head = rig.pose.bones["mixamorig:LeftEye"], rig.pose.bones["mixamorig:Head"]
+    assert eye.rotation_mode == head.rotation_mode == "QUATERNION"
+    assert abs(eye.rotation_quaternion.angle) > 1e-3 and abs(head.rotation_quaternion.angle) < 1e-9
+    _fresh()
+    rig = add_mixamo_character()
+    arm = rig.pose.bones["mixamorig:LeftArm"]
+    arm.rotation_quaternion = (0.9, 0.1, 0.3, 0.0)
+    arm.location = (0.01, 0.0, 0.02)
+    out, _ = _render(rig.name, tmp_path / "mixamo", target="MixamoRig_Body", random_expressions=2, target_samples=1)
+    bundle = read_bundle(out)
+    assert bundle.frames[0].expression != bundle.frames[1].expression
+    assert _rig_state(rig) == before
+
+
+def test_code_layout_keeps_face_bones_only():
+    """Defect 5: a Mixamo rig's code has the neck, head and eye bones; no ``HeadTop_End`` leaf, no
+    arm or spine bones (they were always-zero or irrelevant entries)."""
+    _fresh()
+    rig = add_mixamo_character()
+    bones = {name.split(":")[1] + ":" + name.split(":")[2] for name in rig_data.expression_layout_of(rig)}
+    assert bones == {"mixamorig:Neck", "mixamorig:Head", "mixamorig:LeftEye", "mixamorig:RightEye"}
+
+
+def test_an_active_action_is_reported(tmp_path):
+    """Defect 6: an action left active on the rig (as a glTF import leaves it) is named in the
+    notices, with how to use one's own keys instead."""
+    _fresh()
+    rig = add_demo_head(bpy.context)
+    rig.pose.bones["jaw"].keyframe_insert("rotation_euler", frame=1)
+    rig.animation_data.action.name = "Armature|mixamo.com|Layer0"
+    out, notices = _render(rig.name, tmp_path / "action")
+    assert any("Armature|mixamo.com|Layer0" in notice and "evaluated animation" in notice for notice in notices)
+    assert rig_data.animation_notice(rig) is not None
+
+
+# --- capabilities --------------------------------------------------------------------------------
+
+def test_full_body_character_is_framed_on_its_head_and_the_body_is_left_out(tmp_path):
+    """A Mixamo character without landmarks renders at once: landmarks come from its eye, neck and
+    head bones (the ears seen from the side), the missing ones are named; the camera orbits the head (eyes >= 15% of the width apart); the T-pose arms are in no
+    pass, not even from below at the side, where the left arm passes between camera and face."""
+    _fresh()
+    rig = add_mixamo_character()
+    out, notices = _render(rig.name, tmp_path / "body", yaws=(0.0, (90.0, -30.0)))
+    assert any("eye_L from bone mixamorig:LeftEye" in notice for notice in notices)
+    assert any("ear_L from bone mixamorig:Head" in notice for notice in notices)
+    assert any("could not find landmark(s)" in notice and "mouth_L" in notice and "landmark:" in notice for notice in notices)
+    front, passes = _passes(out, "yaw0")
+    eye_l, eye_r = front.landmarks["eye_L"], front.landmarks["eye_R"]
+    assert eye_l[2] == eye_r[2] == 1.0
+    assert abs(eye_l[0] - eye_r[0]) >= 0.15 * SIZE
+    for name in ("eye_L", "eye_R"):
+        x, y, _ = front.landmarks[name]
+        assert passes["mask"][int(y) - 1: int(y) + 2, int(x) - 1: int(x) + 2].any(), name
+    side, passes = _passes(out, "yaw90_pitch-30")  # the left arm points at this camera, across the face
+    assert side.landmarks["eye_L"][2] == side.landmarks["ear_L"][2] == 1.0
+    x, y, _ = side.landmarks["ear_L"]
+    assert passes["mask"][int(y) - 1: int(y) + 2, int(x) - 1: int(x) + 2].any()
+    assert 0.05 < passes["mask"].mean() < 0.9
+    assert passes["depth"][passes["mask"]].min() > 2.7 - 0.6  # an arm pixel would sit right at the lens
+    assert "mixamorig:LeftEye" in str(rig_data.expression_layout_of(rig))
+
+
+def test_arkit_head_gets_landmarks_from_its_keys_on_the_visible_surface(tmp_path):
+    """An ARKit head split across meshes: mouth corners, brows, nose and chin from the keys, eyes
+    from the eye bones; each lands on the face in the mask, in a face-like arrangement."""
+    _fresh()
+    rig = add_arkit_head()
+    out, _ = _render(rig.name, tmp_path / "arkit")
+    render, passes = _passes(out, "yaw0")
+    landmarks = render.landmarks
+    for name in ("eye_L", "eye_R", "nose_tip", "mouth_L", "mouth_R", "brow_L", "brow_R", "chin"):
+        x, y, visible = landmarks[name]
+        assert visible == 1.0, name
+        assert passes["mask"][int(y) - 1: int(y) + 2, int(x) - 1: int(x) + 2].any(), name
+    assert landmarks["brow_L"][1] < landmarks["eye_L"][1] < landmarks["nose_tip"][1] < landmarks["mouth_L"][1] < landmarks["chin"][1]
+    assert landmarks["eye_L"][0] != landmarks["eye_R"][0] and landmarks["mouth_L"][0] != landmarks["mouth_R"][0]
+
+
+def test_a_mesh_only_head_is_a_rig(tmp_path):
+    """A head that is only a mesh with shape keys renders: its keys are the code, its landmarks come
+    from the keys, and its passes fill the frame."""
+    _fresh()
+    head = add_shape_key_head()
+    assert rig_data.find_rig(head.name) == head
+    out, _ = _render(head.name, tmp_path / "blob")
+    bundle = read_bundle(out)
+    assert bundle.expression_names[0] == "key:jawOpen" and len(bundle.expression_names) == 10
+    render, passes = _passes(out, "yaw0")
+    assert 0.15 < passes["mask"].mean() < 0.9
+    assert render.landmarks["nose_tip"][2] == 1.0
+
+
+def test_wrong_rig_name_lists_the_rigs_in_the_file():
+    """A wrong rig name (or a plain mesh) is refused with the armatures and shape-key meshes to choose from."""
+    _fresh()
+    add_mixamo_character()
+    add_shape_key_head()
+    plain = bpy.data.objects.new("Floor", bpy.data.meshes.new("Floor"))
+    bpy.context.scene.collection.objects.link(plain)
+    with pytest.raises(FormatError) as error:
+        rig_data.find_rig("Armature")
+    assert "'MixamoRig'" in error.value.hint and "'BlobHead'" in error.value.hint
+    with pytest.raises(FormatError, match="mesh without shape keys") as error:
+        rig_data.find_rig("Floor")
+    assert "'MixamoRig'" in error.value.hint
+    assert rig_data.find_rig("MixamoRig_Body") == bpy.data.objects["MixamoRig"]
+
+
+def test_misspelled_and_empty_landmark_groups_are_reported(tmp_path):
+    """Manual groups that would be dropped are named with the fix, before rendering too, with the
+    landmarks that are missing; Find Landmarks keeps the good ones."""
+    _fresh()
+    rig = add_demo_head(bpy.context)
+    mesh = bpy.data.objects["DemoHead_mesh"]
+    mesh.vertex_groups.new(name="landmark:eye_l").add([0], 1.0, "REPLACE")
+    mesh.vertex_groups.new(name="landmark:chin_tip")
+    mesh.vertex_groups.new(name="landmark:nose_tip.001")
+    bpy.data.objects["DemoHead_mesh"].vertex_groups.remove(mesh.vertex_groups["landmark:ear_L"])
+    mesh.vertex_groups.new(name="landmark:ear_L")
+    problems = landmark_group_problems(rig_data.rig_meshes(rig))
+    text = "\n".join(problems)
+    assert "'landmark:eye_l'" in text and "rename it to landmark:eye_L" in text
+    assert "'landmark:chin_tip'" in text and "landmark:chin" in text
+    assert "'landmark:ear_L'" in text and "no weighted vertex" in text
+    mesh.vertex_groups.remove(mesh.vertex_groups["landmark:chin"])
+    _, notices = _render(rig.name, tmp_path / "partial")
+    assert any("'landmark:eye_l'" in notice for notice in notices)
+    assert any("no group for landmark(s) chin" in notice and "Find Landmarks" in notice for notice in notices)
+    report = find_landmarks(rig, bpy.context.evaluated_depsgraph_get())
+    assert "nose_tip" in report.kept and "chin" not in report.kept
+
+
+def test_demo_head_keeps_its_framing():
+    """The demo head's box is still the bounds of all its meshes (its framing did not move)."""
+    _fresh()
+    rig = add_demo_head(bpy.context)
+    points = []
+    for mesh in rig_data.rig_meshes(rig):
+        matrix = np.array(mesh.matrix_world)
+        local = np.array([vertex.co for vertex in mesh.data.vertices])
+        points.append(local @ matrix[:3, :3].T + matrix[:3, 3])
+    points = np.concatenate(points)
+    frame = rig_data.head_frame(rig)
+    assert np.allclose(frame.center, (points.min(0) + points.max(0)) / 2, atol=1e-6)
+    assert frame.size == pytest.approx((points.max(0) - points.min(0)).max() * rig_data.HEAD_BOX_MARGIN)
+
+
+def test_cli_lists_the_rigs_and_prints_the_notices(tmp_path, capsys):
+    """``render-conditions --blend`` with a wrong ``--rig`` names the file's rigs; with the right one it
+    renders and prints what the user must know (the active action, the landmarks it found)."""
+    from backend.cli import main
+
+    _fresh()
+    rig = add_mixamo_character()
+    rig.pose.bones["mixamorig:Head"].keyframe_insert("rotation_quaternion", frame=1)
+    rig.animation_data.action.name = "mixamo.com"
+    add_shape_key_head()
+    blend = tmp_path / "character.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    assert main(["render-conditions", "--blend", str(blend), "--rig", "Armature", "--out", str(tmp_path / "x")]) == 2
+    error = capsys.readouterr().err
+    assert "no object named 'Armature'" in error and "'MixamoRig'" in error and "'BlobHead'" in error
+    assert main(["render-conditions", "--blend", str(blend), "--out", str(tmp_path / "y")]) == 2
+    assert "--rig 'MixamoRig'" in capsys.readouterr().err
+    out = tmp_path / "bundle"
+    assert main(["render-conditions", "--blend", str(blend), "--rig", "MixamoRig", "--views", "1", "--res", "32", "--out", str(out)]) == 0
+    printed = capsys.readouterr().err
+    assert "note: action 'mixamo.com' on 'MixamoRig' is active" in printed
+    assert "eye_L from bone mixamorig:LeftEye" in printed
+    assert read_bundle(out).source["rig"] == "MixamoRig"
