@@ -206,6 +206,24 @@ def test_code_layout_keeps_face_bones_only():
     assert bones == {"mixamorig:Neck", "mixamorig:Head", "mixamorig:LeftEye", "mixamorig:RightEye"}
 
 
+def test_random_expressions_refuse_an_nla_in_tweak_mode(tmp_path):
+    """An action being edited in NLA tweak mode can't be set aside: random expressions stop with an
+    error naming the rig and how to leave tweak mode, and the NLA is left as it was."""
+    _fresh()
+    rig = add_demo_head(bpy.context)
+    rig.pose.bones["jaw"].keyframe_insert("rotation_euler", frame=1)
+    held = rig.animation_data.action
+    rig.animation_data.action = None
+    track = rig.animation_data.nla_tracks.new()
+    track.strips.new("held", 1, held).select = True
+    rig.animation_data.nla_tracks.active = track
+    rig.animation_data.use_tweak_mode = True
+    with pytest.raises(FormatError, match="'DemoHead' is in tweak mode") as error:
+        _render(rig.name, tmp_path / "tweak", target="DemoHead_mesh", random_expressions=1, target_samples=1)
+    assert "exit tweak mode" in error.value.hint
+    assert rig.animation_data.use_tweak_mode and rig.animation_data.action == held
+
+
 def test_rigify_code_layout_holds_the_controls_and_a_random_expression_moves_the_mesh(tmp_path):
     """A Rigify-style rig (controls, their ORG- and DEF- copies driven by constraints, an MCH- helper) has
     one code channel per face part, the control: no copy, no mechanism bone; a random expression written
