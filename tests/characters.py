@@ -5,7 +5,10 @@
   no shape keys and no landmark groups;
 - ``add_arkit_head``: a Ready Player Me-style head split across face, eyes and teeth meshes that
   all carry the same ARKit shape keys (only the face's move much), on a small Neck/Head/eye skeleton;
-- ``add_shape_key_head``: a head that is only a mesh with ARKit shape keys, no armature.
+- ``add_shape_key_head``: a head that is only a mesh with ARKit shape keys, no armature;
+- ``add_rigify_head``: a Rigify-style head: control bones (``neck``, ``head``, ``jaw``, ``eye.L``...),
+  their ``ORG-`` copies (Copy Transforms of the control), ``DEF-`` copies that deform the mesh
+  (Copy Rotation of the control) and an ``MCH-`` helper.
 """
 
 from __future__ import annotations
@@ -174,3 +177,42 @@ def add_shape_key_head(name: str = "BlobHead") -> bpy.types.Object:
     head, _ = _mesh_from_parts(name, [_face_part()])
     _add_arkit_keys(head, 1.0)
     return head
+
+
+RIGIFY_CONTROLS = {
+    "neck": ((0, 0, 1.45), (0, 0, 1.56), None),
+    "head": ((0, 0, 1.56), (0, 0, 1.78), "neck"),
+    "jaw": ((0, -0.01, 1.63), (0, -0.08, 1.56), "head"),
+    "eye.L": ((0.034, -0.08, 1.68), (0.034, -0.1, 1.68), "head"),
+    "eye.R": ((-0.034, -0.08, 1.68), (-0.034, -0.1, 1.68), "head"),
+}
+
+
+def _constrain(rig: bpy.types.Object, bone: str, kind: str, control: str) -> None:
+    constraint = rig.pose.bones[bone].constraints.new(kind)
+    constraint.target, constraint.subtarget = rig, control
+
+
+def add_rigify_head(name: str = "RigifyHead") -> bpy.types.Object:
+    """Controls + ``ORG-``/``DEF-`` copies of each + ``MCH-eye_target``; ``{name}_Body`` (head, a chin
+    block, eyes, neck) is weighted to the ``DEF-`` bones only, as Rigify's generated rigs are."""
+    bones = dict(RIGIFY_CONTROLS)
+    for prefix in ("ORG-", "DEF-"):
+        bones.update({prefix + bone: (head, tail, parent and prefix + parent) for bone, (head, tail, parent) in RIGIFY_CONTROLS.items()})
+    bones["MCH-eye_target"] = ((0, -0.3, 1.68), (0, -0.32, 1.68), "head")
+    rig = _armature(name, bones)
+    for bone in rig.data.bones:
+        bone.use_deform = bone.name.startswith("DEF-")
+    for control in RIGIFY_CONTROLS:
+        _constrain(rig, "ORG-" + control, "COPY_TRANSFORMS", control)
+        _constrain(rig, "DEF-" + control, "COPY_ROTATION", control)
+    parts = [
+        ("sphere", {"u_segments": 32, "v_segments": 16, "radius": 1.0, "matrix": _placed(tuple(HEAD_RADII), tuple(HEAD_CENTRE))}, "DEF-head"),
+        ("cube", {"size": 1.0, "matrix": _placed((0.07, 0.06, 0.04), (0, -0.07, 1.56))}, "DEF-jaw"),
+        ("cone", {"cap_ends": True, "segments": 16, "radius1": 0.05, "radius2": 0.045, "depth": 0.16,
+                  "matrix": Matrix.Translation((0, 0.01, 1.49))}, "DEF-neck"),
+    ] + [("sphere", {"u_segments": 16, "v_segments": 8, "radius": 0.016, "matrix": Matrix.Translation((x, -0.1, 1.68))}, bone)
+         for x, bone in ((0.034, "DEF-eye.L"), (-0.034, "DEF-eye.R"))]
+    body, groups = _mesh_from_parts(f"{name}_Body", parts)
+    _bind(body, rig, groups)
+    return rig

@@ -17,10 +17,10 @@ from blender_addon.formats.errors import FormatError
 bpy = pytest.importorskip("bpy")
 
 from blender_addon.blender import rig as rig_data  # noqa: E402
-from blender_addon.blender.condition_render import NOTICE_PREFIX, BundleRequest, _apply_random_expression, render_bundle  # noqa: E402
+from blender_addon.blender.condition_render import NOTICE_PREFIX, BundleRequest, _apply_random_expression, _random_value, apply_code, render_bundle  # noqa: E402
 from blender_addon.blender.demo_head import add_demo_head  # noqa: E402
 from blender_addon.blender.landmark_finder import find_landmarks, landmark_group_problems  # noqa: E402
-from tests.characters import add_arkit_head, add_mixamo_character, add_shape_key_head  # noqa: E402
+from tests.characters import RIGIFY_CONTROLS, add_arkit_head, add_mixamo_character, add_rigify_head, add_shape_key_head  # noqa: E402
 
 pytestmark = pytest.mark.blender
 SIZE = 64
@@ -151,6 +151,52 @@ def test_random_expressions_respect_quaternion_bones_and_restore_the_rig(tmp_pat
     assert _rig_state(rig) == before
 
 
+def _links(rig: bpy.types.Object) -> dict:
+    """Each animated datablock of a rig -> (action, slot identifier, NLA on)."""
+    return {owner.name: (data.action, data.action_slot.identifier if data.action_slot else None, data.use_nla)
+            for owner in rig_data.animated_owners(rig) if (data := owner.animation_data) is not None}
+
+
+def test_random_expressions_on_a_rig_with_an_action_render_the_recorded_code(tmp_path):
+    """With an action keying the jaw bone and an NLA strip keying the jaw_open key (as an imported
+    animation or the artist's keyed jaw does), random expressions still vary the jaw, each render shows exactly the recorded code
+    (the same code posed by hand renders the same depth), the user is told the action was set aside,
+    and afterwards the actions, their slots and every pose and key value are as before."""
+    _fresh()
+    rig = add_demo_head(bpy.context)
+    keys = bpy.data.objects["DemoHead_mesh"].data.shape_keys
+    for frame, value in ((1, 0.0), (9, 0.4)):
+        rig.pose.bones["jaw"].rotation_euler = (value, 0.0, 0.0)
+        rig.pose.bones["jaw"].keyframe_insert("rotation_euler", frame=frame)
+        keys.key_blocks["jaw_open"].value = value
+        keys.key_blocks["jaw_open"].keyframe_insert("value", frame=frame)
+    held = keys.animation_data.action  # the key's animation as an NLA strip, as a glTF import leaves it
+    keys.animation_data.action = None
+    keys.animation_data.nla_tracks.new().strips.new("held", 1, held)
+    bpy.context.scene.frame_set(5)
+    before, links = _rig_state(rig), _links(rig)
+    assert links == {rig.name: (rig.animation_data.action, "OBDemoHead", True), keys.name: (None, None, True)}
+    out, notices = _render(rig.name, tmp_path / "random", target="DemoHead_mesh", random_expressions=2, seed=4, target_samples=1)
+    assert any("set aside" in notice for notice in notices)
+    assert _links(rig) == links and _rig_state(rig) == before
+    bundle = read_bundle(out)
+    rng = random.Random(4)
+    for frame in bundle.frames:  # the drawn expressions, not the animation's values
+        assert frame.expression == pytest.approx([_random_value(name, rng) for name in bundle.expression_names], abs=1e-5)
+    jaw = [frame.expression[bundle.expression_names.index("bone:jaw:rx")] for frame in bundle.frames]
+    assert abs(jaw[0] - jaw[1]) > 0.02
+    for owner in rig_data.animated_owners(rig):
+        if owner.animation_data is not None:
+            owner.animation_data.action, owner.animation_data.use_nla = None, False
+    for frame in bundle.frames:
+        apply_code(rig, bundle.expression_names, frame.expression)
+        posed, _ = _render(rig.name, tmp_path / f"posed{frame.index}")
+        _, by_hand = _passes(posed, "yaw0")
+        _, random_render = _passes(out, "yaw0", frame.index)
+        assert (by_hand["mask"] == random_render["mask"]).all()
+        assert np.abs(by_hand["depth"] - random_render["depth"]).max() < 1e-4
+
+
 def test_code_layout_keeps_face_bones_only():
     """Defect 5: a Mixamo rig's code has the neck, head and eye bones; no ``HeadTop_End`` leaf, no
     arm or spine bones (they were always-zero or irrelevant entries)."""
@@ -158,6 +204,48 @@ def test_code_layout_keeps_face_bones_only():
     rig = add_mixamo_character()
     bones = {name.split(":")[1] + ":" + name.split(":")[2] for name in rig_data.expression_layout_of(rig)}
     assert bones == {"mixamorig:Neck", "mixamorig:Head", "mixamorig:LeftEye", "mixamorig:RightEye"}
+
+
+def test_random_expressions_refuse_an_nla_in_tweak_mode(tmp_path):
+    """An action being edited in NLA tweak mode can't be set aside: random expressions stop with an
+    error naming the rig and how to leave tweak mode, and the NLA is left as it was."""
+    _fresh()
+    rig = add_demo_head(bpy.context)
+    rig.pose.bones["jaw"].keyframe_insert("rotation_euler", frame=1)
+    held = rig.animation_data.action
+    rig.animation_data.action = None
+    track = rig.animation_data.nla_tracks.new()
+    track.strips.new("held", 1, held).select = True
+    rig.animation_data.nla_tracks.active = track
+    rig.animation_data.use_tweak_mode = True
+    with pytest.raises(FormatError, match="'DemoHead' is in tweak mode") as error:
+        _render(rig.name, tmp_path / "tweak", target="DemoHead_mesh", random_expressions=1, target_samples=1)
+    assert "exit tweak mode" in error.value.hint
+    assert rig.animation_data.use_tweak_mode and rig.animation_data.action == held
+
+
+def test_rigify_code_layout_holds_the_controls_and_a_random_expression_moves_the_mesh(tmp_path):
+    """A Rigify-style rig (controls, their ORG- and DEF- copies driven by constraints, an MCH- helper) has
+    one code channel per face part, the control: no copy, no mechanism bone; a random expression written
+    to the controls changes the rendered depth and mask, and the render shows the recorded code."""
+    _fresh()
+    rig = add_rigify_head()
+    layout = rig_data.expression_layout_of(rig)
+    assert [name.rsplit(":", 1)[0] for name in layout[::3]] == [f"bone:{bone}" for bone in RIGIFY_CONTROLS]
+    assert len(set(layout)) == len(layout)
+    rest, _ = _render(rig.name, tmp_path / "rest")
+    out, _ = _render(rig.name, tmp_path / "random", target="RigifyHead_Body", random_expressions=1, seed=2, target_samples=1)
+    code = read_bundle(out).frames[0].expression
+    assert code[layout.index("bone:jaw:rx")] > 0.1
+    _, still = _passes(rest, "yaw0")
+    _, moved = _passes(out, "yaw0")
+    both = still["mask"] & moved["mask"]
+    assert both.sum() > 0.3 * still["mask"].sum()  # the head is rendered (its weights are on the DEF- copies)
+    assert (np.abs(still["depth"] - moved["depth"])[both] > 0.005).sum() > 5
+    apply_code(rig, layout, code)
+    posed, _ = _render(rig.name, tmp_path / "posed")
+    _, by_hand = _passes(posed, "yaw0")
+    assert (by_hand["mask"] == moved["mask"]).all() and np.abs(by_hand["depth"] - moved["depth"]).max() < 1e-4
 
 
 def test_an_active_action_is_reported(tmp_path):

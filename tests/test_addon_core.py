@@ -189,7 +189,8 @@ def test_the_reference_image_travels_in_a_zip_under_the_name_the_job_is_told(tmp
 
 def test_bone_names_of_common_rigs_are_read_as_face_parts_and_sides():
     """Mixamo, Rigify, Ready Player Me/VRM and hand-made names: part and side, case-insensitively;
-    leaf and body bones are no face part (they stay out of the expression code)."""
+    leaf and body bones are no face part (they stay out of the expression code); of a Rigify bone's
+    ORG-/DEF- copies and its control only the control is a code channel, MCH- bones never."""
     from blender_addon.core.rig_naming import face_part, find_bone, side
 
     cases = {"mixamorig:Head": ("head", None), "mixamorig:LeftEye": ("eye", "L"), "DEF-eye.L": ("eye", "L"),
@@ -202,3 +203,5 @@ def test_bone_names_of_common_rigs_are_read_as_face_parts_and_sides():
     assert find_bone(["mixamorig:LeftEye", "mixamorig:RightEye"], "eye", "R") == "mixamorig:RightEye"
     assert rig_layout(["Basis"], ["mixamorig:Hips", "mixamorig:HeadTop_End", "mixamorig:Head"]) == \
         ["bone:mixamorig:Head:rx", "bone:mixamorig:Head:ry", "bone:mixamorig:Head:rz"]
+    rigify = ["ORG-jaw", "jaw", "DEF-jaw", "MCH-jaw_parent", "DEF-eye.L", "ORG-eye.L", "lip.T"]
+    assert rig_layout([], rigify)[::3] == ["bone:jaw:rx", "bone:DEF-eye.L:rx", "bone:lip.T:rx"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import shutil
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -30,6 +31,7 @@ from ..formats.errors import FormatError
 from ..formats.files import atomic_write
 from . import rig as rig_data
 from .condition_scene import ConditionScene, RenderSettings, read_image
+from .detached_animation import DetachedAnimation
 from .head_region import HeadOnlyRender
 from .landmark_finder import existing_landmarks, find_landmarks, landmark_group_problems
 
@@ -145,24 +147,37 @@ def _set_bone_rotation(bone: bpy.types.PoseBone, rotation: Euler) -> None:
         bone.rotation_euler = rotation.to_matrix().to_euler(bone.rotation_mode)
 
 
-def _apply_random_expression(rig: bpy.types.Object, layout: Sequence[str], rng: random.Random) -> None:
-    """Random values for the layout's entries: keys in [0, 1] (about half of them active, a key of
-    one name moving on every mesh carrying it), face-bone rotations within +-0.125 rad (the jaw
-    only opens, the head stays put so it stays framed)."""
+def _random_value(name: str, rng: random.Random) -> float:
+    """A random value for one layout entry: a key in [0, 1] (about half of them active), a face-bone
+    rotation within +-0.125 rad (the jaw only opens, the head and neck stay put so the head stays framed)."""
+    kind, _, rest = name.partition(":")
+    if kind == "key":
+        return rng.random() if rng.random() < 0.5 else 0.0
+    bone_name, _, axis = rest.rpartition(":")
+    part = face_part(bone_name)
+    limit = 0.0 if part in ("head", "neck") else 0.25
+    return rng.uniform(0.0, 0.35) if part == "jaw" and axis == "rx" else rng.uniform(-limit, limit) * 0.5
+
+
+def apply_code(rig: bpy.types.Object, layout: Sequence[str], code: Sequence[float]) -> None:
+    """Pose the rig to an expression code of that layout: each key on every mesh carrying it, each
+    bone rotation in the bone's own rotation mode (the inverse of ``rig.expression_code``)."""
     rotations: dict[str, Euler] = {}
-    for name in layout:
+    for name, value in zip(layout, code):
         kind, _, rest = name.partition(":")
         if kind == "key":
-            rig_data.set_shape_key(rig, rest, rng.random() if rng.random() < 0.5 else 0.0)
+            rig_data.set_shape_key(rig, rest, value)
         elif kind == "bone":
             bone_name, _, axis = rest.rpartition(":")
-            part = face_part(bone_name)
-            limit = 0.0 if part in ("head", "neck") else 0.25
-            value = rng.uniform(0.0, 0.35) if part == "jaw" and axis == "rx" else rng.uniform(-limit, limit) * 0.5
             rotation = rotations.setdefault(bone_name, Euler(rig_data.bone_rotation(rig.pose.bones[bone_name]), "XYZ"))
             rotation["xyz".index(axis[1])] = value
     for bone_name, rotation in rotations.items():
         _set_bone_rotation(rig.pose.bones[bone_name], rotation)
+
+
+def _apply_random_expression(rig: bpy.types.Object, layout: Sequence[str], rng: random.Random) -> None:
+    """A random expression (``_random_value`` for every layout entry) on the rig."""
+    apply_code(rig, layout, [_random_value(name, rng) for name in layout])
 
 
 def _landmark_messages(rig: bpy.types.Object) -> list[str]:
@@ -204,10 +219,11 @@ def render_bundle(request: BundleRequest, source_scene: bpy.types.Scene) -> Iter
     backup = _backup_pose(rig)
     rng = random.Random(request.seed)
     settings = RenderSettings(request.width, request.height, request.target_samples)
-    if (notice := rig_data.animation_notice(rig)) is not None:
+    if (notice := rig_data.animation_notice(rig, random_expressions=bool(request.random_expressions))) is not None:
         yield 0.0, NOTICE_PREFIX + notice
     try:
-        with HeadOnlyRender(rig, rig_data.rig_meshes(rig)) as head_only, \
+        with DetachedAnimation(rig) if request.random_expressions else nullcontext(), \
+                HeadOnlyRender(rig, rig_data.rig_meshes(rig)) as head_only, \
                 ConditionScene(source_scene, [obj for obj in rig_data.rig_objects(rig) if obj not in head_only.outside], settings,
                                [obj for obj in targets if obj not in head_only.outside]) as scene:
             for notice in scene.notices:

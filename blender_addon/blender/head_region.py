@@ -1,7 +1,8 @@
 """Which geometry of a character is its head: for framing, and for leaving the body out of the passes.
 
 A full-body character (Mixamo, Ready Player Me) has one mesh from head to toe. The head is the
-head bone and the bones under it (jaw, eyes, ``HeadTop_End``), and the vertices weighted to them;
+head bone and the bones under it (jaw, eyes, ``HeadTop_End``) or following it by constraints (a
+Rigify control's ``DEF-`` copy), and the vertices weighted to them;
 the passes also keep the neck. Everything else (shoulders, a T-pose arm that passes in front of
 the face in a side view) is masked out of every render pass by a render-only Mask modifier, so
 the viewport, the landmarks and the user's file stay as they were.
@@ -42,14 +43,27 @@ def head_bones(rig: bpy.types.Object) -> HeadBones | None:
     name = find_bone([bone.name for bone in bones], "head")
     if name is None:
         return None
-    head = bones[name]
-    under = {head.name} | {child.name for child in head.children_recursive}
     neck = set()
-    parent = head.parent
+    parent = bones[name].parent
     while parent is not None and find_bone([parent.name], "neck") == parent.name:
         neck.add(parent.name)
         parent = parent.parent
-    return HeadBones(frozenset(under), frozenset(under | neck))
+    under = _followers(rig, {name})
+    return HeadBones(frozenset(under), frozenset(under | _followers(rig, neck)))
+
+
+def _followers(rig: bpy.types.Object, names: set[str]) -> set[str]:
+    """The bones that move with these: their children and the bones a constraint makes follow them
+    (Rigify's ``DEF-``/``ORG-`` copies, which carry the weights, copy the controls), at any depth."""
+    found = set(names)
+    while True:
+        more = {bone.name for bone in rig.pose.bones if bone.name not in found and (
+            (bone.parent is not None and bone.parent.name in found)
+            or any(getattr(constraint, "target", None) == rig and getattr(constraint, "subtarget", "") in found
+                   for constraint in bone.constraints))}
+        if not more:
+            return found
+        found |= more
 
 
 def vertices_in(mesh_object: bpy.types.Object, rig: bpy.types.Object, bones: frozenset[str]) -> np.ndarray:

@@ -204,11 +204,30 @@ def set_shape_key(rig: bpy.types.Object, name: str, value: float) -> None:
 
 def expression_layout_of(rig: bpy.types.Object) -> list[str]:
     """The rig's stored layout (the demo head's is DEMO_LAYOUT), else one derived from its keys and
-    its face bones (``core.rig_naming``)."""
+    its face bones (``core.rig_naming``) whose rotation Blender takes from the pose (``rotation_overridden``)."""
     stored = rig.get(EXPRESSION_LAYOUT_PROPERTY)
     if stored:
         return [str(name) for name in stored]
-    return rig_layout(shape_key_names(rig), [bone.name for bone in pose_bones(rig)])
+    return rig_layout(shape_key_names(rig), [bone.name for bone in pose_bones(rig) if not rotation_overridden(rig, bone)])
+
+
+ROTATION_REPLACING_CONSTRAINTS = ("COPY_ROTATION", "COPY_TRANSFORMS", "DAMPED_TRACK", "TRACK_TO", "ARMATURE")
+"""Constraints that, at full influence (and Copy Rotation/Transforms in Replace mode on every axis),
+give a bone a rotation of their own whatever the bone's local rotation is."""
+
+
+def rotation_overridden(rig: bpy.types.Object, bone: bpy.types.PoseBone) -> bool:
+    """True when Blender evaluates the bone's rotation from something else (a replacing constraint,
+    as on Rigify's ``DEF-``/``ORG-`` copies, or a driver on its rotation): a rotation written to it
+    moves nothing and would only be a code entry the render does not show."""
+    for constraint in bone.constraints:
+        if (constraint.type in ROTATION_REPLACING_CONSTRAINTS and constraint.enabled and constraint.is_valid
+                and constraint.influence >= 1.0 and getattr(constraint, "mix_mode", "REPLACE") == "REPLACE"
+                and all(getattr(constraint, axis, True) for axis in ("use_x", "use_y", "use_z"))):
+            return True
+    drivers = rig.animation_data.drivers if rig.animation_data is not None else ()
+    rotation_path = bone.path_from_id() + ".rotation_"
+    return any(driver.data_path.startswith(rotation_path) and not driver.mute for driver in drivers)
 
 
 def bone_rotation(bone: bpy.types.PoseBone) -> tuple[float, float, float]:
@@ -223,24 +242,34 @@ def expression_code(rig: bpy.types.Object, layout: list[str], depsgraph: bpy.typ
     return extract_code(layout, shape_key_values(rig, depsgraph), rotations)
 
 
+def animated_owners(rig: bpy.types.Object) -> list[bpy.types.ID]:
+    """The datablocks whose animation moves the expression: the rig, its meshes and their shape keys."""
+    meshes = rig_meshes(rig)
+    owners = [rig] + [mesh for mesh in meshes if mesh is not rig] + [mesh.data.shape_keys for mesh in meshes if mesh.data.shape_keys]
+    return list(dict.fromkeys(owners))
+
+
 def active_actions(rig: bpy.types.Object) -> list[tuple[str, str]]:
     """(owner, action) for every action playing on the rig, its meshes or their shape keys."""
-    owners = [rig] + rig_meshes(rig) + [mesh.data.shape_keys for mesh in rig_meshes(rig) if mesh.data.shape_keys]
     found = []
-    for owner in owners:
+    for owner in animated_owners(rig):
         data = owner.animation_data
         if data is not None and data.action is not None and (owner.name, data.action.name) not in found:
             found.append((owner.name, data.action.name))
     return found
 
 
-def animation_notice(rig: bpy.types.Object) -> str | None:
+def animation_notice(rig: bpy.types.Object, random_expressions: bool = False) -> str | None:
     """What the user must know when actions drive the rig: conditions follow the evaluated animation,
-    so an action (often one a glTF/FBX import left active) overrides poses and keys set by hand."""
+    so an action (often one a glTF/FBX import left active) overrides poses and keys set by hand.
+    Random expressions set the actions aside instead (``detached_animation``)."""
     actions = active_actions(rig)
     if not actions:
         return None
     listed = ", ".join(f"{action!r} on {owner!r}" for owner, action in actions)
+    if random_expressions:
+        return (f"action {listed} is active: it is set aside (with the NLA) while the random expressions render, "
+                "so they are not overridden, and reattached afterwards")
     return (f"action {listed} is active: conditions follow the evaluated animation, so its keys override "
             "values set by hand; unlink it in the Action Editor (or mute it in the NLA) to use your own keys")
 

@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 
 from ..formats.errors import FormatError
 from ..formats.expression import ROTATION_AXES, expression_layout
-from .rig_naming import is_face_bone
+from .rig_naming import controls_first, is_face_bone, is_mechanism
 
 Rotation = Sequence[float]  # (rx, ry, rz) radians relative to the rest pose
 
@@ -44,7 +44,8 @@ def rig_layout(shape_key_names: Sequence[str], bone_names: Sequence[str]) -> lis
     """The layout of a rig without a preset one: its shape keys (minus the basis), then the face
     bones (head, neck, jaw, eye, brow, lip... by ``rig_naming.is_face_bone``; body and leaf bones
     such as ``HeadTop_End`` never move the face and would only add always-zero entries), each in
-    the rig's own order."""
+    the rig's own order. Of a Rigify rig's copies only the control counts (``controls_first``),
+    and no ``MCH-`` mechanism bone: one channel per face part."""
     keys = [name for name in shape_key_names if name.lower() != "basis"]
-    bones = [name for name in bone_names if is_face_bone(name)]
+    bones = controls_first([name for name in bone_names if is_face_bone(name) and not is_mechanism(name)])
     return expression_layout(keys, bones)

@@ -17,6 +17,9 @@ RIG_PREFIXES = ("mixamorig:", "mixamorig_", "def-", "org-", "mch-", "j_bip_c_", 
 FACE_PARTS = ("head", "neck", "jaw", "eye", "brow", "lip", "mouth", "tongue", "teeth")
 """Bone name words that make a bone part of the expression code (the rest is body)."""
 
+RIGIFY_COPIES = ("org-", "mch-", "def-")
+"""Rigify's copies of a bone beside its control (original, mechanism, deform), compared in lower case."""
+
 LEAF_WORDS = ("end", "top", "tip", "nub")
 """Words of leaf/helper bones that never rotate on their own (Mixamo ``HeadTop_End``)."""
 
@@ -74,3 +77,23 @@ def find_bone(bone_names: Sequence[str], part: str, wanted_side: str | None = No
 
 def is_face_bone(name: str) -> bool:
     return face_part(name) is not None
+
+
+def is_mechanism(name: str) -> bool:
+    """A Rigify mechanism bone (``MCH-``): the rig's own machinery, never posed by the animator."""
+    return name.lower().startswith("mch-")
+
+
+def controls_first(bone_names: Sequence[str]) -> list[str]:
+    """One bone per Rigify bone: of ``jaw``, ``ORG-jaw`` and ``DEF-jaw`` the control (no prefix) when
+    there is one, else the first copy; other names pass. The rig's order is kept."""
+    def base(name: str) -> str:
+        lowered = name.lower()
+        return next((lowered[len(prefix):] for prefix in RIGIFY_COPIES if lowered.startswith(prefix)), lowered)
+
+    chosen: dict[str, str] = {}
+    for name in bone_names:
+        if base(name) not in chosen or base(name) == name.lower():
+            chosen[base(name)] = name
+    kept = set(chosen.values())
+    return [name for name in bone_names if name in kept]
