@@ -110,7 +110,8 @@ class Painter:
         per_item = [list(item) for item in zip(*controls)]  # diffusers takes multi-control batches item-major
 
         def step_end(pipeline, step, timestep, callback_kwargs):
-            on_step((step + 1) / settings.steps)
+            # the pipeline's own count: PNDM's warm-up adds timesteps beyond settings.steps
+            on_step(min((step + 1) / max(pipeline.num_timesteps, 1), 1.0))
             return callback_kwargs
 
         latents = self._initial_latents(generators, resolution)
