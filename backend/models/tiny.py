@@ -58,7 +58,7 @@ class TinyModelPaths:
 
 def tiny_vocabulary() -> tuple[dict[str, int], list[tuple[str, str]]]:
     """A byte-level BPE vocabulary in CLIP's scheme: byte symbols, '</w>' forms, merges, specials."""
-    symbols = list(_byte_symbols())
+    symbols = list(byte_symbols())
     tokens = symbols + [symbol + "</w>" for symbol in symbols]
     tokens += ["".join(pair) for pair in _MERGES]
     tokens += ["<|startoftext|>", "<|endoftext|>"]
@@ -68,7 +68,7 @@ def tiny_vocabulary() -> tuple[dict[str, int], list[tuple[str, str]]]:
     return vocabulary, list(_MERGES)
 
 
-def _byte_symbols() -> list[str]:
+def byte_symbols() -> list[str]:
     """GPT-2/CLIP's reversible byte -> printable character table."""
     printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     codes = printable[:]

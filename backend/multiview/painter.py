@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..device import inference_dtype, pick_device
-from ..models.diffusion_loading import BaseComponents, load_base_components, load_controlnet, load_scheduler
+from ..models.diffusion_loading import BaseComponents, load_base_components, load_base_scheduler, load_controlnet
 from ..models.store import ModelEntry
 
 EMBEDDING_CACHE_SIZE = 256
@@ -53,7 +53,7 @@ class Painter:
         base = load_base_components(entries["base"], device, dtype)
         controlnets = [load_controlnet(entries[kind], device, dtype, base=base) for kind in settings.controlnets]
         if settings.scheduler:
-            base.scheduler = load_scheduler(_scheduler_folder(entries["base"]), settings.scheduler)
+            base.scheduler = load_base_scheduler(entries["base"], settings.scheduler)
         lora = str(entries["lora"].path) if "lora" in entries else None
         return cls.assemble(base, controlnets, settings, device, dtype, lora)
 
@@ -134,6 +134,3 @@ class Painter:
         noise = [torch.randn((1, channels, size, size), generator=g, dtype=torch.float32) for g in generators]
         return torch.cat(noise).to(self.device, self.dtype)
 
-
-def _scheduler_folder(entry: ModelEntry):
-    return entry.config if entry.format == "single-file" else entry.path

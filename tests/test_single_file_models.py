@@ -1,0 +1,72 @@
+"""Single checkpoint files as artists have them register and load offline, with no config folder:
+the architecture is told from the file, its configs ship with the project, the tokenizer is CLIP's."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from backend.models.clip_tokenizer import clip_tokenizer
+from backend.models.diffusion_loading import load_base_components, load_controlnet
+from backend.models.store import ModelStore, tensor_shapes
+from tests.fixtures.artist_models import (small_sd15, small_sd15_controlnet, write_controlnet_file,
+                                          write_sd15_checkpoint)
+
+
+@pytest.fixture(autouse=True)
+def offline_with_an_empty_hub_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-home" / "hub"))
+
+
+@pytest.fixture(scope="module")
+def sd15_models():
+    return small_sd15(seed=0)
+
+
+def test_clip_tokenizer_gives_clips_own_ids():
+    assert clip_tokenizer()("a photo of a cat").input_ids == [49406, 320, 1125, 539, 320, 2368, 49407]
+    assert clip_tokenizer("!")("a cat", padding="max_length").input_ids[4:6] == [0, 0]  # SD 2.x pads with '!'
+
+
+def test_a_v1_5_single_file_registers_without_config_and_loads_the_same_weights(sd15_models, tmp_path):
+    unet, vae, text_encoder = sd15_models
+    path = write_sd15_checkpoint(tmp_path / "v1-5-pruned-emaonly.safetensors", unet, vae, text_encoder)
+    names = tensor_shapes(path)
+    assert "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight" in names
+    assert "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight" in names
+    assert "first_stage_model.encoder.down.0.block.0.conv1.weight" in names
+    entry = ModelStore(tmp_path / "store").add(path, "sd15", "base")
+    assert entry.architecture == "sd15" and entry.config is None
+    base = load_base_components(ModelStore(tmp_path / "store").resolve("sd15"))
+    for part, original in (("unet", unet), ("vae", vae), ("text_encoder", text_encoder)):
+        loaded, expected = getattr(base, part).state_dict(), original.state_dict()
+        assert loaded.keys() == expected.keys(), part
+        assert all(torch.equal(loaded[key], expected[key]) for key in expected), part
+    assert list(base.unet.config.block_out_channels) == [32, 32, 64, 64]  # widths read from the file
+    assert base.prediction_type == "epsilon" and type(base.scheduler).__name__ == "PNDMScheduler"
+    assert base.tokenizer("a photo of a cat").input_ids == [49406, 320, 1125, 539, 320, 2368, 49407]
+    assert base.default_image_size == 512  # SD 1.5's native size, from the shipped config
+
+
+def test_a_checkpoint_with_ema_weights_loads_the_ema_unet(sd15_models, tmp_path):
+    unet, vae, text_encoder = sd15_models
+    path = write_sd15_checkpoint(tmp_path / "v1-5-pruned.safetensors", unet, vae, text_encoder, ema_offset=0.5)
+    ModelStore(tmp_path / "store").add(path, "sd15-ema", "base")
+    loaded = load_base_components(ModelStore(tmp_path / "store").resolve("sd15-ema")).unet.state_dict()
+    original = unet.state_dict()
+    assert all(torch.allclose(loaded[key], original[key] + 0.5) for key in original)
+
+
+@pytest.mark.parametrize("layout", ["ldm", "ldm-unprefixed", "diffusers"])
+def test_controlnet_single_files_in_each_layout_register_and_load_without_config(sd15_models, tmp_path, layout):
+    controlnet = small_sd15_controlnet(sd15_models[0])
+    path = write_controlnet_file(tmp_path / f"control_v11p_sd15_openpose-{layout}.safetensors", controlnet, layout)
+    store = ModelStore(tmp_path / "store")
+    entry = store.add(path, "pose", "controlnet-pose")
+    assert entry.architecture == "controlnet-sd15"
+    loaded = load_controlnet(store.resolve("pose")).state_dict()
+    expected = controlnet.state_dict()
+    assert loaded.keys() == expected.keys()
+    assert all(torch.equal(loaded[key], expected[key]) for key in expected)
