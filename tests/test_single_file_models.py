@@ -70,3 +70,27 @@ def test_controlnet_single_files_in_each_layout_register_and_load_without_config
     expected = controlnet.state_dict()
     assert loaded.keys() == expected.keys()
     assert all(torch.equal(loaded[key], expected[key]) for key in expected)
+
+
+@pytest.mark.parametrize("file_name, expected", [("v1-5-pruned-emaonly.safetensors", "sd15"),
+                                                 ("v2-1_512-ema-pruned.safetensors", "sd21-base"),
+                                                 ("v2-1_768-ema-pruned.safetensors", "sd21-v")])
+def test_real_size_checkpoints_are_told_apart_and_get_exactly_the_shipped_configs(file_name, expected):
+    """Honesty check of the width reading: the tensors of a real-size model give back the public config."""
+    from backend.models.architectures import BASE_ARCHITECTURES, base_configs, infer_base_architecture
+    from tests.fixtures.artist_models import real_size_shapes
+
+    shapes = real_size_shapes(expected, file_layers=24 if expected != "sd15" else None)  # SD 2 files hold all 24 OpenCLIP blocks
+    assert infer_base_architecture(shapes, file_name) == expected
+    assert base_configs(expected, shapes) == BASE_ARCHITECTURES[expected]
+    prediction = BASE_ARCHITECTURES[expected]["scheduler"]["prediction_type"]
+    assert prediction == ("v_prediction" if expected == "sd21-v" else "epsilon")
+
+
+def test_a_real_size_sd15_controlnet_gets_exactly_the_shipped_config():
+    from backend.models.architectures import CONTROLNET_ARCHITECTURES, controlnet_config, infer_controlnet_architecture
+    from tests.fixtures.artist_models import real_size_shapes
+
+    shapes = real_size_shapes("controlnet-sd15")
+    assert infer_controlnet_architecture(shapes, "control_v11p_sd15_openpose.safetensors") == "controlnet-sd15"
+    assert controlnet_config(shapes) == CONTROLNET_ARCHITECTURES["controlnet-sd15"]
