@@ -192,6 +192,44 @@ def validate_entry(entry: ModelEntry) -> None:
         validate_safetensors_file(entry.path)
         if entry.format == "single-file":
             _validate_single_file_config(entry)
+        elif entry.format == "lora":
+            check_lora_format(entry.path)
+    if entry.format == "diffusers" and entry.role.startswith("controlnet-"):
+        _refuse_unsupported_controlnet_folder(entry.path)
+
+
+_LYCORIS_MARKERS = {"hada_w1": "LoHa", "lokr_w1": "LoKr", "oft_blocks": "OFT", "oft_diag": "OFT", "a1.weight": "GLoRA"}
+_SDXL_LORA_MARKERS = ("lora_te2_", "text_encoder_2.", "te2.")
+UNSUPPORTED_HINT = "use an SD 1.5 or SD 2.1 class model (and ControlNets / LoRAs made for one); SDXL, Flux and SD 3 are not supported"
+
+
+def check_lora_format(path: Path) -> None:
+    """A plain LoRA (diffusers, PEFT or kohya names) for SD 1.x/2.x; LyCORIS variants and SDXL LoRAs are refused."""
+    names = tensor_shapes(path)
+    for marker, kind in _LYCORIS_MARKERS.items():
+        if any(marker in name for name in names):
+            raise InvalidInput(f"{path.name} is a LyCORIS {kind} file, which is not supported",
+                               "use a plain LoRA (lora_up/lora_down or lora_A/lora_B weights), or convert it to one", field="path")
+    if any(marker in name for name in names for marker in _SDXL_LORA_MARKERS):
+        raise InvalidInput(f"{path.name} is an SDXL LoRA (it has weights for a second text encoder)", UNSUPPORTED_HINT, field="path")
+
+
+def _refuse_unsupported_controlnet_folder(folder: Path) -> None:
+    config = _read_json_object(folder / "config.json")
+    class_name = str(config.get("_class_name", ""))
+    if class_name != "ControlNetModel" or config.get("addition_embed_type") == "text_time":
+        family = "SDXL" if config.get("addition_embed_type") == "text_time" else class_name or "an unknown model"
+        raise InvalidInput(f"{folder.name} is a {family} ControlNet, which Avatar Foundry cannot run", UNSUPPORTED_HINT, field="path")
+
+
+def _read_json_object(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelMissing(f"{path} is unreadable ({error})", "copy the complete model folder, or download it again", field="path") from None
+    if not isinstance(data, dict):
+        raise ModelMissing(f"{path} is not a JSON object", "copy the complete model folder, or download it again", field="path")
+    return data
 
 
 def infer_single_file_architecture(path: Path, role: str) -> str:
@@ -223,6 +261,10 @@ def validate_base_folder(folder: Path, weights_required: bool = True) -> None:
         index = json.loads(index_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ModelMissing(f"{index_path} is not valid JSON ({error}); the download may be incomplete", "download the model again", field="path") from None
+    class_name = str(index.get("_class_name", "")) if isinstance(index, dict) else ""
+    if "text_encoder_2" in index or "transformer" in index or not class_name.startswith(("StableDiffusionPipeline", "StableDiffusionControlNetPipeline")):
+        raise InvalidInput(f"{folder.name} is a {class_name or 'non-Stable-Diffusion'} model, which Avatar Foundry cannot run",
+                           UNSUPPORTED_HINT, field="path")
     missing = [name for name in BASE_MODEL_COMPONENTS if not isinstance(index.get(name), list) or None in index.get(name)]
     if missing:
         raise ModelMissing(f"{index_path} lists no {', '.join(missing)}", "use a Stable Diffusion 1.x/2.x pipeline folder", field="path")

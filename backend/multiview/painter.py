@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from ..device import inference_dtype, pick_device
+from ..errors import InvalidInput
 from ..models.diffusion_loading import BaseComponents, load_base_components, load_base_scheduler, load_controlnet
 from ..models.store import ModelEntry
 
@@ -71,9 +73,7 @@ class Painter:
         )
         pipeline.set_progress_bar_config(disable=True)
         if lora:
-            pipeline.load_lora_weights(lora, adapter_name="style")
-            pipeline.fuse_lora(lora_scale=settings.lora_scale)
-            pipeline.unload_lora_weights()
+            _apply_lora(pipeline, lora, settings.lora_scale)
         for module in [base.unet, *controlnets]:
             module.set_attn_processor(AttnProcessor2_0())
             if torch.device(device).type == "cuda":
@@ -134,3 +134,15 @@ class Painter:
         noise = [torch.randn((1, channels, size, size), generator=g, dtype=torch.float32) for g in generators]
         return torch.cat(noise).to(self.device, self.dtype)
 
+
+def _apply_lora(pipeline, lora: str, scale: float) -> None:
+    """Fuse the style LoRA into the pipeline; one made for another base model is named, not a raw size mismatch."""
+    try:
+        pipeline.load_lora_weights(lora, adapter_name="style")
+    except (RuntimeError, ValueError) as error:
+        detail = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+        raise InvalidInput(f"LoRA {Path(lora).name} does not fit the base model ({detail})",
+                           "use a LoRA trained for this base model's family (SD 1.5 LoRAs with SD 1.5, SD 2.1 with SD 2.1)",
+                           field="lora") from None
+    pipeline.fuse_lora(lora_scale=scale)
+    pipeline.unload_lora_weights()
