@@ -68,13 +68,20 @@ def _load_folder_base(entry: ModelEntry, dtype: Any) -> BaseComponents:
     from transformers import CLIPTextModel, CLIPTokenizer
 
     folder = entry.path
+    options = dict(local_files_only=True, dtype=dtype, use_safetensors=True)
     return BaseComponents(
-        unet=UNet2DConditionModel.from_pretrained(folder, subfolder="unet", local_files_only=True, dtype=dtype, use_safetensors=True),
-        vae=AutoencoderKL.from_pretrained(folder, subfolder="vae", local_files_only=True, dtype=dtype, use_safetensors=True),
-        text_encoder=CLIPTextModel.from_pretrained(folder / "text_encoder", local_files_only=True, dtype=dtype, use_safetensors=True),
+        unet=UNet2DConditionModel.from_pretrained(folder, subfolder="unet", variant=weights_variant(folder / "unet"), **options),
+        vae=AutoencoderKL.from_pretrained(folder, subfolder="vae", variant=weights_variant(folder / "vae"), **options),
+        text_encoder=CLIPTextModel.from_pretrained(folder / "text_encoder", variant=weights_variant(folder / "text_encoder"), **options),
         tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer", local_files_only=True),
         scheduler=load_scheduler(folder),
     )
+
+
+def weights_variant(folder: Path) -> str | None:
+    """'fp16' for a folder holding only ``*.fp16.safetensors`` weights (a Hub ``variant="fp16"`` download)."""
+    weights = [path.name for path in folder.glob("*.safetensors")]
+    return "fp16" if weights and all(name.endswith(".fp16.safetensors") for name in weights) else None
 
 
 def _load_single_file_base(entry: ModelEntry, dtype: Any) -> BaseComponents:
@@ -148,7 +155,8 @@ def load_controlnet(entry: ModelEntry, device: Any = None, dtype: Any = None, ba
         if entry.format == "single-file":
             controlnet = _load_single_file_controlnet(entry, dtype)
         else:
-            controlnet = ControlNetModel.from_pretrained(entry.path, local_files_only=True, dtype=dtype, use_safetensors=True)
+            controlnet = ControlNetModel.from_pretrained(entry.path, local_files_only=True, dtype=dtype, use_safetensors=True,
+                                                         variant=weights_variant(entry.path))
     except (OSError, ValueError, KeyError) as error:
         raise ModelMissing(f"ControlNet {entry.name!r} at {entry.path} could not be loaded: {error}", "check that its files are complete", field="controlnet") from None
     if base is not None:
