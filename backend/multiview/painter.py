@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..device import inference_dtype, pick_device
+from ..device import free_memory_bytes, inference_dtype, pick_device
 from ..errors import InvalidInput
+from ..memory_plan import MemoryPlan, plan_memory
 from ..models.diffusion_loading import BaseComponents, load_base_components, load_base_scheduler, load_controlnet
 from ..models.store import ModelEntry
 
@@ -25,7 +26,7 @@ def painter_cache_key(entries: dict[str, ModelEntry], settings, device) -> tuple
     """Everything that changes the loaded pipeline; the first element names the cache slot. The
     ControlNets keep their order: it is the order in which the pipeline pairs them with images."""
     return ("multiview-pipeline", tuple((k, str(e.path)) for k, e in entries.items()), settings.lora_scale,
-            settings.scheduler, settings.precision, settings.compile, str(device))
+            settings.scheduler, settings.precision, settings.compile, settings.memory, str(device))
 
 
 def resolve_dtype(precision: str, device) -> Any:
@@ -80,6 +81,7 @@ class Painter:
                 module.to(memory_format=torch.channels_last)
         if settings.compile:
             pipeline.unet = torch.compile(pipeline.unet)
+        apply_memory_plan(pipeline, base, controlnets, settings, torch.device(device))
         return cls(pipeline, base, torch.device(device), dtype)
 
     def embeddings(self, prompt: str, negative_prompt: str, guidance: float) -> tuple[Any, Any]:
@@ -133,6 +135,23 @@ class Painter:
         channels = self.base.unet.config.in_channels
         noise = [torch.randn((1, channels, size, size), generator=g, dtype=torch.float32) for g in generators]
         return torch.cat(noise).to(self.device, self.dtype)
+
+
+def apply_memory_plan(pipeline, base: BaseComponents, controlnets: list, settings, device) -> MemoryPlan:
+    """Small-VRAM measures on a CUDA device (``memory_plan.plan_memory``); none elsewhere."""
+    if device.type != "cuda":
+        return MemoryPlan()
+    modules = [base.unet, base.vae, base.text_encoder, *controlnets]
+    model_bytes = sum(p.numel() * p.element_size() for module in modules for p in module.parameters())
+    resolution = settings.resolution or base.default_image_size
+    plan = plan_memory(settings.memory, free_memory_bytes(device), model_bytes, resolution, settings.batch_size)
+    if plan.cpu_offload:
+        pipeline.enable_model_cpu_offload(device=device)
+    if plan.vae_slicing:
+        base.vae.enable_slicing()
+    if plan.vae_tiling:
+        base.vae.enable_tiling()
+    return plan
 
 
 def _apply_lora(pipeline, lora: str, scale: float) -> None:
