@@ -94,3 +94,21 @@ def test_a_real_size_sd15_controlnet_gets_exactly_the_shipped_config():
     shapes = real_size_shapes("controlnet-sd15")
     assert infer_controlnet_architecture(shapes, "control_v11p_sd15_openpose.safetensors") == "controlnet-sd15"
     assert controlnet_config(shapes) == CONTROLNET_ARCHITECTURES["controlnet-sd15"]
+
+
+@pytest.mark.slow
+def test_an_sd21_768_single_file_loads_with_openclip_text_encoder_and_v_prediction(tmp_path):
+    from tests.fixtures.artist_models import small_sd21, write_sd21_checkpoint
+
+    unet, vae, text_encoder = small_sd21(seed=5)
+    path = write_sd21_checkpoint(tmp_path / "v2-1_768-ema-pruned.safetensors", unet, vae, text_encoder)
+    assert "cond_stage_model.model.transformer.resblocks.23.attn.in_proj_weight" in tensor_shapes(path)
+    store = ModelStore(tmp_path / "store")
+    assert store.add(path, "sd21", "base").architecture == "sd21-v"
+    base = load_base_components(store.resolve("sd21"))
+    assert base.prediction_type == "v_prediction" and base.default_image_size == 768 and base.unet.config.use_linear_projection
+    assert base.text_encoder.config.num_hidden_layers == 23
+    loaded, expected = base.text_encoder.state_dict(), text_encoder.state_dict()
+    assert all(torch.equal(loaded[key], expected[key]) for key in loaded)  # the first 23 blocks, q/k/v unpacked
+    assert torch.equal(base.unet.conv_in.weight, unet.conv_in.weight)
+    assert base.tokenizer("a cat", padding="max_length").input_ids[3:5] == [49407, 0]

@@ -101,13 +101,21 @@ def _load_single_file_base(entry: ModelEntry, dtype: Any) -> BaseComponents:
         pipeline = StableDiffusionPipeline.from_single_file(str(entry.path), config=str(entry.config), **options)
         scheduler = load_scheduler(entry.config)
     else:
-        configs = base_configs(entry.architecture or "sd15", shapes)
-        tokenizer = clip_tokenizer(BASE_ARCHITECTURES[entry.architecture or "sd15"]["pad_token"])
+        architecture = shipped_architecture(entry)
+        configs = base_configs(architecture, shapes)
+        tokenizer = clip_tokenizer(BASE_ARCHITECTURES[architecture]["pad_token"])
         with tempfile.TemporaryDirectory(prefix="avatar-foundry-config-") as folder:
             write_base_config_folder(Path(folder), configs)
             pipeline = StableDiffusionPipeline.from_single_file(str(entry.path), config=folder, tokenizer=tokenizer, **options)
             scheduler = load_scheduler(Path(folder))
     return BaseComponents(pipeline.unet, pipeline.vae, pipeline.text_encoder, pipeline.tokenizer, scheduler)
+
+
+def shipped_architecture(entry: ModelEntry) -> str:
+    """The entry's recorded architecture, or (a registry written before it was recorded) the one its file has."""
+    from .store import infer_single_file_architecture
+
+    return entry.architecture or infer_single_file_architecture(entry.path, entry.role)
 
 
 def has_ema_weights(shapes) -> bool:
@@ -128,7 +136,7 @@ def load_base_scheduler(entry: ModelEntry, class_name: str | None = None) -> Any
     from .architectures import BASE_ARCHITECTURES
 
     if entry.format == "single-file" and entry.config is None:
-        return scheduler_from_config(BASE_ARCHITECTURES[entry.architecture or "sd15"]["scheduler"], class_name)
+        return scheduler_from_config(BASE_ARCHITECTURES[shipped_architecture(entry)]["scheduler"], class_name)
     return load_scheduler(entry.config if entry.format == "single-file" else entry.path, class_name)
 
 

@@ -30,7 +30,7 @@ from .store import CONTROLNET_ROLES, ModelEntry, ModelStore, tensor_shapes
 
 _CONTROL_WORDS = {"openpose": "pose", "pose": "pose", "depth": "depth", "normal": "normal", "normalbae": "normal"}
 PICKLED_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
-_BESIDE_MODEL_SUFFIXES = (".yaml", ".yml", ".json", ".txt", ".md", ".png", ".jpg", ".jpeg", ".webp", ".preview.png", ".civitai.info")
+_BESIDE_MODEL_SUFFIXES = (".yaml", ".yml", ".json", ".txt", ".md", ".png", ".jpg", ".jpeg", ".webp", ".civitai.info")
 
 
 @dataclass

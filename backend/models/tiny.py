@@ -10,8 +10,9 @@
     root/tiny-controlnet-pose.safetensors  the pose ControlNet as one LDM-layout checkpoint
     root/tiny-style-lora.safetensors  a LoRA for the base UNet, in diffusers' LoRA file format
 
-The tokenizer is written by the project (no CLIP vocabulary ships with any package): every byte
-symbol, its end-of-word form, a handful of merges and the two special tokens. The weights are
+The tokenizer is written by the project, small on purpose (CLIP's real one, ``clip_tokenizer``, has
+49 408 ids: a large embedding for a tiny model): every byte symbol, its end-of-word form, a handful
+of merges and the two special tokens. The weights are
 random, so images are noise, but every loading and sampling code path is the real one.
 ``variant="sd21"`` gives an SD 2.1-like model: linear attention projections and v-prediction.
 """
