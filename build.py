@@ -28,6 +28,9 @@ STAMP = VENV / ".avatar-foundry-setup"
 ADDON_SOURCE = ROOT / "blender_addon"
 DIST = ROOT / "dist"
 TORCH_REQUIREMENT = "torch==2.13.0"  # the CPU build that lies on this machine's disk
+CLIP_VOCABULARY_REQUIREMENT = "open_clip_torch==3.3.0"
+"""Installed without its dependencies, for the CLIP vocabulary file it ships (never imported: its
+torchvision dependency does not fit the CPU torch and breaks diffusers' imports)."""
 PYTEST_NO_TESTS_COLLECTED = 5
 PASSTHROUGH_COMMANDS = ("test", "demo", "bench")
 
@@ -51,6 +54,7 @@ def setup_fingerprint() -> str:
     digest = hashlib.sha256()
     digest.update((ROOT / "pyproject.toml").read_bytes())
     digest.update(TORCH_REQUIREMENT.encode())
+    digest.update(CLIP_VOCABULARY_REQUIREMENT.encode())
     return digest.hexdigest()
 
 
@@ -83,6 +87,8 @@ def setup(force: bool = False) -> None:
     check(pip + [TORCH_REQUIREMENT])
     say("installing Avatar Foundry with its development extras (bpy, pytest, ...)")
     check(pip + ["-e", ".[dev]"])
+    say("installing the CLIP vocabulary (open_clip_torch, without its dependencies)")
+    check(pip + ["--no-deps", CLIP_VOCABULARY_REQUIREMENT])
     STAMP.write_text(fingerprint)
     say("environment ready")
 

@@ -21,12 +21,13 @@ def pick_device(requested: str | None = None):
 
 
 def inference_dtype(device) -> Any:
-    """bf16 on CUDA devices that compute it fast, fp16 on older CUDA devices, else float32."""
+    """bf16 on CUDA devices that compute it natively (not emulated), fp16 on older CUDA devices, else float32."""
     import torch
 
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
+    from .memory_plan import choose_dtype_name
+
+    native = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[choose_dtype_name(device.type, native)]
 
 
 def device_name(device=None) -> str:

@@ -243,3 +243,15 @@ def test_a_bare_control_kind_picks_the_only_controlnet_of_that_role_and_refuses_
     assert "models add" in missing.value.hint
     with pytest.raises(FormatError, match="not a control kind"):
         choose_models(store, "", {"sketch": ""})
+
+
+def test_progress_stays_within_0_and_1_with_pndms_extra_warm_up_steps(tiny_models, tmp_path):
+    """PNDM samples more timesteps than the requested steps; the reported progress must not pass 100 %."""
+    bundle = write_bundle(tmp_path / "bundle", yaws=(0.0,))
+    settings = settings_for(tiny_models, controlnets={"pose": tiny_models.names["controlnet-pose"]}, control_weights={},
+                            scheduler="PNDMScheduler", steps=5, batch_size=1, resolution=16)
+    progress = SilentProgress()
+    generate_multiview(bundle, tmp_path / "out", settings, tiny_models.store.resolve, progress)
+    fractions = [fraction for fraction, _ in progress.reports]
+    assert all(0.0 <= fraction <= 1.0 for fraction in fractions)
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0

@@ -40,9 +40,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing.set_defaults(func=_list)
 
     scan = commands.add_parser("scan", help="register every base model, ControlNet and LoRA a folder holds, recognised by their files")
-    scan.add_argument("folder", type=Path, help="folder of diffusers model folders and .safetensors files")
+    scan.add_argument("folder", type=Path, help="a models folder (A1111, ComfyUI, a Hugging Face cache or your own), walked recursively")
     add_store_argument(scan)
     scan.set_defaults(func=_scan)
+
+    convert = commands.add_parser("convert", help="turn a pickled .pth/.ckpt checkpoint (e.g. an official ControlNet) into .safetensors")
+    convert.add_argument("file", type=Path, help="the pickled checkpoint; read with torch.load(weights_only=True), tensors only")
+    convert.add_argument("--out", type=Path, default=None, help="the .safetensors file to write (default: beside FILE)")
+    convert.set_defaults(func=_convert)
 
     remove = commands.add_parser("remove", help="forget a model (its files are left alone)")
     remove.add_argument("name")
@@ -87,6 +92,14 @@ def _scan(args: argparse.Namespace) -> int:
     for path, reason in report.skipped:
         print(f"skipped {path}: {reason}")
     print(f"{len(report.added)} model(s) added, {len(report.skipped)} skipped")
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from ..models.pickled_conversion import convert_to_safetensors
+
+    target = convert_to_safetensors(args.file, args.out)
+    print(f"wrote {target}; register it with 'avatar-foundry models add {target} --as NAME' (or models scan)")
     return 0
 
 

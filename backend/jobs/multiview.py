@@ -7,7 +7,7 @@ finished, so a cancelled or failed job keeps every finished image intact.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -45,6 +45,7 @@ class MultiviewParams(JobParams):
     scheduler: Name | None = Field(None, description="diffusers scheduler class, e.g. UniPCMultistepScheduler (default: the model's)")
     precision: Name = "auto"
     compile: bool = False
+    memory: Literal["auto", "full", "low"] = Field("auto", description="small-VRAM mode: auto (from free memory), full or low")
 
 
 @job_kind("multiview", MultiviewParams, "paint a stylized multi-view dataset from a condition bundle (SD + ControlNet)",

@@ -8,7 +8,9 @@ renderer: both take a :class:`BaseComponents` and assemble what they need from i
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput, ModelMissing
@@ -66,32 +68,81 @@ def _load_folder_base(entry: ModelEntry, dtype: Any) -> BaseComponents:
     from transformers import CLIPTextModel, CLIPTokenizer
 
     folder = entry.path
+    options = dict(local_files_only=True, dtype=dtype, use_safetensors=True)
     return BaseComponents(
-        unet=UNet2DConditionModel.from_pretrained(folder, subfolder="unet", local_files_only=True, dtype=dtype, use_safetensors=True),
-        vae=AutoencoderKL.from_pretrained(folder, subfolder="vae", local_files_only=True, dtype=dtype, use_safetensors=True),
-        text_encoder=CLIPTextModel.from_pretrained(folder / "text_encoder", local_files_only=True, dtype=dtype, use_safetensors=True),
+        unet=UNet2DConditionModel.from_pretrained(folder, subfolder="unet", variant=weights_variant(folder / "unet"), **options),
+        vae=AutoencoderKL.from_pretrained(folder, subfolder="vae", variant=weights_variant(folder / "vae"), **options),
+        text_encoder=CLIPTextModel.from_pretrained(folder / "text_encoder", variant=weights_variant(folder / "text_encoder"), **options),
         tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer", local_files_only=True),
         scheduler=load_scheduler(folder),
     )
 
 
+def weights_variant(folder: Path) -> str | None:
+    """'fp16' for a folder holding only ``*.fp16.safetensors`` weights (a Hub ``variant="fp16"`` download)."""
+    weights = [path.name for path in folder.glob("*.safetensors")]
+    return "fp16" if weights and all(name.endswith(".fp16.safetensors") for name in weights) else None
+
+
 def _load_single_file_base(entry: ModelEntry, dtype: Any) -> BaseComponents:
+    """With ``config``: that local diffusers folder; otherwise the shipped architecture's configs,
+    sized from the file, and the CLIP tokenizer built from the installed vocabulary."""
     from diffusers import StableDiffusionPipeline
 
-    pipeline = StableDiffusionPipeline.from_single_file(
-        str(entry.path), config=str(entry.config), local_files_only=True, dtype=dtype,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )
-    return BaseComponents(pipeline.unet, pipeline.vae, pipeline.text_encoder, pipeline.tokenizer, load_scheduler(entry.config))
+    from .architectures import BASE_ARCHITECTURES, base_configs, write_base_config_folder
+    from .clip_tokenizer import clip_tokenizer
+    from .store import tensor_shapes
+
+    options = dict(local_files_only=True, dtype=dtype, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    shapes = tensor_shapes(entry.path)
+    if has_ema_weights(shapes):
+        options["extract_ema"] = True
+    if entry.config is not None:
+        pipeline = StableDiffusionPipeline.from_single_file(str(entry.path), config=str(entry.config), **options)
+        scheduler = load_scheduler(entry.config)
+    else:
+        architecture = shipped_architecture(entry)
+        configs = base_configs(architecture, shapes)
+        tokenizer = clip_tokenizer(BASE_ARCHITECTURES[architecture]["pad_token"])
+        with tempfile.TemporaryDirectory(prefix="avatar-foundry-config-") as folder:
+            write_base_config_folder(Path(folder), configs)
+            pipeline = StableDiffusionPipeline.from_single_file(str(entry.path), config=folder, tokenizer=tokenizer, **options)
+            scheduler = load_scheduler(Path(folder))
+    return BaseComponents(pipeline.unet, pipeline.vae, pipeline.text_encoder, pipeline.tokenizer, scheduler)
+
+
+def shipped_architecture(entry: ModelEntry) -> str:
+    """The entry's recorded architecture, or (a registry written before it was recorded) the one its file has."""
+    from .store import infer_single_file_architecture
+
+    return entry.architecture or infer_single_file_architecture(entry.path, entry.role)
+
+
+def has_ema_weights(shapes) -> bool:
+    """A training checkpoint (e.g. ``v1-5-pruned.safetensors``) also holds EMA weights, the better ones to paint with."""
+    return sum(name.startswith("model_ema.") for name in shapes) > 100
 
 
 def load_scheduler(folder, class_name: str | None = None) -> Any:
     """The scheduler saved in ``folder/scheduler``, optionally converted to another diffusers scheduler class
     (e.g. 'UniPCMultistepScheduler' for good images in fewer steps), keeping the noise schedule."""
+    config_path = folder / "scheduler" / "scheduler_config.json"
+    return scheduler_from_config(json.loads(config_path.read_text(encoding="utf-8")), class_name)
+
+
+def load_base_scheduler(entry: ModelEntry, class_name: str | None = None) -> Any:
+    """A base model's scheduler, without loading its weights: from its folder, its config folder, or
+    (a single file without one) its shipped architecture."""
+    from .architectures import BASE_ARCHITECTURES
+
+    if entry.format == "single-file" and entry.config is None:
+        return scheduler_from_config(BASE_ARCHITECTURES[shipped_architecture(entry)]["scheduler"], class_name)
+    return load_scheduler(entry.config if entry.format == "single-file" else entry.path, class_name)
+
+
+def scheduler_from_config(config: dict, class_name: str | None = None) -> Any:
     import diffusers
 
-    config_path = folder / "scheduler" / "scheduler_config.json"
-    config = json.loads(config_path.read_text(encoding="utf-8"))
     name = class_name or config.get("_class_name", "DDIMScheduler")
     scheduler_class = getattr(diffusers, name, None)
     if scheduler_class is None or not name.endswith("Scheduler"):
@@ -110,14 +161,30 @@ def load_controlnet(entry: ModelEntry, device: Any = None, dtype: Any = None, ba
     dtype = dtype or torch.float32
     try:
         if entry.format == "single-file":
-            controlnet = ControlNetModel.from_single_file(str(entry.path), config=str(entry.config), local_files_only=True, dtype=dtype)
+            controlnet = _load_single_file_controlnet(entry, dtype)
         else:
-            controlnet = ControlNetModel.from_pretrained(entry.path, local_files_only=True, dtype=dtype, use_safetensors=True)
+            controlnet = ControlNetModel.from_pretrained(entry.path, local_files_only=True, dtype=dtype, use_safetensors=True,
+                                                         variant=weights_variant(entry.path))
     except (OSError, ValueError, KeyError) as error:
         raise ModelMissing(f"ControlNet {entry.name!r} at {entry.path} could not be loaded: {error}", "check that its files are complete", field="controlnet") from None
     if base is not None:
         check_controlnet_matches(entry.name, controlnet, base)
     return controlnet.to(device=device or "cpu").eval().requires_grad_(False)
+
+
+def _load_single_file_controlnet(entry: ModelEntry, dtype: Any) -> Any:
+    """Any of the three single-file layouts; the shipped SD 1.5 ControlNet config unless ``config`` is given."""
+    from diffusers import ControlNetModel
+
+    from .architectures import controlnet_config
+    from .store import tensor_shapes
+
+    if entry.config is not None:
+        return ControlNetModel.from_single_file(str(entry.path), config=str(entry.config), local_files_only=True, dtype=dtype)
+    config = controlnet_config(tensor_shapes(entry.path))
+    with tempfile.TemporaryDirectory(prefix="avatar-foundry-config-") as folder:
+        (Path(folder) / "config.json").write_text(json.dumps(config), encoding="utf-8")
+        return ControlNetModel.from_single_file(str(entry.path), config=folder, local_files_only=True, dtype=dtype)
 
 
 def check_controlnet_matches(name: str, controlnet: Any, base: BaseComponents) -> None:

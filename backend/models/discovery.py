@@ -1,31 +1,36 @@
 """Register every model a folder holds, recognising each by its files (``models scan FOLDER``).
 
-What an artist has is usually a folder of downloads; telling the store about each by hand is the
-chore this removes. A folder entry is recognised by its files, never by loading weights:
+What an artist has is usually a folder of downloads: an Automatic1111 ``models`` folder
+(``Stable-diffusion``, ``ControlNet``, ``Lora``), a ComfyUI one (``checkpoints``, ``controlnet``,
+``loras``), a Hugging Face cache (``models--org--name/snapshots/<hash>``), or a plain folder of
+model folders. The folder is walked recursively and each model is recognised by its files, never
+by loading weights:
 
-- a diffusers pipeline folder (``model_index.json``)           -> role ``base``
-- a diffusers ControlNet folder (``config.json`` naming ``ControlNetModel``) whose name says which
-  control it is (``openpose``/``pose``, ``depth``, ``normal``)  -> role ``controlnet-<kind>``
-- a ``.safetensors`` file whose tensor names are LoRA weights   -> role ``lora``
+- a diffusers pipeline folder (``model_index.json``)                     -> role ``base``
+- a diffusers ControlNet folder (``config.json`` naming ``ControlNetModel``) -> ``controlnet-<kind>``
+- a ``.safetensors`` file: LoRA tensor names -> ``lora``; a ControlNet's (any of the three
+  layouts) -> ``controlnet-<kind>``; an LDM UNet (``model.diffusion_model.*``) -> ``base``
 
-Anything else is reported as skipped with the reason and the exact ``models add`` command that
-registers it (a single-file checkpoint, for one, needs a config folder that cannot be guessed).
-Entries are named after their file or folder; what is already registered is left alone.
+A ControlNet's kind comes from its name (``openpose``/``pose``, ``depth``, ``normal``). A Hub cache
+entry is named after its repository (``stable-diffusion-v1-5``), not its snapshot hash. Everything
+else is reported as skipped with the reason (pickled weights: the ``models convert`` command; the
+``.yaml`` configs A1111 keeps beside its models are not needed). What is already registered is left alone.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import AvatarFoundryError, InvalidInput
-from .store import CONTROLNET_ROLES, ModelEntry, ModelStore
+from .architectures import controlnet_layout
+from .store import CONTROLNET_ROLES, ModelEntry, ModelStore, tensor_shapes
 
-_HEADER_LIMIT_BYTES = 100 * 1024 * 1024
 _CONTROL_WORDS = {"openpose": "pose", "pose": "pose", "depth": "depth", "normal": "normal", "normalbae": "normal"}
+PICKLED_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+_BESIDE_MODEL_SUFFIXES = (".yaml", ".yml", ".json", ".txt", ".md", ".png", ".jpg", ".jpeg", ".webp", ".civitai.info")
 
 
 @dataclass
@@ -39,34 +44,100 @@ class ScanReport:
                 "skipped": [{"path": str(path), "reason": reason} for path, reason in self.skipped]}
 
 
+@dataclass(frozen=True)
+class Candidate:
+    path: Path
+    name: str
+
+
 def scan_folder(store: ModelStore, folder: str | Path) -> ScanReport:
-    """Register the recognisable models directly inside ``folder`` (see the module docstring)."""
+    """Register the recognisable models anywhere under ``folder`` (see the module docstring)."""
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise InvalidInput(f"{root} is not a folder", "point at the folder holding your model folders and .safetensors files",
                            field="folder")
     report = ScanReport()
     known_paths = {entry.path: entry.name for entry in store.list()}
-    for path in sorted(root.iterdir()):
-        if path.name.startswith("."):
-            continue
-        resolved = path.resolve()
+    known_names = {entry.name for entry in store.list()}
+    for candidate in candidates(root, report):
+        resolved = candidate.path.resolve()
         if resolved in known_paths:
-            report.skipped.append((path, f"already registered as {known_paths[resolved]!r}"))
+            report.skipped.append((candidate.path, f"already registered as {known_paths[resolved]!r}"))
             continue
-        role = recognise(path)
+        role = recognise(candidate.path, candidate.name)
         if isinstance(role, Unrecognised):
-            report.skipped.append((path, role.reason))
+            report.skipped.append((candidate.path, role.reason))
             continue
-        name = model_name(path)
+        name = _free_name(candidate.name, known_names)
         try:
-            entry = store.add(path, name, role)
+            entry = store.add(candidate.path, name, role)
         except AvatarFoundryError as error:
-            report.skipped.append((path, f"{error.message}" + (f" ({error.hint})" if error.hint else "")))
+            report.skipped.append((candidate.path, f"{error.message}" + (f" ({error.hint})" if error.hint else "")))
             continue
         report.added.append(entry)
         known_paths[entry.path] = entry.name
+        known_names.add(entry.name)
     return report
+
+
+def candidates(folder: Path, report: ScanReport) -> list[Candidate]:
+    """Model folders and files under ``folder``: a model folder is not entered, a Hub cache entry
+    stands for its current snapshot, other folders are walked; files no model can be are skipped."""
+    found: list[Candidate] = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if path.is_dir():
+            if path.name.startswith("models--"):
+                found.extend(_hub_cache_entry(path, report))
+            elif _is_model_folder(path):
+                found.append(Candidate(path, model_name(path)))
+            else:
+                found.extend(candidates(path, report))
+        elif path.suffix == ".safetensors":
+            found.append(Candidate(path, model_name(path)))
+        elif path.suffix in PICKLED_SUFFIXES:
+            report.skipped.append((path, f"pickled weights are never loaded; convert them with 'avatar-foundry models convert {path}'"))
+        elif path.name.lower().endswith(_BESIDE_MODEL_SUFFIXES):
+            report.skipped.append((path, "a config or note beside a model, not a model (configs ship with Avatar Foundry)"))
+        else:
+            report.skipped.append((path, "not a .safetensors file or a diffusers folder"))
+    return found
+
+
+def _is_model_folder(path: Path) -> bool:
+    return (path / "model_index.json").is_file() or (path / "config.json").is_file()
+
+
+def _hub_cache_entry(path: Path, report: ScanReport) -> list[Candidate]:
+    """``models--org--name``: the snapshot ``refs/main`` names (else the newest), named ``name``."""
+    snapshot = _current_snapshot(path)
+    if snapshot is None:
+        report.skipped.append((path, "a Hugging Face cache entry without a downloaded snapshot"))
+        return []
+    repo_name = path.name.split("--")[-1]
+    if _is_model_folder(snapshot):
+        return [Candidate(snapshot, model_name(Path(repo_name)))]
+    return [Candidate(found.path, f"{repo_name}-{found.name}"[:64]) for found in candidates(snapshot, report)]
+
+
+def _current_snapshot(entry: Path) -> Path | None:
+    snapshots = entry / "snapshots"
+    main = entry / "refs" / "main"
+    if main.is_file() and (snapshots / main.read_text(encoding="utf-8").strip()).is_dir():
+        return snapshots / main.read_text(encoding="utf-8").strip()
+    folders = sorted((p for p in snapshots.glob("*") if p.is_dir()), key=lambda p: p.stat().st_mtime) if snapshots.is_dir() else []
+    return folders[-1] if folders else None
+
+
+def _free_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``name-2``, ``name-3``... when another model already has it."""
+    if name not in taken:
+        return name
+    counter = 2
+    while f"{name[:60]}-{counter}" in taken:
+        counter += 1
+    return f"{name[:60]}-{counter}"
 
 
 @dataclass(frozen=True)
@@ -74,28 +145,35 @@ class Unrecognised:
     reason: str
 
 
-def recognise(path: Path) -> str | Unrecognised:
-    """The store role of the model at ``path``, or why it cannot be told."""
+def recognise(path: Path, name: str | None = None) -> str | Unrecognised:
+    """The store role of the model at ``path`` (a ControlNet's kind from ``name``, default the path's), or why it cannot be told."""
     add_command = f"register it with 'avatar-foundry models add {path} --as NAME --role ROLE'"
     if path.is_dir():
         if (path / "model_index.json").is_file():
             return "base"
         if _class_name(path / "config.json") == "ControlNetModel":
-            kind = control_kind(path.name)
-            if kind is None:
-                return Unrecognised(f"a ControlNet, but its name does not say pose, depth or normal; {add_command}")
-            return CONTROLNET_ROLES[kind]
+            return _controlnet_role(name or path.name, add_command)
         return Unrecognised("not a diffusers pipeline or ControlNet folder")
     if path.suffix != ".safetensors":
         return Unrecognised("not a .safetensors file or a diffusers folder (pickled weights are never loaded)")
-    names = _tensor_names(path)
-    if names is None:
+    try:
+        shapes = tensor_shapes(path)
+    except AvatarFoundryError:
         return Unrecognised("not a readable .safetensors file (half downloaded?)")
-    if any("lora" in name.lower() for name in names):
+    if any("lora" in name.lower() for name in shapes):
         return "lora"
-    if any(name.startswith(("model.diffusion_model.", "control_model.")) for name in names):
-        return Unrecognised(f"a single-file checkpoint needs a local config folder: {add_command} --config DIFFUSERS_FOLDER")
+    if controlnet_layout(shapes) is not None:
+        return _controlnet_role(name or path.stem, add_command)
+    if any(name.startswith("model.diffusion_model.") for name in shapes):
+        return "base"
     return Unrecognised(f"not recognised from its tensor names; {add_command}")
+
+
+def _controlnet_role(name: str, add_command: str) -> str | Unrecognised:
+    kind = control_kind(name)
+    if kind is None:
+        return Unrecognised(f"a ControlNet, but its name does not say pose, depth or normal; {add_command}")
+    return CONTROLNET_ROLES[kind]
 
 
 def control_kind(name: str) -> str | None:
@@ -107,7 +185,7 @@ def control_kind(name: str) -> str | None:
 
 def model_name(path: Path) -> str:
     """A store name from a file or folder name: allowed characters only, at most 64."""
-    stem = path.stem if path.is_file() else path.name
+    stem = path.name[: -len(path.suffix)] if path.suffix == ".safetensors" else path.name
     cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-._")
     return (cleaned or "model")[:64]
 
@@ -118,19 +196,3 @@ def _class_name(config: Path) -> str | None:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
     return data.get("_class_name") if isinstance(data, dict) else None
-
-
-def _tensor_names(path: Path) -> list[str] | None:
-    """The tensor names in a .safetensors header (the header only: weights are never read)."""
-    try:
-        with open(path, "rb") as handle:
-            prefix = handle.read(8)
-            if len(prefix) < 8:
-                return None
-            length = struct.unpack("<Q", prefix)[0]
-            if length > _HEADER_LIMIT_BYTES:
-                return None
-            header = json.loads(handle.read(length))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return [name for name in header if name != "__metadata__"] if isinstance(header, dict) else None

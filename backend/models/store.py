@@ -12,10 +12,11 @@ or only half downloaded gives an error naming the path and what is missing, befo
 Formats:
 - ``diffusers``: a folder written by ``save_pretrained``. A base model has ``model_index.json``
   and one sub-folder per component; a ControlNet has ``config.json`` and its weights.
-- ``single-file``: one ``.safetensors`` checkpoint in the original (LDM) layout, loaded with
-  diffusers' single-file loading. A base model also needs ``config``: a diffusers folder of the
-  same architecture holding the component configs and the tokenizer (weights not needed there),
-  because nothing may be downloaded.
+- ``single-file``: one ``.safetensors`` checkpoint in the original (LDM) layout (a ControlNet
+  also prefix-less or with diffusers names), loaded with diffusers' single-file loading. Its
+  ``architecture`` (``models.architectures``: SD 1.5, SD 2.1 512/768-v, SD 1.5 ControlNet) is told
+  from the file at registration and its configs ship with the project; ``config`` (a diffusers
+  folder of the same architecture: configs and tokenizer, weights not needed) overrides them.
 - ``lora``: one ``.safetensors`` file of LoRA weights.
 
 Only ``.safetensors`` weights are accepted: pickled ``.bin``/``.ckpt`` files are never loaded.
@@ -52,16 +53,19 @@ class ModelEntry:
     path: Path
     format: str
     config: Path | None = None
-    """For a single-file base model: the diffusers folder holding its component configs."""
+    """For a single-file model: a diffusers folder holding its configs (instead of the shipped ones)."""
+    architecture: str | None = None
+    """For a single-file model without ``config``: its shipped architecture (``models.architectures``)."""
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "role": self.role, "format": self.format, "path": str(self.path),
-                "config": str(self.config) if self.config else None}
+                "config": str(self.config) if self.config else None, "architecture": self.architecture}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "ModelEntry":
         config = data.get("config")
-        return cls(str(data["name"]), str(data["role"]), Path(data["path"]), str(data["format"]), Path(config) if config else None)
+        return cls(str(data["name"]), str(data["role"]), Path(data["path"]), str(data["format"]), Path(config) if config else None,
+                   data.get("architecture"))
 
 
 class ModelStore:
@@ -83,9 +87,12 @@ class ModelStore:
         if role not in ROLES:
             raise InvalidInput(f"unknown model role {role!r}", f"use one of: {', '.join(ROLES)}", field="role")
         source = Path(path).expanduser().resolve()
-        entry = ModelEntry(name, role, source, detect_format(source, role),
-                           Path(config).expanduser().resolve() if config else None)
+        format_ = detect_format(source, role)
+        config_path = Path(config).expanduser().resolve() if config else None
+        entry = ModelEntry(name, role, source, format_, config_path)
         validate_entry(entry)
+        if format_ == "single-file" and config_path is None:
+            entry = ModelEntry(name, role, source, format_, None, infer_single_file_architecture(source, role))
         entries = self._read()
         if name in entries and not replace:
             raise InvalidInput(f"a model named {name!r} is already registered ({entries[name].path})",
@@ -185,15 +192,60 @@ def validate_entry(entry: ModelEntry) -> None:
         validate_safetensors_file(entry.path)
         if entry.format == "single-file":
             _validate_single_file_config(entry)
+        elif entry.format == "lora":
+            check_lora_format(entry.path)
+    if entry.format == "diffusers" and entry.role.startswith("controlnet-"):
+        _refuse_unsupported_controlnet_folder(entry.path)
+
+
+_LYCORIS_MARKERS = {"hada_w1": "LoHa", "lokr_w1": "LoKr", "oft_blocks": "OFT", "oft_diag": "OFT", "a1.weight": "GLoRA"}
+_SDXL_LORA_MARKERS = ("lora_te2_", "text_encoder_2.", "te2.")
+UNSUPPORTED_HINT = "use an SD 1.5 or SD 2.1 class model (and ControlNets / LoRAs made for one); SDXL, Flux and SD 3 are not supported"
+
+
+def check_lora_format(path: Path) -> None:
+    """A plain LoRA (diffusers, PEFT or kohya names) for SD 1.x/2.x; LyCORIS variants and SDXL LoRAs are refused."""
+    names = tensor_shapes(path)
+    for marker, kind in _LYCORIS_MARKERS.items():
+        if any(marker in name for name in names):
+            raise InvalidInput(f"{path.name} is a LyCORIS {kind} file, which is not supported",
+                               "use a plain LoRA (lora_up/lora_down or lora_A/lora_B weights), or convert it to one", field="path")
+    if any(marker in name for name in names for marker in _SDXL_LORA_MARKERS):
+        raise InvalidInput(f"{path.name} is an SDXL LoRA (it has weights for a second text encoder)", UNSUPPORTED_HINT, field="path")
+
+
+def _refuse_unsupported_controlnet_folder(folder: Path) -> None:
+    config = _read_json_object(folder / "config.json")
+    class_name = str(config.get("_class_name", ""))
+    if class_name != "ControlNetModel" or config.get("addition_embed_type") == "text_time":
+        family = "SDXL" if config.get("addition_embed_type") == "text_time" else class_name or "an unknown model"
+        raise InvalidInput(f"{folder.name} is a {family} ControlNet, which Avatar Foundry cannot run", UNSUPPORTED_HINT, field="path")
+
+
+def _read_json_object(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelMissing(f"{path} is unreadable ({error})", "copy the complete model folder, or download it again", field="path") from None
+    if not isinstance(data, dict):
+        raise ModelMissing(f"{path} is not a JSON object", "copy the complete model folder, or download it again", field="path")
+    return data
+
+
+def infer_single_file_architecture(path: Path, role: str) -> str:
+    """The shipped architecture of a single-file checkpoint, told from its header; refuses what cannot run."""
+    from .architectures import check_structure, infer_base_architecture, infer_controlnet_architecture
+
+    shapes = tensor_shapes(path)
+    architecture = infer_base_architecture(shapes, path.name) if role == "base" else infer_controlnet_architecture(shapes, path.name)
+    check_structure(architecture, shapes)
+    return architecture
 
 
 def _validate_single_file_config(entry: ModelEntry) -> None:
-    """Single files hold weights only; the architecture comes from a local diffusers config folder."""
+    """Single files hold weights only; the architecture is a shipped one or a local diffusers config folder."""
     if entry.config is None:
-        what = "model_index.json, component configs and tokenizer" if entry.role == "base" else "config.json"
-        raise InvalidInput(f"single-file model {entry.path.name} needs a local config folder",
-                           f"pass --config DIR: a diffusers folder of the same architecture ({what}), since nothing can be downloaded",
-                           field="config")
+        return
     if entry.role == "base":
         validate_base_folder(entry.config, weights_required=False)
     else:
@@ -209,6 +261,10 @@ def validate_base_folder(folder: Path, weights_required: bool = True) -> None:
         index = json.loads(index_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ModelMissing(f"{index_path} is not valid JSON ({error}); the download may be incomplete", "download the model again", field="path") from None
+    class_name = str(index.get("_class_name", "")) if isinstance(index, dict) else ""
+    if "text_encoder_2" in index or "transformer" in index or not class_name.startswith(("StableDiffusionPipeline", "StableDiffusionControlNetPipeline")):
+        raise InvalidInput(f"{folder.name} is a {class_name or 'non-Stable-Diffusion'} model, which Avatar Foundry cannot run",
+                           UNSUPPORTED_HINT, field="path")
     missing = [name for name in BASE_MODEL_COMPONENTS if not isinstance(index.get(name), list) or None in index.get(name)]
     if missing:
         raise ModelMissing(f"{index_path} lists no {', '.join(missing)}", "use a Stable Diffusion 1.x/2.x pipeline folder", field="path")
@@ -261,8 +317,8 @@ def _shards_of(index_file: Path) -> list[str]:
         raise ModelMissing(f"{index_file} is unreadable ({error})", "download the model again", field="path") from None
 
 
-def validate_safetensors_file(path: Path) -> None:
-    """Check a .safetensors file is complete: its header parses and every tensor's bytes are present."""
+def safetensors_header(path: Path) -> tuple[dict[str, Any], int]:
+    """The parsed header of a .safetensors file and its length (the weights are not read)."""
     if not path.is_file():
         raise ModelMissing(f"{path} is missing", "restore the file or download it again", field="path")
     size = path.stat().st_size
@@ -277,6 +333,21 @@ def validate_safetensors_file(path: Path) -> None:
             header = json.loads(handle.read(header_length))
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ModelMissing(f"{path} is not a valid .safetensors file", "download the file again", field="path") from None
+    if not isinstance(header, dict):
+        raise ModelMissing(f"{path} is not a valid .safetensors file", "download the file again", field="path")
+    return header, header_length
+
+
+def tensor_shapes(path: Path) -> dict[str, list[int]]:
+    """Tensor name -> shape, from the header of a .safetensors file."""
+    header, _ = safetensors_header(path)
+    return {name: list(info["shape"]) for name, info in header.items() if name != "__metadata__"}
+
+
+def validate_safetensors_file(path: Path) -> None:
+    """Check a .safetensors file is complete: its header parses and every tensor's bytes are present."""
+    header, header_length = safetensors_header(path)
+    size = path.stat().st_size
     data_end = max((info["data_offsets"][1] for key, info in header.items() if key != "__metadata__"), default=0)
     if 8 + header_length + data_end > size:
         raise ModelMissing(f"{path} is truncated: {size} of {8 + header_length + data_end} bytes present (half downloaded?)",

@@ -10,8 +10,9 @@
     root/tiny-controlnet-pose.safetensors  the pose ControlNet as one LDM-layout checkpoint
     root/tiny-style-lora.safetensors  a LoRA for the base UNet, in diffusers' LoRA file format
 
-The tokenizer is written by the project (no CLIP vocabulary ships with any package): every byte
-symbol, its end-of-word form, a handful of merges and the two special tokens. The weights are
+The tokenizer is written by the project, small on purpose (CLIP's real one, ``clip_tokenizer``, has
+49 408 ids: a large embedding for a tiny model): every byte symbol, its end-of-word form, a handful
+of merges and the two special tokens. The weights are
 random, so images are noise, but every loading and sampling code path is the real one.
 ``variant="sd21"`` gives an SD 2.1-like model: linear attention projections and v-prediction.
 """
@@ -58,7 +59,7 @@ class TinyModelPaths:
 
 def tiny_vocabulary() -> tuple[dict[str, int], list[tuple[str, str]]]:
     """A byte-level BPE vocabulary in CLIP's scheme: byte symbols, '</w>' forms, merges, specials."""
-    symbols = list(_byte_symbols())
+    symbols = list(byte_symbols())
     tokens = symbols + [symbol + "</w>" for symbol in symbols]
     tokens += ["".join(pair) for pair in _MERGES]
     tokens += ["<|startoftext|>", "<|endoftext|>"]
@@ -68,7 +69,7 @@ def tiny_vocabulary() -> tuple[dict[str, int], list[tuple[str, str]]]:
     return vocabulary, list(_MERGES)
 
 
-def _byte_symbols() -> list[str]:
+def byte_symbols() -> list[str]:
     """GPT-2/CLIP's reversible byte -> printable character table."""
     printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     codes = printable[:]

@@ -4,8 +4,9 @@ public ControlNets were trained on.
 - pose: the bundle's OpenPose-style skeleton PNG, used as it is (drawn from the rig, no detector).
 - depth: MiDaS-like, brighter is nearer: inside the head mask ``0.25 + 0.75 * (far - z) / (far - near)``
   over the head's own depth range, black outside.
-- normal: BAE-like normal map, RGB = (n + 1) / 2 with x right, y up, z towards the viewer (the
-  bundle's OpenCV camera axes have y down and z away, so both flip), black outside.
+- normal: ControlNet 1.1 normalbae's convention, "blue is front, red is left, green is top":
+  RGB = (n + 1) / 2 with x towards the image's left, y up, z towards the viewer (the bundle's
+  OpenCV camera axes are x right, y down, z away, so all three flip), black outside.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def depth_to_image(depth: np.ndarray, mask: np.ndarray) -> Image.Image:
 
 
 def normal_to_image(normal: np.ndarray, mask: np.ndarray) -> Image.Image:
-    flipped = normal * np.array([1.0, -1.0, -1.0], np.float32)
+    flipped = -normal
     rgb = np.where(mask[..., None], (flipped + 1.0) * 0.5, 0.0)
     return Image.fromarray((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8))
 

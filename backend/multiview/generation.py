@@ -32,7 +32,9 @@ from blender_addon.formats.condition_bundle import ConditionBundle, Render, read
 from blender_addon.formats.errors import FormatError
 from blender_addon.formats.files import atomic_write, atomic_write_json
 
+from ..errors import InvalidInput
 from ..formats.multiview_dataset import MultiviewDataset, MultiviewItem, write_dataset_manifest
+from ..memory_plan import MEMORY_MODES, batch_size_after_out_of_memory
 from ..model_cache import ModelCache
 from ..progress import Progress, SilentProgress
 from ..models.store import CONTROLNET_ROLES, ModelEntry, ModelStore
@@ -81,6 +83,8 @@ class MultiviewSettings:
     scheduler: str | None = None
     precision: str = "auto"
     compile: bool = False
+    memory: str = "auto"
+    """'auto' (small-VRAM measures chosen from free GPU memory), 'full' (none) or 'low' (all)."""
 
     def check(self) -> None:
         positive = {"per_view": self.per_view, "candidates": self.candidates, "steps": self.steps, "batch_size": self.batch_size}
@@ -96,6 +100,8 @@ class MultiviewSettings:
             raise FormatError("resolution", f"must be a multiple of 8, got {self.resolution}")
         if self.precision not in PRECISIONS:
             raise FormatError("precision", f"must be one of {', '.join(PRECISIONS)}")
+        if self.memory not in MEMORY_MODES:
+            raise FormatError("memory", f"must be one of {', '.join(MEMORY_MODES)}")
         if self.guidance < 0:
             raise FormatError("guidance", "must be >= 0")
         self.prompt_settings()
@@ -271,8 +277,9 @@ def _paint(painter, todo: list[PlannedImage], bundle: ConditionBundle, bundle_di
     units = [_Work(image, candidate) for image in todo for candidate in range(settings.candidates)]
     conditions: dict[tuple[str, int], Any] = {}
     finished: dict[str, list[tuple[float, int, np.ndarray]]] = {}
-    for start in range(0, len(units), settings.batch_size):
-        batch = units[start:start + settings.batch_size]
+    start, batch_size = 0, settings.batch_size
+    while start < len(units):
+        batch = units[start:start + batch_size]
         for work in batch:
             key = (work.image.render.view, work.image.render.frame)
             if key not in conditions:
@@ -281,12 +288,17 @@ def _paint(painter, todo: list[PlannedImage], bundle: ConditionBundle, bundle_di
         fraction_after = (done_before + (start + len(batch)) / settings.candidates) / total
         stage = f"painting images {done_before + start // settings.candidates + 1}-" \
                 f"{done_before + (start + len(batch) - 1) // settings.candidates + 1} of {total}"
-        pixels = painter.paint(
-            [work.image for work in batch], [candidate_seed(work.image.seed, work.candidate) for work in batch],
-            [[conditions[(w.image.render.view, w.image.render.frame)].controls[kind] for w in batch] for kind in kinds],
-            settings, resolution,
-            lambda step_fraction: progress.update(fraction_before + (fraction_after - fraction_before) * step_fraction, stage),
-        )
+        try:
+            pixels = painter.paint(
+                [work.image for work in batch], [candidate_seed(work.image.seed, work.candidate) for work in batch],
+                [[conditions[(w.image.render.view, w.image.render.frame)].controls[kind] for w in batch] for kind in kinds],
+                settings, resolution,
+                lambda step_fraction: progress.update(fraction_before + (fraction_after - fraction_before) * step_fraction, stage),
+            )
+        except _out_of_memory_errors():
+            batch_size = _smaller_batch_after_out_of_memory(batch_size, resolution)
+            continue
+        start += len(batch)
         for work, image_pixels in zip(batch, pixels):
             condition = conditions[(work.image.render.view, work.image.render.frame)]
             score = pose_confidence(image_pixels, condition.mask, condition.depth)
@@ -296,6 +308,25 @@ def _paint(painter, todo: list[PlannedImage], bundle: ConditionBundle, bundle_di
         last = (batch[-1].image.render.view, batch[-1].image.render.frame)
         conditions = {last: conditions[last]}  # work is render-major: earlier renders are finished
         progress.update(fraction_after, stage)
+
+
+def _out_of_memory_errors() -> tuple[type[BaseException], ...]:
+    import torch
+
+    return (torch.OutOfMemoryError,)
+
+
+def _smaller_batch_after_out_of_memory(batch_size: int, resolution: int) -> int:
+    """The batch size to retry with after the device ran out of memory (its cache emptied first)."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    smaller = batch_size_after_out_of_memory(batch_size)
+    if smaller is None:
+        raise InvalidInput(f"the GPU ran out of memory painting a single {resolution} px image",
+                           "use memory 'low' (CPU offload), a lower resolution, or free the GPU (Free Memory)", field="memory")
+    return smaller
 
 
 def _save_best(out_dir: Path, image: PlannedImage, bundle: ConditionBundle, candidates, settings: MultiviewSettings) -> None:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
-from ..device import inference_dtype, pick_device
-from ..models.diffusion_loading import BaseComponents, load_base_components, load_controlnet, load_scheduler
+from ..device import free_memory_bytes, inference_dtype, pick_device
+from ..errors import InvalidInput
+from ..memory_plan import MemoryPlan, plan_memory
+from ..models.diffusion_loading import BaseComponents, load_base_components, load_base_scheduler, load_controlnet
 from ..models.store import ModelEntry
 
 EMBEDDING_CACHE_SIZE = 256
@@ -23,7 +26,7 @@ def painter_cache_key(entries: dict[str, ModelEntry], settings, device) -> tuple
     """Everything that changes the loaded pipeline; the first element names the cache slot. The
     ControlNets keep their order: it is the order in which the pipeline pairs them with images."""
     return ("multiview-pipeline", tuple((k, str(e.path)) for k, e in entries.items()), settings.lora_scale,
-            settings.scheduler, settings.precision, settings.compile, str(device))
+            settings.scheduler, settings.precision, settings.compile, settings.memory, str(device))
 
 
 def resolve_dtype(precision: str, device) -> Any:
@@ -53,7 +56,7 @@ class Painter:
         base = load_base_components(entries["base"], device, dtype)
         controlnets = [load_controlnet(entries[kind], device, dtype, base=base) for kind in settings.controlnets]
         if settings.scheduler:
-            base.scheduler = load_scheduler(_scheduler_folder(entries["base"]), settings.scheduler)
+            base.scheduler = load_base_scheduler(entries["base"], settings.scheduler)
         lora = str(entries["lora"].path) if "lora" in entries else None
         return cls.assemble(base, controlnets, settings, device, dtype, lora)
 
@@ -71,15 +74,14 @@ class Painter:
         )
         pipeline.set_progress_bar_config(disable=True)
         if lora:
-            pipeline.load_lora_weights(lora, adapter_name="style")
-            pipeline.fuse_lora(lora_scale=settings.lora_scale)
-            pipeline.unload_lora_weights()
+            _apply_lora(pipeline, lora, settings.lora_scale)
         for module in [base.unet, *controlnets]:
             module.set_attn_processor(AttnProcessor2_0())
             if torch.device(device).type == "cuda":
                 module.to(memory_format=torch.channels_last)
         if settings.compile:
             pipeline.unet = torch.compile(pipeline.unet)
+        apply_memory_plan(pipeline, base, controlnets, settings, torch.device(device))
         return cls(pipeline, base, torch.device(device), dtype)
 
     def embeddings(self, prompt: str, negative_prompt: str, guidance: float) -> tuple[Any, Any]:
@@ -110,7 +112,8 @@ class Painter:
         per_item = [list(item) for item in zip(*controls)]  # diffusers takes multi-control batches item-major
 
         def step_end(pipeline, step, timestep, callback_kwargs):
-            on_step((step + 1) / settings.steps)
+            # the pipeline's own count: PNDM's warm-up adds timesteps beyond settings.steps
+            on_step(min((step + 1) / max(pipeline.num_timesteps, 1), 1.0))
             return callback_kwargs
 
         latents = self._initial_latents(generators, resolution)
@@ -134,5 +137,31 @@ class Painter:
         return torch.cat(noise).to(self.device, self.dtype)
 
 
-def _scheduler_folder(entry: ModelEntry):
-    return entry.config if entry.format == "single-file" else entry.path
+def apply_memory_plan(pipeline, base: BaseComponents, controlnets: list, settings, device) -> MemoryPlan:
+    """Small-VRAM measures on a CUDA device (``memory_plan.plan_memory``); none elsewhere."""
+    if device.type != "cuda":
+        return MemoryPlan()
+    modules = [base.unet, base.vae, base.text_encoder, *controlnets]
+    model_bytes = sum(p.numel() * p.element_size() for module in modules for p in module.parameters())
+    resolution = settings.resolution or base.default_image_size
+    plan = plan_memory(settings.memory, free_memory_bytes(device), model_bytes, resolution, settings.batch_size)
+    if plan.cpu_offload:
+        pipeline.enable_model_cpu_offload(device=device)
+    if plan.vae_slicing:
+        base.vae.enable_slicing()
+    if plan.vae_tiling:
+        base.vae.enable_tiling()
+    return plan
+
+
+def _apply_lora(pipeline, lora: str, scale: float) -> None:
+    """Fuse the style LoRA into the pipeline; one made for another base model is named, not a raw size mismatch."""
+    try:
+        pipeline.load_lora_weights(lora, adapter_name="style")
+    except (RuntimeError, ValueError) as error:
+        detail = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+        raise InvalidInput(f"LoRA {Path(lora).name} does not fit the base model ({detail})",
+                           "use a LoRA trained for this base model's family (SD 1.5 LoRAs with SD 1.5, SD 2.1 with SD 2.1)",
+                           field="lora") from None
+    pipeline.fuse_lora(lora_scale=scale)
+    pipeline.unload_lora_weights()

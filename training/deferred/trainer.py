@@ -29,7 +29,7 @@ from backend.models.deferred.channels import ChannelLayout
 from backend.models.deferred.checkpoint import build_renderer, load_trained_weights, read_renderer_config, save_renderer
 from backend.models.deferred.conditions import ConditionTensors
 from backend.models.deferred.renderer import DeferredRenderer, DeferredRendererConfig
-from backend.models.diffusion_loading import load_scheduler
+from backend.models.diffusion_loading import load_base_scheduler
 from backend.models.store import ModelStore
 from backend.progress import Progress, stop_if_cancelled
 from blender_addon.formats.files import atomic_write
@@ -96,7 +96,7 @@ def renderer_config(options: DeferredTrainOptions, expression_names: list[str], 
     entry = store.resolve(options.base, role="base")
     prediction_type = options.prediction_type
     if prediction_type == "auto":
-        scheduler = load_scheduler(entry.config if entry.format == "single-file" else entry.path)
+        scheduler = load_base_scheduler(entry)
         prediction_type = scheduler.config.get("prediction_type", "epsilon")
     zero_snr = prediction_type == "v_prediction" if options.zero_terminal_snr is None else options.zero_terminal_snr
     try:

@@ -1,0 +1,59 @@
+"""How a diffusion pipeline fits an artist's GPU: the dtype and the small-VRAM measures, decided by
+pure functions of what the device reports (so they are tested without a GPU).
+
+- dtype: bf16 only where the GPU computes it natively (``torch.cuda.is_bf16_supported(
+  including_emulation=False)``: Ampere and newer), fp16 on older CUDA GPUs, float32 elsewhere.
+- memory: ``full`` keeps everything on the GPU; ``low`` uses model CPU offload and VAE slicing and
+  tiling; ``auto`` picks them from the free memory against the models' size and the activations of
+  one batch at the resolution. A batch that still runs out of memory is halved and retried.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MEMORY_MODES = ("auto", "full", "low")
+GIB = 1024 ** 3
+UNET_ACTIVATION_BYTES_AT_512 = int(0.75 * GIB)
+"""Sampling activations of one image at 512 px in half precision, classifier-free guidance included."""
+VAE_DECODE_BYTES_AT_512 = int(0.5 * GIB)
+"""Decoding one 512 px image with the SD VAE in half precision."""
+HEADROOM = 1.15
+"""Allocator fragmentation and the CUDA context."""
+
+
+def choose_dtype_name(device_type: str, bf16_native: bool) -> str:
+    if device_type != "cuda":
+        return "fp32"
+    return "bf16" if bf16_native else "fp16"
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    cpu_offload: bool = False
+    vae_slicing: bool = False
+    vae_tiling: bool = False
+
+
+def plan_memory(mode: str, free_bytes: int | None, model_bytes: int, resolution: int, batch_size: int) -> MemoryPlan:
+    """The measures for ``mode`` ('auto' | 'full' | 'low'); ``free_bytes`` None means no GPU (nothing to save)."""
+    if mode not in MEMORY_MODES:
+        raise ValueError(f"memory mode must be one of {MEMORY_MODES}, got {mode!r}")
+    if mode == "low":
+        return MemoryPlan(cpu_offload=True, vae_slicing=True, vae_tiling=True)
+    if mode == "full" or free_bytes is None:
+        return MemoryPlan()
+    scale = (resolution / 512) ** 2
+    one_image = (UNET_ACTIVATION_BYTES_AT_512 + VAE_DECODE_BYTES_AT_512) * scale
+    whole_batch = (UNET_ACTIVATION_BYTES_AT_512 * batch_size + VAE_DECODE_BYTES_AT_512 * batch_size) * scale
+    usable = free_bytes / HEADROOM
+    if usable >= model_bytes + whole_batch:
+        return MemoryPlan()
+    offload = usable < model_bytes + one_image
+    tiling = offload or usable < model_bytes + UNET_ACTIVATION_BYTES_AT_512 * scale + VAE_DECODE_BYTES_AT_512 * scale * 2
+    return MemoryPlan(cpu_offload=offload, vae_slicing=True, vae_tiling=tiling)
+
+
+def batch_size_after_out_of_memory(batch_size: int) -> int | None:
+    """Half the batch (at least 1) to retry with; None when a single image already ran out of memory."""
+    return batch_size // 2 if batch_size > 1 else None
