@@ -28,9 +28,10 @@ STAMP = VENV / ".avatar-foundry-setup"
 ADDON_SOURCE = ROOT / "blender_addon"
 DIST = ROOT / "dist"
 TORCH_REQUIREMENT = "torch==2.13.0"  # the CPU build that lies on this machine's disk
-CLIP_VOCABULARY_REQUIREMENT = "open_clip_torch==3.3.0"
-"""Installed without its dependencies, for the CLIP vocabulary file it ships (never imported: its
-torchvision dependency does not fit the CPU torch and breaks diffusers' imports)."""
+NO_DEPS_REQUIREMENTS = ("open_clip_torch==3.3.0", "controlnet_aux==0.0.10")
+"""Installed without their dependencies (torchvision and timm do not fit the CPU torch and break diffusers'
+imports), for files they ship: open_clip's CLIP vocabulary, which the backend reads, and controlnet_aux's
+OpenPose drawing code, which the pose-convention test compares against. Neither package is imported whole."""
 PYTEST_NO_TESTS_COLLECTED = 5
 PASSTHROUGH_COMMANDS = ("test", "demo", "bench")
 
@@ -54,7 +55,7 @@ def setup_fingerprint() -> str:
     digest = hashlib.sha256()
     digest.update((ROOT / "pyproject.toml").read_bytes())
     digest.update(TORCH_REQUIREMENT.encode())
-    digest.update(CLIP_VOCABULARY_REQUIREMENT.encode())
+    digest.update(" ".join(NO_DEPS_REQUIREMENTS).encode())
     return digest.hexdigest()
 
 
@@ -87,8 +88,8 @@ def setup(force: bool = False) -> None:
     check(pip + [TORCH_REQUIREMENT])
     say("installing Avatar Foundry with its development extras (bpy, pytest, ...)")
     check(pip + ["-e", ".[dev]"])
-    say("installing the CLIP vocabulary (open_clip_torch, without its dependencies)")
-    check(pip + ["--no-deps", CLIP_VOCABULARY_REQUIREMENT])
+    say("installing the packages used for their files only, without their dependencies: " + ", ".join(NO_DEPS_REQUIREMENTS))
+    check(pip + ["--no-deps", *NO_DEPS_REQUIREMENTS])
     STAMP.write_text(fingerprint)
     say("environment ready")
 

@@ -1,17 +1,30 @@
 """The pose control image follows OpenPose's COCO-18 drawing, as the ControlNet annotator renders it
 (controlnet_aux ``draw_bodypose``/``draw_facepose``): the public OpenPose ControlNets learned it.
 
-controlnet_aux itself cannot be a test dependency (installing it replaces this project's CPU torch
-with a CUDA build and pulls torchvision, timm and OpenCV), so these tests check the published
-constants of that drawing: keypoint indices and colours, limb pairs, limb colours dimmed to 60 %,
-a limb half-width and dot radius of 4 px and white face dots of radius 3 px at 512 px.
+The first test draws the same keypoints with controlnet_aux's own drawing code and compares pixels.
+controlnet_aux is installed without its dependencies (``build.py setup``: they would replace the CPU
+torch), and its package ``__init__`` imports every detector, so only its ``open_pose`` drawing modules
+are loaded. The other tests pin the published constants: keypoint indices and colours, limb pairs,
+limb colours dimmed to 60 %, a limb half-width and dot radius of 4 px and white face dots of radius
+3 px at 512 px.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import importlib
+import importlib.util
+import random
+import sys
+import types
+from pathlib import Path
 
-from blender_addon.core.pose_skeleton import BODY_LIMBS, KEYPOINT_COLOURS, draw_skeleton
+import numpy as np
+import pytest
+
+from blender_addon.core.pose_skeleton import BODY_LIMBS, KEYPOINT_COLOURS, body_keypoints, draw_skeleton, face_points
+
+HEAD_AND_SHOULDERS = ("nose_tip", "neck", "eye_L", "eye_R", "ear_L", "ear_R", "brow_L", "brow_R", "mouth_L",
+                      "mouth_R", "chin", "shoulder_L", "shoulder_R")
 
 
 def _visible(**points: tuple[float, float]) -> dict[str, list[float]]:
@@ -85,3 +98,51 @@ def test_a_limb_is_drawn_only_between_two_visible_keypoints():
     image = draw_skeleton(landmarks, 512, 512)
     assert not image[203, 203].any()
     assert _colour(image, 256, 256) == (255, 0, 0)
+
+
+def _annotator_drawing():
+    """controlnet_aux's ``open_pose/util.py`` and ``body.py``, loaded as a package of their own so that
+    controlnet_aux's ``__init__`` (every detector, torchvision, timm) is never imported."""
+    spec = importlib.util.find_spec("controlnet_aux")
+    assert spec is not None, "controlnet_aux is missing: python build.py setup installs it (--no-deps)"
+    name = "controlnet_aux_open_pose_drawing"
+    if name not in sys.modules:
+        package = types.ModuleType(name)
+        package.__path__ = [str(Path(spec.submodule_search_locations[0]) / "open_pose")]
+        sys.modules[name] = package
+    return importlib.import_module(f"{name}.util"), importlib.import_module(f"{name}.body")
+
+
+def _annotator_image(landmarks: dict[str, list[float]], size: int) -> np.ndarray:
+    util, body = _annotator_drawing()
+    keypoints = [None if point is None else body.Keypoint(point[0] / size, point[1] / size)
+                 for point in body_keypoints(landmarks)]
+    canvas = util.draw_bodypose(np.zeros((size, size, 3), np.uint8), keypoints)
+    return util.draw_facepose(canvas, [body.Keypoint(x / size, y / size) for x, y in face_points(landmarks)])
+
+
+def _outline(image: np.ndarray) -> np.ndarray:
+    """Pixels whose colour differs from a 4-neighbour's: the rims of the drawn ellipses and dots."""
+    packed = image.astype(np.int64) @ np.array([1, 256, 65536])
+    rim = np.zeros(packed.shape, bool)
+    vertical, horizontal = packed[1:] != packed[:-1], packed[:, 1:] != packed[:, :-1]
+    rim[1:] |= vertical
+    rim[:-1] |= vertical
+    rim[:, 1:] |= horizontal
+    rim[:, :-1] |= horizontal
+    return rim
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_skeleton_is_the_annotators_drawing_up_to_rim_pixels(seed: int):
+    """Against controlnet_aux's own OpenPose drawing of the same keypoints: every pixel inside the
+    limbs and dots has the annotator's colour; only rim pixels of the filled ellipses may differ
+    (OpenCV rasterises polygon edges slightly differently), and few of them."""
+    rng = random.Random(seed)
+    landmarks = {name: [rng.uniform(60, 450), rng.uniform(60, 450), 1.0] for name in HEAD_AND_SHOULDERS}
+    ours, theirs = draw_skeleton(landmarks, 512, 512), _annotator_image(landmarks, 512)
+    drawn = ours.any(-1) | theirs.any(-1)
+    differing = (ours != theirs).any(-1)
+    assert drawn.sum() > 2000
+    assert not (differing & ~_outline(ours) & ~_outline(theirs)).any()
+    assert differing.sum() < 0.03 * drawn.sum()
