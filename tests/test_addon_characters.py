@@ -1,4 +1,4 @@
-"""Conditions from characters artists bring (``tests/characters.py``), rendered with real bpy and Cycles:
+"""Conditions from characters artists bring (``tests/fixtures/characters.py``), rendered with real bpy and Cycles:
 a Mixamo full-body skeleton, an ARKit head split across meshes, a head that is only a mesh."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from blender_addon.blender import rig as rig_data  # noqa: E402
 from blender_addon.blender.condition_render import NOTICE_PREFIX, BundleRequest, _apply_random_expression, _random_value, apply_code, render_bundle  # noqa: E402
 from blender_addon.blender.demo_head import add_demo_head  # noqa: E402
 from blender_addon.blender.landmark_finder import find_landmarks, landmark_group_problems  # noqa: E402
-from tests.characters import RIGIFY_CONTROLS, add_arkit_head, add_mixamo_character, add_rigify_head, add_shape_key_head  # noqa: E402
+from tests.fixtures.characters import RIGIFY_CONTROLS, add_arkit_head, add_mixamo_character, add_rigify_head, add_shape_key_head  # noqa: E402
 
 pytestmark = pytest.mark.blender
 SIZE = 64
