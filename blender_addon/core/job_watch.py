@@ -36,6 +36,8 @@ NOT_SUBMITTED = "not submitted"
 """Board-only states of a job the backend has not accepted (yet)."""
 LOCAL_JOB_PREFIX = "local-"
 
+HEALTH_TASK = "Check Backend"
+"""The 'result' task of a health answer: payload {"health": ..., "models": [...] (when asked)}."""
 GIVE_UP_CODES = (NOT_FOUND, PROTOCOL_MISMATCH)
 """Errors after which following a job cannot succeed by waiting (others are retried)."""
 
@@ -83,18 +85,18 @@ class JobWatcher:
         self._lock = threading.Lock()
         self._local_ids = itertools.count(1)
 
-    def _start(self, target: Callable[[], None], what: str, job_id: str | None = None) -> None:
-        thread = threading.Thread(target=self._guarded(target, what, job_id), daemon=True, name="avatar-foundry-job")
+    def _start(self, target: Callable[[], None], what: str, job_id: str | None = None, task: str = "") -> None:
+        thread = threading.Thread(target=self._guarded(target, what, job_id, task), daemon=True, name="avatar-foundry-job")
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
 
-    def _guarded(self, target: Callable[[], None], what: str, job_id: str | None) -> Callable[[], None]:
+    def _guarded(self, target: Callable[[], None], what: str, job_id: str | None, task: str) -> Callable[[], None]:
         """``target`` whose every exception becomes an 'error' event naming ``what`` failed."""
         def run() -> None:
             try:
                 target()
             except Exception as error:  # noqa: BLE001 - a thread must never end without telling the board
-                self._events.put(JobEvent("error", message=f"{what}: {describe(error)}", job_id=job_id))
+                self._events.put(JobEvent("error", message=f"{what}: {describe(error)}", job_id=job_id, task=task))
         return run
 
     def submit(self, kind: str, params: dict, upload: bytes | Callable[[], bytes] | None = None,
@@ -118,11 +120,13 @@ class JobWatcher:
             job = client.submit(kind, params, bundle_zip)
             self._events.put(JobEvent("update", job, replaces=local_id))
             self.follow(job["id"], download_to)
-        self._start(work, f"{kind} was not submitted", local_id)
+        self._start(work, f"{kind} was not submitted", local_id, task="submit")
         return local_id
 
     def _wait_until_reachable(self, client: BackendClient, grace: float, start_backend: Callable[[], Any] | None) -> None:
-        deadline = time.monotonic() + grace
+        """Returns once the backend answers; an unreachable one is started (when ``start_backend``
+        is given) and waited for ``grace`` seconds, else the error is raised at once."""
+        deadline = None
         while True:
             try:
                 client.health()
@@ -130,11 +134,11 @@ class JobWatcher:
             except BackendError as error:
                 if error.code != UNREACHABLE or self._stop.is_set():
                     raise
-                if start_backend is not None:
-                    start_backend()
-                    start_backend, deadline = None, time.monotonic() + grace
-                elif time.monotonic() >= deadline:
+                if deadline is None and start_backend is None or deadline is not None and time.monotonic() >= deadline:
                     raise
+                if deadline is None:
+                    start_backend()
+                    deadline = time.monotonic() + grace
             self._stop.wait(self._poll_interval)
 
     def follow(self, job_id: str, download_to: Path | None = None) -> None:
@@ -159,7 +163,7 @@ class JobWatcher:
                 client = self._make_client()
                 job = client.job(job_id)
                 if lost:
-                    self._events.put(JobEvent("result", task="health", payload=client.health()))
+                    self._events.put(JobEvent("result", task=HEALTH_TASK, payload={"health": client.health()}))
                     lost = ""
                 if job != last:
                     self._events.put(JobEvent("update", job))
@@ -201,8 +205,10 @@ class JobWatcher:
         self._start(lambda: self._events.put(JobEvent("update", self._make_client().cancel(job_id))), f"cancelling job {job_id} failed")
 
     def run(self, task: str, request: Callable[[BackendClient], Any]) -> None:
-        """Call the backend off the main thread; the answer comes back as a 'result' event named ``task``."""
-        self._start(lambda: self._events.put(JobEvent("result", task=task, payload=request(self._make_client()))), task)
+        """Call the backend off the main thread; the answer comes back as a 'result' event named
+        ``task`` (a failure as an 'error' event with that ``task``)."""
+        self._start(lambda: self._events.put(JobEvent("result", task=task, payload=request(self._make_client()))),
+                    f"{task} failed", task=task)
 
     def drain(self) -> list[JobEvent]:
         events = []
@@ -247,8 +253,8 @@ class JobBoard:
             self.last_error, self.connection_error = f"backend not answering: {event.message}", True
         elif event.kind == "error":
             self._record_failure(event)
-        elif event.kind == "result" and event.task == "health":
-            self.backend_answers(clear_all=True)
+        elif event.kind == "result":
+            self.backend_answers(clear_all=event.task == HEALTH_TASK)
         elif event.job is not None:
             self._record_job(event)
 
