@@ -140,7 +140,7 @@ class Session:
         """Main thread only: record the event, fill in the next step's reference when a job
         succeeds, import downloaded results."""
         self.board.apply(event)
-        if event.kind == "unreachable":
+        if event.kind == "unreachable" or event.unreachable:
             self.health = None
         elif event.kind == "result":
             self._take_result(event)

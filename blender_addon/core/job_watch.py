@@ -58,6 +58,8 @@ class JobEvent:
     """For the first 'update' of a submitted job: the board's 'submitting' entry it replaces."""
     task: str = ""
     payload: Any = None
+    unreachable: bool = False
+    """For 'error' and 'unreachable' events: the backend could not be reached at all."""
 
 
 def describe(error: BaseException) -> str:
@@ -96,7 +98,8 @@ class JobWatcher:
             try:
                 target()
             except Exception as error:  # noqa: BLE001 - a thread must never end without telling the board
-                self._events.put(JobEvent("error", message=f"{what}: {describe(error)}", job_id=job_id, task=task))
+                self._events.put(JobEvent("error", message=f"{what}: {describe(error)}", job_id=job_id, task=task,
+                                          unreachable=isinstance(error, BackendError) and error.code == UNREACHABLE))
         return run
 
     def submit(self, kind: str, params: dict, upload: bytes | Callable[[], bytes] | None = None,
