@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from blender_addon.core.backend_client import BAD_ANSWER, UNREACHABLE, BackendClient, BackendError
-from blender_addon.core.job_watch import NOT_SUBMITTED, JobBoard, JobWatcher
+from blender_addon.core.job_watch import NOT_SUBMITTED, UNKNOWN, JobBoard, JobWatcher
 from blender_addon.formats.protocol import PROTOCOL_VERSION
 from tests.fixtures.hostile_server import HostileServer
 
@@ -149,3 +149,4 @@ def test_a_job_the_backend_no_longer_knows_ends_its_follower_with_that_reason(se
     watcher.resume(board.ordered(), tmp_path)
     _drain_until(watcher, board, lambda: "error" in board.jobs["gone"])
     assert "no such route" in board.jobs["gone"]["error"]["message"] and watcher.following() == []
+    assert board.jobs["gone"]["state"] == UNKNOWN, "no longer shown as running"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bpy
 
-from ..core.job_watch import NOT_SUBMITTED
+from ..core.job_watch import NOT_SUBMITTED, SUBMITTING
 from ..core.next_step import Progress, next_step
 from ..core.provenance import PREFIX
 from ..core.sidebar_text import BOX_CHARS, FIELD_LABEL_CHARS, ICON_CHARS, PANEL_CHARS, wrap
@@ -87,7 +87,8 @@ def _progress(context) -> Progress:
     settings, state = _settings(context), session()
     return Progress(connected=state.health is not None, has_rig=settings.conditions.rig is not None,
                     conditions_rendered=bool(settings.conditions.last_bundle), has_dataset=bool(settings.train.dataset.strip()),
-                    has_generator=bool(settings.avatar.checkpoint.strip()), running=[job["kind"] for job in state.board.active()])
+                    has_generator=bool(settings.avatar.checkpoint.strip()),
+                    running=[job["kind"] for job in state.board.active() if job["state"] in ("queued", "running", SUBMITTING)])
 
 
 class AVATAR_PT_backend_models(_AvatarPanel, bpy.types.Panel):

@@ -34,6 +34,9 @@ DOWNLOAD_ATTEMPTS = 3
 SUBMITTING = "submitting"
 NOT_SUBMITTED = "not submitted"
 """Board-only states of a job the backend has not accepted (yet)."""
+UNKNOWN = "unknown"
+"""Board-only state of a job whose follower stopped for good (the backend no longer knows it...);
+Check follows it again."""
 LOCAL_JOB_PREFIX = "local-"
 
 HEALTH_TASK = "Check Backend"
@@ -284,6 +287,8 @@ class JobBoard:
         updated = {**job, "error": {"message": event.message}}
         if job["state"] == SUBMITTING:
             updated.update(state=NOT_SUBMITTED, stage="")
+        elif job["state"] not in FINAL_JOB_STATES:
+            updated.update(state=UNKNOWN, eta_seconds=None)
         self.jobs[job["id"]] = updated
 
     def backend_answers(self, clear_all: bool = False) -> None:
