@@ -111,13 +111,15 @@ class BackendClient:
                 raise BackendError(BAD_ANSWER, f"the backend's answer to GET {path} lists an artifact without a name: {str(artifact)[:80]}", CHECK_URL_HINT)
         return artifacts
 
-    def download(self, job_id: str, name: str, destination: Path) -> Path:
+    def download(self, job_id: str, name: str, destination: Path, listed_size: int | None = None) -> Path:
         """One artifact, written under a temporary name and renamed to ``destination`` only when
-        all the bytes the backend announced have arrived (a cut download leaves nothing behind)."""
+        all the bytes the backend announced (Content-Length, else the size the artifact list gave)
+        have arrived: a cut download leaves nothing behind."""
         path = f"/jobs/{urllib.parse.quote(job_id)}/artifacts/{urllib.parse.quote(name)}"
         with self._open("GET", path) as response:
             announced = response.headers.get("Content-Length")
-            return atomic_write(destination, lambda temp: _receive(response, temp, name, int(announced) if announced and announced.isdigit() else None))
+            expected = int(announced) if announced and announced.isdigit() else listed_size
+            return atomic_write(destination, lambda temp: _receive(response, temp, name, expected))
 
     def download_all(self, job_id: str, folder: Path, wanted: Callable[[str], bool] = lambda name: True) -> list[Path]:
         """Every artifact of the job (that ``wanted`` accepts) under ``folder``, keeping their relative paths."""
@@ -132,7 +134,8 @@ class BackendClient:
             except FormatError as error:
                 raise BackendError(BAD_ANSWER, f"the backend named an artifact {name!r} that cannot be a file in the "
                                                f"download folder: {error.message}", CHECK_URL_HINT) from None
-            paths.append(self.download(job_id, name, folder.joinpath(*relative.parts)))
+            size = artifact.get("size")
+            paths.append(self.download(job_id, name, folder.joinpath(*relative.parts), size if isinstance(size, int) else None))
         return paths
 
     def unload(self) -> int:
