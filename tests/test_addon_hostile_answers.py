@@ -5,11 +5,10 @@ no partial file is left under a final name, and no follower dies silently."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
-from blender_addon.core.backend_client import BAD_ANSWER, UNREACHABLE, BackendClient, BackendError
+from blender_addon.core.backend_client import BAD_ANSWER, BackendClient, BackendError
 from blender_addon.core.job_watch import NOT_SUBMITTED, UNKNOWN, JobBoard, JobWatcher
 from blender_addon.formats.protocol import PROTOCOL_VERSION
 from tests.fixtures.hostile_server import HostileServer

@@ -7,7 +7,6 @@ Sequencer), and avatars are placed beside the head they were made from."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from pathlib import Path

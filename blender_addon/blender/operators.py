@@ -334,7 +334,7 @@ class AVATAR_OT_backend_start(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return readiness.allow(cls, None if preferences(context).backend_python.strip() else "set Backend Python in the add-on preferences")
+        return readiness.allow(cls, readiness.backend_python(context))
 
     def execute(self, context):
         try:

@@ -130,7 +130,7 @@ class AVATAR_PT_conditions(_AvatarPanel, bpy.types.Panel):
         if conditions.last_bundle:
             row = layout.row(align=True)
             row.operator("avatar_foundry.preview_conditions", text="Preview", icon="IMAGE_DATA")
-            row.operator("avatar_foundry.submit_job", text="Test Send").kind = "echo-conditions"
+            row.operator("avatar_foundry.submit_job", text="Check Bundle").kind = "echo-conditions"
 
 
 def _draw_render_progress(layout: bpy.types.UILayout, conditions) -> None:

@@ -67,10 +67,6 @@ def train_style_prior(context: bpy.types.Context) -> str | None:
     return first(backend(context), filled(_settings(context).avatar.checkpoint, "Generator", "Train 3D GAN"))
 
 
-def render_deferred(context: bpy.types.Context) -> str | None:
-    return first(rig(context), None if _settings(context).deferred.target is not None else "pick the detailed character as Target")
-
-
 def train_renderer(context: bpy.types.Context) -> str | None:
     return first(backend(context), None if _settings(context).deferred.last_bundle else "Render Deferred Dataset first")
 
@@ -109,6 +105,10 @@ def object_mode(context: bpy.types.Context) -> str | None:
 
 def backend_url(context: bpy.types.Context) -> str | None:
     return None if preferences(context).backend_url.strip() else "set Backend URL in the add-on preferences"
+
+
+def backend_python(context: bpy.types.Context) -> str | None:
+    return None if preferences(context).backend_python.strip() else "set Backend Python in the add-on preferences"
 
 
 def own_backend(context: bpy.types.Context) -> str | None:

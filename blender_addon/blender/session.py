@@ -117,9 +117,6 @@ class Session:
         elif event.task == SCAN_TASK:
             self.scanning = False
 
-    def refresh_models(self, context: bpy.types.Context | None = None) -> None:
-        self.models = make_client(context, timeout=5.0).models()
-
     def reachable(self, context: bpy.types.Context | None = None) -> bool:
         try:
             self.check_health(context)

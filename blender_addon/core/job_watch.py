@@ -92,7 +92,8 @@ class JobWatcher:
 
     def _start(self, target: Callable[[], None], what: str, job_id: str | None = None, task: str = "") -> None:
         thread = threading.Thread(target=self._guarded(target, what, job_id, task), daemon=True, name="avatar-foundry-job")
-        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        with self._lock:  # followers are started from other watcher threads too
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
 
     def _guarded(self, target: Callable[[], None], what: str, job_id: str | None, task: str) -> Callable[[], None]:
@@ -225,7 +226,8 @@ class JobWatcher:
                 return events
 
     def busy(self) -> bool:
-        return any(thread.is_alive() for thread in self._threads)
+        with self._lock:
+            return any(thread.is_alive() for thread in self._threads)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Ask every thread to end and wait for them (Blender must not exit with threads running)."""
@@ -233,7 +235,9 @@ class JobWatcher:
         with self._wake:
             self._wake.notify_all()
         deadline = time.monotonic() + timeout
-        for thread in self._threads:
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
