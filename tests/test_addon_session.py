@@ -237,3 +237,28 @@ def test_avatars_are_placed_beside_the_head_along_the_rigs_side_axis(addon, tmp_
     centre = head_frame(rig).center
     offset = (sum(_world_box(turned), Vector()) / 2) - Vector(centre)
     assert abs(offset.y) > frame.size and abs(offset.x) < 0.05 * frame.size, offset
+
+
+def test_a_multiview_result_brings_its_images_to_the_gallery_and_its_cut_prompts_to_the_panel(addon, tmp_path):
+    """When a multiview job's results arrive, the Generate panel says which prompts CLIP cut (only the
+    backend log said so) and its Multi-view Images gallery opens on the new images."""
+    from blender_addon.blender.gallery import AVATAR_PT_generate_gallery
+    from blender_addon.core.png import encode_png
+    from blender_addon.formats.notices import write_notices
+
+    folder = tmp_path / "results" / "mv1"
+    (folder / "images").mkdir(parents=True)
+    items = []
+    for index, view in enumerate(("front", "side")):
+        (folder / "images" / f"{view}.png").write_bytes(encode_png(np.full((4, 4), 100 + index, np.uint8)))
+        items.append({"file": f"images/{view}.png", "prompt": f"a head, {view} view", "seed": index, "view_class": view,
+                      "yaw": 90.0 * index, "pitch": 0.0})
+    (folder / "dataset.json").write_text(json.dumps({"items": items}))
+    notice = "1 of 2 prompts are longer than the text encoder reads (77 tokens): words from 'freckles' on were ignored."
+    write_notices(folder, [notice])
+    job = {"id": "mv1", "kind": "multiview", "state": "succeeded", "created_at": "x"}
+    addon.session.handle(JobEvent("downloaded", job, folder=folder), bpy.context.scene)
+    assert " ".join(notice.split()) in _panel_text(addon.panels.AVATAR_PT_generate)
+    assert " ".join(notice.split()) in _panel_text(addon.panels.AVATAR_PT_jobs)
+    assert AVATAR_PT_generate_gallery.poll(bpy.context)
+    assert " ".join(_panel_text(AVATAR_PT_generate_gallery).split()) == "Open 1 of 2: front, yaw 0°, pitch 0° seed 0 a head, front view"
