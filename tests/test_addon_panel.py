@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from blender_addon.core.job_watch import NOT_SUBMITTED, JobEvent
-from blender_addon.core.sidebar_text import PANEL_CHARS
+from blender_addon.core.sidebar_text import PANEL_WIDTH
 from tests.fixtures.recording_layout import RecordingLayout, overflow, shown
 
 bpy = pytest.importorskip("bpy")
@@ -101,7 +101,7 @@ def test_every_text_of_every_panel_fits_the_default_sidebar_width(addon):
         for item in _draw(panel).items():
             texts.append(shown(item))
             if overflow(item):
-                cut.append(f"{panel.bl_label}: {shown(item)!r} needs {overflow(item):.0f} more characters")
+                cut.append(f"{panel.bl_label}: {shown(item)!r} needs {overflow(item):.0f} more pixels")
     assert not cut, "\n".join(cut)
     assert "Generate Avatar" in texts and not any("&&" in text for text in texts)
     assert {"Yaw min", "Yaw max", "Pitch min", "Pitch max"} <= set(texts)
@@ -119,7 +119,9 @@ def test_long_messages_are_wrapped_whole_inside_their_box(addon):
     assert " ".join(CUT_PROMPTS.split()) in jobs_text and "choose a smaller preset" in jobs_text
     assert "generate-avatar not submitted generate-avatar was not submitted" in jobs_text and "Connection refused" in jobs_text
     assert "backend not answering, retrying" in jobs_text
-    assert max(len(shown(item)) for item in jobs if item.kind == "label") <= PANEL_CHARS
+    from blender_addon.blender.interface_text import text_width
+
+    assert max(text_width(shown(item)) for item in jobs if item.kind == "label") <= PANEL_WIDTH
 
 
 def test_a_first_time_artist_sees_few_fields_and_the_next_step(addon):

@@ -8,8 +8,9 @@ import json
 import bpy
 
 from ..core.provenance import PREFIX
-from ..core.sidebar_text import PANEL_CHARS, wrap
+from ..core.sidebar_text import PANEL_WIDTH
 from . import readiness
+from .interface_text import wrap_to
 from .session import session
 
 NO_IMAGES = "no multi-view images yet: Generate Multi-view Images first"
@@ -38,10 +39,10 @@ def _describe(image: bpy.types.Image, position: int, count: int) -> list[str]:
     except ValueError:
         metadata = {}
     angles = ", ".join(f"{name} {float(metadata[name]):.0f}°" for name in ("yaw", "pitch") if isinstance(metadata.get(name), (int, float)))
-    lines = wrap(f"{position} of {count}: {metadata.get('view_class', '?')}" + (f", {angles}" if angles else ""), PANEL_CHARS)
+    lines = wrap_to(f"{position} of {count}: {metadata.get('view_class', '?')}" + (f", {angles}" if angles else ""), PANEL_WIDTH)
     if PREFIX + "seed" in image:
         lines.append(f"seed {image[PREFIX + 'seed']}")
-    return lines + wrap(str(metadata.get("prompt", "")), PANEL_CHARS)
+    return lines + wrap_to(str(metadata.get("prompt", "")), PANEL_WIDTH)
 
 
 class AVATAR_OT_gallery_step(bpy.types.Operator):

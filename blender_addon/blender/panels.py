@@ -2,7 +2,7 @@
 
 Each panel shows its step's button and the few settings a first run needs; everything else sits in
 sub-panels that start collapsed. The Backend panel says what to do next. Every text is sized to the
-sidebar's default width (``core.sidebar_text``): a field whose label would be cut gets its label on
+sidebar's default width (``core.sidebar_text``, measured in the interface font): a field whose label would be cut gets its label on
 its own line, and messages are wrapped to the panel.
 """
 
@@ -13,8 +13,9 @@ import bpy
 from ..core.job_watch import NOT_SUBMITTED, SUBMITTING
 from ..core.next_step import Progress, next_step
 from ..core.provenance import PREFIX
-from ..core.sidebar_text import BOX_CHARS, FIELD_LABEL_CHARS, ICON_CHARS, PANEL_CHARS, wrap
+from ..core.sidebar_text import BOX_WIDTH, FIELD_LABEL_WIDTH, PANEL_WIDTH
 from .gallery import AVATAR_PT_generate_gallery
+from .interface_text import text_width, wrap_to
 from .properties import CONTROL_KINDS
 from .rig import animation_notice
 from .session import session
@@ -28,9 +29,9 @@ class _AvatarPanel:
     bl_category = "Avatar"
 
 
-def _text_lines(layout: bpy.types.UILayout, text: str, icon: str = "NONE", width: int = BOX_CHARS) -> None:
-    """``text`` wrapped to ``width`` characters, the icon on its first line only."""
-    for index, line in enumerate(wrap(text, width - (ICON_CHARS if icon != "NONE" else 0))):
+def _text_lines(layout: bpy.types.UILayout, text: str, icon: str = "NONE", width: float = BOX_WIDTH) -> None:
+    """``text`` wrapped to ``width`` pixels, the icon on its first line only (later lines indented alike)."""
+    for index, line in enumerate(wrap_to(text, width, icon != "NONE")):
         layout.label(text=line, icon=icon if index == 0 else "BLANK1" if icon != "NONE" else "NONE")
 
 
@@ -41,7 +42,7 @@ def _message_box(layout: bpy.types.UILayout, text: str, icon: str) -> None:
 def _field(layout: bpy.types.UILayout, data, name: str, label: str | None = None) -> None:
     """A text, pointer or menu field whose label is never cut: on its own line when it is long."""
     label = label if label is not None else data.bl_rna.properties[name].name
-    if len(label) <= FIELD_LABEL_CHARS:
+    if text_width(label) <= FIELD_LABEL_WIDTH:
         layout.prop(data, name, text=label)
         return
     column = layout.column(align=True)
@@ -62,8 +63,8 @@ class AVATAR_PT_backend(_AvatarPanel, bpy.types.Panel):
         state = session()
         health = state.health
         if health:
-            _text_lines(layout, f"Connected: {health.get('device_name', '?')}", "CHECKMARK", PANEL_CHARS)
-            _text_lines(layout, f"backend {health.get('version')} · protocol {health.get('protocol_version')}", width=PANEL_CHARS)
+            _text_lines(layout, f"Connected: {health.get('device_name', '?')}", "CHECKMARK", PANEL_WIDTH)
+            _text_lines(layout, f"backend {health.get('version')} · protocol {health.get('protocol_version')}", width=PANEL_WIDTH)
         else:
             layout.label(text="Checking..." if state.checking else "Not connected", icon="TIME" if state.checking else "ERROR")
         row = layout.row(align=True)
@@ -77,10 +78,10 @@ class AVATAR_PT_backend(_AvatarPanel, bpy.types.Panel):
         if state.board.last_error:
             _message_box(layout, state.board.last_error, "ERROR")
         if state.info:
-            _text_lines(layout, state.info, "INFO", PANEL_CHARS)
+            _text_lines(layout, state.info, "INFO", PANEL_WIDTH)
         skipped = (state.models_report or {}).get("skipped") or []
         if skipped:
-            _text_lines(layout, f"{len(skipped)} model file(s) skipped: see Models", "INFO", PANEL_CHARS)
+            _text_lines(layout, f"{len(skipped)} model file(s) skipped: see Models", "INFO", PANEL_WIDTH)
 
 
 def _progress(context) -> Progress:
@@ -102,7 +103,7 @@ class AVATAR_PT_backend_models(_AvatarPanel, bpy.types.Panel):
         state = session()
         if state.models:
             names = ", ".join(model["name"] for model in state.models)
-            _text_lines(layout, f"{len(state.models)} registered: {names}", width=PANEL_CHARS)
+            _text_lines(layout, f"{len(state.models)} registered: {names}", width=PANEL_WIDTH)
         else:
             layout.label(text="No models registered")
         layout.operator("avatar_foundry.register_models", text="Register Models Folder", icon="FILE_FOLDER")
@@ -136,7 +137,7 @@ class AVATAR_PT_conditions(_AvatarPanel, bpy.types.Panel):
 def _draw_render_progress(layout: bpy.types.UILayout, conditions) -> None:
     if conditions.stage:
         layout.progress(factor=conditions.progress, text=f"{conditions.progress:.0%}")
-        _text_lines(layout, conditions.stage, width=PANEL_CHARS)
+        _text_lines(layout, conditions.stage, width=PANEL_WIDTH)
 
 
 class AVATAR_PT_conditions_views(_AvatarPanel, bpy.types.Panel):
@@ -303,7 +304,7 @@ class AVATAR_PT_animate_dataset(_AvatarPanel, bpy.types.Panel):
     def draw(self, context):
         deferred = _settings(context).deferred
         layout = self.layout
-        _text_lines(layout, "The rig as proxy, the detailed character as Target", width=PANEL_CHARS)
+        _text_lines(layout, "The rig as proxy, the detailed character as Target", width=PANEL_WIDTH)
         _field(layout, deferred, "target")
         layout.prop(deferred, "random_expressions")
         _field(layout, deferred, "output_dir")
@@ -326,7 +327,7 @@ class AVATAR_PT_animate_training(_AvatarPanel, bpy.types.Panel):
             column.prop(deferred, name)
         size = deferred.crop or settings.conditions.resolution
         source = "Crop" if deferred.crop else "Conditions resolution"
-        _text_lines(layout, f"Trains at {size} px ({source})", "INFO", PANEL_CHARS)
+        _text_lines(layout, f"Trains at {size} px ({source})", "INFO", PANEL_WIDTH)
         layout.operator("avatar_foundry.train_renderer", text="Train Renderer", icon="SHADING_RENDERED")
 
 
@@ -343,7 +344,7 @@ class AVATAR_PT_jobs(_AvatarPanel, bpy.types.Panel):
         for job in jobs[:JOBS_SHOWN]:
             _draw_job(layout.box(), job, state)
         for line in state.imported[-3:]:
-            _text_lines(layout, line, "IMPORT", PANEL_CHARS)
+            _text_lines(layout, line, "IMPORT", PANEL_WIDTH)
 
 
 def _draw_job(box: bpy.types.UILayout, job: dict, state) -> None:

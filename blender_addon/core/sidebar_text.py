@@ -1,40 +1,48 @@
 """How much text fits the 3D viewport's sidebar at its default width, and wrapping to it.
 
-Widths are in characters of the interface font at scale 1 in a sidebar of default width (about 200
-pixels of panel content). They come from what Blender cut on screen (issue 17): a labelled text,
-pointer or menu field gets a third of its row for the label ("Base model" showed as "Base mo…"),
-a box line showed about 40 characters of lowercase text, two number fields in one row showed
-"Yaw …". The figures below keep a margin under those, so text that fits here fits on screen.
+Widths are in pixels of the interface font (11 px, UI scale 1) in a sidebar of default width; text
+and sidebar scale together, so they hold at any UI scale. They come from what Blender cut on screen
+(issue 17), measured with that font: a labelled text, pointer or menu field showed about 45 pixels
+of its label ("Base mo…", "Style pri…", "Referen…"), a box line about 210 ("Deferred dataset
+(p… detailed character)"), two number fields in one row less than 103 each ("Yaw …"). The figures
+below keep a margin under those, so text that fits here fits on screen.
 """
 
 from __future__ import annotations
 
-PANEL_CHARS = 34
+from typing import Callable
+
+FONT_SIZE = 11
+"""The interface font's size in pixels at UI scale 1 (what ``blf`` measures with)."""
+PANEL_WIDTH = 200
 """A label or button across the whole panel."""
-BOX_CHARS = 32
+BOX_WIDTH = 188
 """A label inside a box (boxes have their own padding)."""
-ICON_CHARS = 3
+ICON_WIDTH = 20
 """What an icon in front of a text takes."""
-FIELD_LABEL_CHARS = 8
-"""The label of a text, pointer or menu field across the whole panel (a third of its width)."""
-NUMBER_ARROW_CHARS = 4
-"""What the arrows of a number field take from its text ("Label: value")."""
+FIELD_LABEL_WIDTH = 42
+"""The label of a text, pointer or menu field across the whole panel (longer ones go above the field)."""
+NUMBER_ARROWS_WIDTH = 30
+"""What the arrows and padding of a number field take from its text ("Label: value")."""
 
 
-def wrap(text: str, width: int) -> list[str]:
-    """``text`` in lines of at most ``width`` characters, broken at spaces (a longer word is split)."""
+def wrap(text: str, width: float, measure: Callable[[str], float] = len) -> list[str]:
+    """``text`` in lines at most ``width`` wide as ``measure`` counts (characters by default),
+    broken at spaces; a word wider than a line is split."""
     lines: list[str] = []
     line = ""
     for word in text.split():
-        while len(word) > width:
+        while measure(word) > width and len(word) > 1:
             if line:
                 lines.append(line)
                 line = ""
-            lines.append(word[:width])
-            word = word[width:]
-        if line and len(line) + 1 + len(word) > width:
+            cut = max(1, max((end for end in range(1, len(word)) if measure(word[:end]) <= width), default=1))
+            lines.append(word[:cut])
+            word = word[cut:]
+        candidate = f"{line} {word}" if line else word
+        if line and measure(candidate) > width:
             lines.append(line)
             line = word
         else:
-            line = f"{line} {word}" if line else word
+            line = candidate
     return lines + ([line] if line else [])
