@@ -361,7 +361,7 @@ def _draw_job(box: bpy.types.UILayout, job: dict, state) -> None:
         box.progress(factor=progress, text=f"{job['state']} {progress:.0%}" + (f" · ETA {_duration(eta)}" if eta is not None else ""))
     else:
         box.label(text=job["state"])
-    if job.get("stage") and job["state"] not in ("succeeded", NOT_SUBMITTED):
+    if job.get("stage") and job["state"] != NOT_SUBMITTED and (job["state"] != "succeeded" or job["stage"] != "done"):
         _text_lines(box, job["stage"])
     if job["id"] in state.board.lost_contact:
         _text_lines(box, f"backend not answering, retrying: {state.board.lost_contact[job['id']]}", "ERROR")

@@ -177,6 +177,7 @@ class JobWatcher:
                     last = job
                 if job["state"] in FINAL_JOB_STATES:
                     if job["state"] == "succeeded" and download_to is not None:
+                        self._events.put(JobEvent("update", {**job, "stage": "downloading the results"}))
                         folder = Path(download_to) / job_id
                         files = client.download_all(job_id, folder, wanted_artifact)
                         self._events.put(JobEvent("downloaded", job, files=files, folder=folder))
