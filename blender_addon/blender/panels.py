@@ -2,11 +2,13 @@
 
 Each panel shows its step's button and the few settings a first run needs; everything else sits in
 sub-panels that start collapsed. The Backend panel says what to do next. Every text is sized to the
-sidebar's default width (``core.sidebar_text``, measured in the interface font): a field whose label would be cut gets its label on
-its own line, and messages are wrapped to the panel.
+sidebar's default width (``core.sidebar_text``, measured in the interface font): a field whose label
+would be cut gets its label on its own line, and messages are wrapped to the panel.
 """
 
 from __future__ import annotations
+
+from pathlib import PureWindowsPath
 
 import bpy
 
@@ -109,8 +111,8 @@ class AVATAR_PT_backend_models(_AvatarPanel, bpy.types.Panel):
         layout.operator("avatar_foundry.register_models", text="Register Models Folder", icon="FILE_FOLDER")
         if state.scanning:
             layout.label(text="Registering the folder...", icon="TIME")
-        for skipped in (state.models_report or {}).get("skipped") or []:
-            _message_box(layout, f"skipped {skipped['path'].replace(chr(92), '/').rsplit('/', 1)[-1]}: {skipped['reason']}", "INFO")
+        for skipped in (state.models_report or {}).get("skipped") or []:  # the file's name, from a POSIX or Windows path
+            _message_box(layout, f"skipped {PureWindowsPath(skipped['path']).name}: {skipped['reason']}", "INFO")
         layout.operator("avatar_foundry.free_memory", text="Free Memory", icon="TRASH")
 
 
@@ -163,11 +165,9 @@ class AVATAR_PT_generate(_AvatarPanel, bpy.types.Panel):
         layout = self.layout
         _field(layout, _settings(context).generate, "style", "Style prompt")
         layout.operator("avatar_foundry.generate_multiview", text="Generate Multi-view Images", icon="IMAGE_DATA")
-        for job in session().board.ordered():
-            if job["kind"] == "multiview" and session().notices.get(job["id"]):
-                for notice in session().notices[job["id"]]:
-                    _message_box(layout, notice, "INFO")
-                break
+        newest = next((job for job in session().board.ordered() if job["kind"] == "multiview"), None)
+        for notice in session().notices.get(newest["id"], []) if newest else []:
+            _message_box(layout, notice, "INFO")
 
 
 class AVATAR_PT_generate_prompt(_AvatarPanel, bpy.types.Panel):
