@@ -34,7 +34,10 @@ def test_every_step_of_the_demo_succeeds_and_leaves_its_results(demo):
     assert not list((out / "results").rglob("*.safetensors"))  # weights stay on the backend
 
 
-def test_the_saved_scene_holds_the_avatars_at_the_head_the_gallery_and_the_baked_animation(demo):
+def test_the_saved_scene_holds_the_avatars_beside_the_head_the_gallery_and_the_baked_animation(demo):
+    from mathutils import Vector
+
+    from blender_addon.blender.importers import AVATAR_SPACING
     from blender_addon.blender.rig import head_frame
 
     out, summary = demo
@@ -43,9 +46,13 @@ def test_the_saved_scene_holds_the_avatars_at_the_head_the_gallery_and_the_baked
     assert sorted(avatars) == sorted(summary["avatars"]) and "Avatar seed 3" in avatars
     guided = [obj for obj in avatars.values() if json.loads(obj["avatar_foundry_params"])["style_prior"]]
     assert len(guided) == 1 and guided[0]["avatar_foundry_job_id"] == summary["jobs"]["generate-avatar-image-guided"]["id"]
-    frame = head_frame(bpy.data.objects["DemoHead"])
-    for obj in avatars.values():
-        assert tuple(obj.location) == pytest.approx(frame.center, abs=1e-5) and obj.scale[0] == pytest.approx(frame.size)
+    rig = bpy.data.objects["DemoHead"]
+    frame = head_frame(rig)
+    side = rig.matrix_world.to_3x3().col[0].normalized()
+    offsets = [obj.location - Vector(frame.center) for obj in avatars.values()]
+    assert all((offset - offset.dot(side) * side).length < 1e-5 for offset in offsets), "beside the head, along the rig's side axis"
+    assert sorted(offset.dot(side) for offset in offsets) == pytest.approx([AVATAR_SPACING * frame.size * place for place in (1, 2)])
+    assert all(obj.scale[0] == pytest.approx(frame.size) for obj in avatars.values())
     gallery = [image for image in bpy.data.images if image.get("avatar_foundry_kind") == "multiview"]
     assert len(gallery) == 6 and all("view" in json.loads(image["avatar_foundry_metadata"])["prompt"] for image in gallery)
     sequence = next(image for image in bpy.data.images if image.get("avatar_foundry_kind") == "animate")

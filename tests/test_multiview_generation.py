@@ -255,3 +255,21 @@ def test_progress_stays_within_0_and_1_with_pndms_extra_warm_up_steps(tiny_model
     fractions = [fraction for fraction, _ in progress.reports]
     assert all(0.0 <= fraction <= 1.0 for fraction in fractions)
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
+
+
+def test_prompts_longer_than_clip_reads_are_reported_beside_the_dataset(tiny_models, tmp_path):
+    """A style CLIP cannot read to its end (77 tokens) is named in notices.json, which the add-on shows
+    under the job; prompts that fit leave no notice."""
+    from blender_addon.formats.notices import read_notices
+
+    bundle = write_bundle(tmp_path / "bundle", yaws=(0.0,))
+    long_style = "a stylized cartoon character head " + " ".join(f"with detail number {i}" for i in range(40)) + " glowing freckles"
+    common = dict(controlnets={"pose": tiny_models.names["controlnet-pose"]}, control_weights={}, resolution=16)
+    generate_multiview(bundle, tmp_path / "long", settings_for(tiny_models, style=long_style, **common), tiny_models.store.resolve)
+    (notice,) = read_notices(tmp_path / "long")
+    assert notice.startswith("1 of 1 prompts are longer than the text encoder reads (77 tokens): words from '")
+    ignored = notice.split("'")[1]
+    assert long_style.index(ignored) > len("a stylized cartoon character head"), "names where the cut falls, inside the style"
+    generate_multiview(bundle, tmp_path / "short", settings_for(tiny_models, style="a head", attributes_per_image=0, **common),
+                       tiny_models.store.resolve)
+    assert read_notices(tmp_path / "short") == []

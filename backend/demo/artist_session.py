@@ -81,7 +81,7 @@ def run_job(operator, timeout: float, **properties) -> dict:
             if line != shown:
                 say(f"  {line}")
                 shown = line
-            if job["state"] in ("failed", "cancelled"):
+            if job["state"] in ("failed", "cancelled", "not submitted"):
                 raise DemoFailed(f"{job['kind']} {job['state']}: {state.board.last_error}")
             if job["state"] == "succeeded" and len(state.imported) > imported:
                 say(f"  {state.imported[-1]}")
@@ -170,7 +170,7 @@ def run(plan: dict) -> dict:
     train.config, train.total_images = "tiny", step["gan_images"]
     jobs["train-eg3d"] = run_job(bpy.ops.avatar_foundry.train_gan, timeout)
 
-    say("generating a textured avatar from a seed and importing it at the head")
+    say("generating a textured avatar from a seed and importing it beside the head")
     avatar = settings().avatar
     avatar.seed, avatar.mesh_resolution, avatar.texture_size = plan["seed"], step["mesh_resolution"], step["texture_size"]
     jobs["generate-avatar"] = run_job(bpy.ops.avatar_foundry.generate_avatar, timeout)

@@ -31,6 +31,7 @@ from PIL.PngImagePlugin import PngInfo
 from blender_addon.formats.condition_bundle import ConditionBundle, Render, read_bundle
 from blender_addon.formats.errors import FormatError
 from blender_addon.formats.files import atomic_write, atomic_write_json
+from blender_addon.formats.notices import write_notices
 
 from ..errors import InvalidInput
 from ..formats.multiview_dataset import MultiviewDataset, MultiviewItem, write_dataset_manifest
@@ -200,12 +201,22 @@ def generate_multiview(
     if todo:
         progress.update(0.0, "loading models")
         painter = _get_painter(entries, settings, device, models)
+        _report_cut_prompts(out_dir, painter.cut_prompts([image.prompt for image in plan]), len({image.prompt for image in plan}))
         resolution = settings.resolution or painter.native_resolution
         record["resolution"] = resolution
         atomic_write_json(out_dir / GENERATION_RECORD, record)
         _paint(painter, todo, bundle, bundle_dir, out_dir, settings, resolution, progress, len(plan) - len(todo), len(plan))
     progress.update(1.0, "done")
     return write_manifest(out_dir) if shard.count == 1 else None
+
+
+def _report_cut_prompts(out_dir: Path, cut: list[tuple[str, str]], distinct: int) -> None:
+    """Tell the artist (``notices.json``, shown under the job in the add-on) that CLIP reads only the
+    start of long prompts: the style plus several attributes passes its 77 tokens easily."""
+    if not cut:
+        return
+    write_notices(out_dir, [f"{len(cut)} of {distinct} prompts are longer than the text encoder reads (77 tokens): "
+                            f"words from '{cut[0][1][:60]}' on were ignored. Shorten the style or use fewer attributes per image."])
 
 
 def _resolve_models(settings: MultiviewSettings, resolve_entry: ResolveEntry) -> dict[str, ModelEntry]:

@@ -84,6 +84,20 @@ class Painter:
         apply_memory_plan(pipeline, base, controlnets, settings, torch.device(device))
         return cls(pipeline, base, torch.device(device), dtype)
 
+    def cut_prompts(self, prompts: list[str]) -> list[tuple[str, str]]:
+        """(prompt, the words CLIP's text encoder never sees) for each distinct prompt longer than
+        the tokenizer's window (77 tokens for SD 1.x/2.x): the pipeline silently encodes only the start."""
+        tokenizer = self.pipeline.tokenizer
+        if tokenizer is None:
+            return []
+        limit = tokenizer.model_max_length
+        cut = []
+        for prompt in dict.fromkeys(prompts):
+            ids = tokenizer(prompt, truncation=False).input_ids
+            if len(ids) > limit:
+                cut.append((prompt, tokenizer.decode(ids[limit - 1:-1]).strip()))
+        return cut
+
     def embeddings(self, prompt: str, negative_prompt: str, guidance: float) -> tuple[Any, Any]:
         """(prompt, negative) embeddings of one image, computed once per distinct prompt pair. The
         most recent pairs are kept (candidates of an image and repeated prompts reuse them); the

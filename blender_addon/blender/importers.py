@@ -1,5 +1,9 @@
 """Bring backend results into the scene: avatar meshes (glb), animations (image sequences),
-multi-view images (a gallery). Every imported datablock carries its provenance."""
+multi-view images (a gallery). Every imported datablock carries its provenance.
+
+Files are referenced by absolute paths, so a sequence loaded into an unsaved file still resolves
+once the file is saved elsewhere and opened from another working directory. An avatar made from a
+rig's conditions is placed beside that rig's head (along the rig's side axis), not inside it."""
 
 from __future__ import annotations
 
@@ -8,11 +12,17 @@ from pathlib import Path
 import bpy
 from mathutils import Vector
 
-from ..core.provenance import provenance_properties
+from ..core.provenance import PREFIX, provenance_properties
 from ..core.result_files import read_avatar_metadata, read_gallery
 from ..formats.animation import read_animation
 from ..formats.condition_bundle import read_bundle
 from ..formats.errors import FormatError
+from .blender_versions import show_scene_in_sequencer
+
+PLACED_BESIDE = PREFIX + "placed_beside"
+"""On an imported avatar: the rig it was placed beside (the next one goes one place further)."""
+AVATAR_SPACING = 1.25
+"""Head-box edges between the centres of neighbouring heads (a quarter box of air between them)."""
 
 
 def _tag(datablock: bpy.types.ID, job: dict, metadata: dict | None = None, folder: Path | None = None) -> None:
@@ -29,7 +39,8 @@ def _load_image(path: Path, name: str) -> bpy.types.Image:
 
 
 def import_avatar(folder: Path, job: dict, rig: bpy.types.Object | None = None) -> list[bpy.types.Object]:
-    """Import ``avatar.glb`` with its baked-texture material; the meshes are placed at the rig's head."""
+    """Import ``avatar.glb`` with its baked-texture material; the meshes are placed beside the rig's head."""
+    folder = Path(folder).resolve()
     metadata = read_avatar_metadata(folder)
     before = set(bpy.data.objects)
     result = bpy.ops.import_scene.gltf(filepath=str(Path(folder) / "avatar.glb"))
@@ -40,16 +51,30 @@ def import_avatar(folder: Path, job: dict, rig: bpy.types.Object | None = None) 
         if obj.parent is None:
             obj.name = avatar_name(job, metadata)
     if rig is not None:
-        from .rig import head_frame
-
-        frame = head_frame(rig)
-        for obj in imported:
-            if obj.parent is None:
-                obj.location = Vector(frame.center)
-                obj.scale = (frame.size,) * 3
+        _place_beside_head([obj for obj in imported if obj.parent is None], rig)
     for obj in imported:
         _tag(obj, job, metadata, folder)
     return imported
+
+
+def _place_beside_head(roots: list[bpy.types.Object], rig: bpy.types.Object) -> None:
+    """Scale head space to the rig's head box and put it beside the head, along the rig's side (+X)
+    axis: the first avatar one place away, each further one a place further."""
+    from .rig import head_frame
+
+    frame = head_frame(rig)
+    side = rig.matrix_world.to_3x3().col[0].normalized()
+    place = 1 + len({obj.get(PREFIX + "job_id") for obj in bpy.data.objects if obj.get(PLACED_BESIDE) == rig.name})
+    for obj in roots:
+        obj.location = Vector(frame.center) + side * (frame.size * AVATAR_SPACING * place)
+        obj.scale = (frame.size,) * 3
+        obj[PLACED_BESIDE] = rig.name
+
+
+def imported_objects(scene: bpy.types.Scene, job_id: str) -> list[bpy.types.Object]:
+    """The scene's objects imported from job ``job_id``, roots first."""
+    found = [obj for obj in scene.objects if obj.get(PREFIX + "job_id") == job_id]
+    return sorted(found, key=lambda obj: obj.parent is not None)
 
 
 def avatar_name(job: dict, metadata: dict) -> str:
@@ -78,6 +103,7 @@ def load_condition_previews(folder: Path, passes: tuple[str, ...] = ("pose", "ma
 
 def import_animation(folder: Path, job: dict, view: str | None = None) -> bpy.types.Image:
     """Load one view of an animation as an image sequence (for textures, camera backgrounds, the VSE)."""
+    folder = Path(folder).resolve()
     animation = read_animation(folder)
     chosen = view or animation.views()[0]
     sequence = animation.sequence(chosen)
@@ -92,7 +118,9 @@ def import_animation(folder: Path, job: dict, view: str | None = None) -> bpy.ty
 
 
 def add_sequence_strip(scene: bpy.types.Scene, folder: Path, job: dict, view: str | None = None, channel: int = 1):
-    """The animation as an image strip in the scene's sequencer, starting at the scene's first frame."""
+    """The animation as an image strip in the scene's sequencer, starting at the scene's first frame
+    (and that scene shown in the Sequencer)."""
+    folder = Path(folder).resolve()
     animation = read_animation(folder)
     sequence = animation.sequence(view or animation.views()[0])
     editor = scene.sequence_editor or scene.sequence_editor_create()
@@ -101,13 +129,14 @@ def add_sequence_strip(scene: bpy.types.Scene, folder: Path, job: dict, view: st
     for item in sequence[1:]:
         strip.elements.append(Path(item.file).name)
     _tag(strip, job)
+    show_scene_in_sequencer(scene)
     return strip
 
 
 def import_gallery(folder: Path, job: dict) -> list[bpy.types.Image]:
     """Every multi-view image as a Blender image, tagged with its camera label, prompt and seed."""
     images = []
-    for path, entry in read_gallery(folder):
+    for path, entry in read_gallery(Path(folder).resolve()):
         image = _load_image(path, f"{job['id']}_{path.stem}")
         _tag(image, job, {key: entry[key] for key in ("prompt", "seed", "view_class", "yaw", "pitch") if key in entry})
         images.append(image)
@@ -116,6 +145,7 @@ def import_gallery(folder: Path, job: dict) -> list[bpy.types.Image]:
 
 def import_images(folder: Path, job: dict) -> list[bpy.types.Image]:
     """Every PNG a job returned (contact sheets, previews), tagged with the job."""
+    folder = Path(folder).resolve()
     images = []
     for path in sorted(Path(folder).rglob("*.png")):
         image = _load_image(path, f"{job['id']}_{path.stem}")

@@ -25,13 +25,16 @@ from ..core.job_requests import reference_image_upload
 from ..core.provenance import PREFIX, request_from_properties
 from ..core.view_plan import plan_orbit_views
 from ..formats.errors import FormatError
+from . import readiness
 from . import rig as rig_data
 from .condition_render import NOTICE_PREFIX, BundleRequest, render_bundle, view_from_camera
 from .importers import load_condition_previews
 from .landmark_finder import find_landmarks
 from .demo_head import add_demo_head
+from .output_folders import resolve_folder, results_folder
 from .preferences import preferences
-from .session import make_client, session
+from .session import make_client, scan_request, session
+from .viewport import frame_in_viewports
 
 USER_ERRORS = (FormatError, BackendError, OSError)
 
@@ -52,16 +55,19 @@ def _rig(context: bpy.types.Context) -> bpy.types.Object:
 
 
 def submit(context: bpy.types.Context, kind: str, params: dict, upload: bytes | Callable[[], bytes] | None = None) -> None:
-    """Queue a job in the background (starting the backend first where the preferences say so);
-    its results are downloaded and imported when it succeeds."""
+    """Queue a job in the background (starting the backend first where the preferences say so, if
+    it does not answer); its results are downloaded and imported when it succeeds. Nothing here
+    waits for the backend: the Jobs panel shows the job as "submitting" until it is accepted."""
     state = session()
-    prefs = preferences(context)
     state.rig_name = _rig_name(context)
-    started = prefs.auto_start and not state.backend.running() and not state.reachable(context)
-    if started:
-        state.start_backend(context)
-    state.watcher.submit(kind, params, upload, download_to=Path(bpy.path.abspath(prefs.output_dir)),
-                         startup_grace=state.STARTUP_GRACE_SECONDS if started else 0.0)
+    starter = None
+    if preferences(context).auto_start and not state.backend.running():
+        starter = partial(state.backend.start, state.launch(context))
+    state.watcher.submit(kind, params, upload, download_to=results_folder(context),
+                         startup_grace=state.STARTUP_GRACE_SECONDS, start_backend=starter)
+
+
+SENT = "sending the {} job to the backend (see Jobs)"
 
 
 def _rig_name(context: bpy.types.Context) -> str | None:
@@ -85,12 +91,17 @@ class AVATAR_OT_add_demo_head(bpy.types.Operator):
     seed: bpy.props.IntProperty(name="Seed", default=0, min=0)
     randomize: bpy.props.BoolProperty(name="Random identity", default=False)
 
+    @classmethod
+    def poll(cls, context):
+        return readiness.allow(cls, readiness.object_mode(context))
+
     def execute(self, context):
         varied = self.randomize or self.seed != 0
         identity = sample_identity(self.seed) if varied else IdentityParams()
         look = sample_appearance(self.seed) if varied else AppearanceParams()
         rig = add_demo_head(context, identity, look)
         _settings(context).conditions.rig = rig
+        frame_in_viewports(context, [rig, *rig.children_recursive])
         self.report({"INFO"}, f"added demo head {rig.name!r}")
         return {"FINISHED"}
 
@@ -101,6 +112,10 @@ class AVATAR_OT_find_landmarks(bpy.types.Operator):
     bl_idname = "avatar_foundry.find_landmarks"
     bl_label = "Find Landmarks"
     bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return readiness.allow(cls, readiness.rig(context))
 
     def execute(self, context):
         try:
@@ -200,6 +215,10 @@ class AVATAR_OT_render_conditions(_SteppedRender, bpy.types.Operator):
 
     deferred: bpy.props.BoolProperty(name="Deferred dataset", description="Also render the target over random expressions")
 
+    @classmethod
+    def poll(cls, context):
+        return readiness.allow(cls, readiness.rig(context))
+
     def _request(self, context) -> BundleRequest:
         settings = _settings(context)
         conditions, deferred = settings.conditions, settings.deferred
@@ -210,7 +229,7 @@ class AVATAR_OT_render_conditions(_SteppedRender, bpy.types.Operator):
         use_frames = conditions.use_frame_range and not self.deferred
         return BundleRequest(
             rig=rig.name,
-            output_dir=Path(bpy.path.abspath(deferred.output_dir if self.deferred else conditions.output_dir)),
+            output_dir=resolve_folder(deferred.output_dir if self.deferred else conditions.output_dir, context),
             views=plan_orbit_views(conditions.orbit(), size, size), width=size, height=size,
             frames=list(range(context.scene.frame_start, context.scene.frame_end + 1)) if use_frames else [],
             target=deferred.target.name if self.deferred else None,
@@ -230,6 +249,10 @@ class AVATAR_OT_animate(_SteppedRender, bpy.types.Operator):
     bl_idname = "avatar_foundry.animate"
     bl_label = "Animate"
 
+    @classmethod
+    def poll(cls, context):
+        return readiness.allow(cls, readiness.animate(context))
+
     def _request(self, context) -> BundleRequest:
         animate, conditions = _settings(context).animate, _settings(context).conditions
         animate.params()
@@ -240,14 +263,14 @@ class AVATAR_OT_animate(_SteppedRender, bpy.types.Operator):
         rig = _rig(context)
         size = conditions.resolution
         view = view_from_camera(animate.camera, rig_data.head_frame(rig), size, size)
-        folder = Path(bpy.path.abspath(animate.output_dir)) / "conditions"
+        folder = resolve_folder(animate.output_dir, context) / "conditions"
         return BundleRequest(rig.name, folder, [view], size, size, list(range(animate.frame_start, animate.frame_end + 1)))
 
     def _done(self, context, folder: Path) -> None:
         animate = _settings(context).animate
         session().animation_camera = animate.camera.name
         submit(context, "animate", animate.params(), partial(zip_bundle, folder))
-        self.report({"INFO"}, "animate job submitted")
+        self.report({"INFO"}, SENT.format("animate"))
 
 
 class AVATAR_OT_preview_conditions(bpy.types.Operator):
@@ -255,6 +278,10 @@ class AVATAR_OT_preview_conditions(bpy.types.Operator):
 
     bl_idname = "avatar_foundry.preview_conditions"
     bl_label = "Preview Conditions"
+
+    @classmethod
+    def poll(cls, context):
+        return readiness.allow(cls, readiness.preview_conditions(context))
 
     def execute(self, context):
         folder = _settings(context).conditions.last_bundle
@@ -278,6 +305,10 @@ class AVATAR_OT_backend_check(bpy.types.Operator):
     bl_idname = "avatar_foundry.backend_check"
     bl_label = "Check Backend"
 
+    @classmethod
+    def poll(cls, context):
+        return readiness.allow(cls, readiness.backend_url(context))
+
     def execute(self, context):
         try:
             health = session().check_health(context)
@@ -285,6 +316,11 @@ class AVATAR_OT_backend_check(bpy.types.Operator):
             self.report({"ERROR"}, _message(error))
             return {"CANCELLED"}
         self.report({"INFO"}, f"backend {health.get('version')} on {health.get('device_name')}; {len(session().models)} model(s)")
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        """The button: ask in the background (the panel shows the answer), never freeze Blender."""
+        session().check_in_background()
         return {"FINISHED"}
 
 
@@ -295,6 +331,10 @@ class AVATAR_OT_backend_start(bpy.types.Operator):
     bl_label = "Start Backend"
 
     restart: bpy.props.BoolProperty(name="Restart", default=False)
+
+    @classmethod
+    def poll(cls, context):
+        return readiness.allow(cls, readiness.backend_python(context))
 
     def execute(self, context):
         try:
@@ -314,6 +354,10 @@ class AVATAR_OT_backend_stop(bpy.types.Operator):
     bl_idname = "avatar_foundry.backend_stop"
     bl_label = "Stop Backend"
 
+    @classmethod
+    def poll(cls, context):
+        return readiness.allow(cls, readiness.own_backend(context))
+
     def execute(self, context):
         session().backend.stop()
         session().health = None
@@ -326,13 +370,13 @@ class AVATAR_OT_free_memory(bpy.types.Operator):
     bl_idname = "avatar_foundry.free_memory"
     bl_label = "Free Memory"
 
+    @classmethod
+    def poll(cls, context):
+        return readiness.allow(cls, readiness.connected(context))
+
     def execute(self, context):
-        try:
-            count = make_client(context).unload()
-        except USER_ERRORS as error:
-            self.report({"ERROR"}, _message(error))
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"unloaded {count} model(s)")
+        session().unload_in_background()
+        self.report({"INFO"}, "asking the backend to unload its models")
         return {"FINISHED"}
 
 
@@ -342,19 +386,27 @@ class AVATAR_OT_register_models(bpy.types.Operator):
     bl_idname = "avatar_foundry.register_models"
     bl_label = "Register Models Folder"
 
+    @classmethod
+    def poll(cls, context):
+        return readiness.allow(cls, readiness.models_folder(context))
+
     def execute(self, context):
-        folder = preferences(context).models_dir
+        """Scripts: register and wait for the answer (the skips are listed in the Backend panel too)."""
+        state = session()
         try:
-            if not folder:
-                raise FormatError("models_dir", "no models folder is set", "set Models folder in the add-on preferences")
-            report = make_client(context).scan_models(bpy.path.abspath(folder))
-            session().refresh_models(context)
+            report = scan_request(str(resolve_folder(preferences(context).models_dir, context)))(make_client(context))
         except USER_ERRORS as error:
             self.report({"ERROR"}, _message(error))
             return {"CANCELLED"}
-        for skipped in report["skipped"]:
+        state.models_report, state.models = report["report"], report["models"]
+        for skipped in state.models_report["skipped"]:
             self.report({"WARNING"}, f"skipped {Path(skipped['path']).name}: {skipped['reason']}")
-        self.report({"INFO"}, f"registered {len(report['added'])} model(s); {len(report['skipped'])} skipped")
+        self.report({"INFO"}, f"registered {len(state.models_report['added'])} model(s); {len(state.models_report['skipped'])} skipped")
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        """The button: scan in the background (a large folder takes seconds); the panel shows the outcome."""
+        session().scan_in_background(str(resolve_folder(preferences(context).models_dir, context)))
         return {"FINISHED"}
 
 
@@ -362,6 +414,12 @@ class _SubmitOperator:
     """An operator that submits one job kind from its panel's settings."""
 
     kind = ""
+    why_not: Callable[[bpy.types.Context], str | None] = staticmethod(readiness.backend)
+    """The reason the button is greyed (None: it can run)."""
+
+    @classmethod
+    def poll(cls, context):
+        return readiness.allow(cls, cls.why_not(context))
 
     def request(self, context) -> tuple[dict, bytes | Callable[[], bytes] | None]:
         raise NotImplementedError
@@ -373,7 +431,7 @@ class _SubmitOperator:
         except USER_ERRORS as error:
             self.report({"ERROR"}, _message(error))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"{self.kind} job submitted")
+        self.report({"INFO"}, SENT.format(self.kind))
         return {"FINISHED"}
 
 
@@ -383,6 +441,7 @@ class AVATAR_OT_generate_multiview(_SubmitOperator, bpy.types.Operator):
     bl_idname = "avatar_foundry.generate_multiview"
     bl_label = "Generate Multi-view Images"
     kind = "multiview"
+    why_not = staticmethod(readiness.multiview)
 
     def request(self, context):
         settings = _settings(context)
@@ -395,6 +454,7 @@ class AVATAR_OT_train_gan(_SubmitOperator, bpy.types.Operator):
     bl_idname = "avatar_foundry.train_gan"
     bl_label = "Train 3D GAN"
     kind = "train-eg3d"
+    why_not = staticmethod(readiness.train_gan)
 
     def request(self, context):
         return _settings(context).train.params(), None
@@ -406,6 +466,7 @@ class AVATAR_OT_generate_avatar(_SubmitOperator, bpy.types.Operator):
     bl_idname = "avatar_foundry.generate_avatar"
     bl_label = "Generate Avatar"
     kind = "generate-avatar"
+    why_not = staticmethod(readiness.generate_avatar)
 
     def request(self, context):
         avatar = _settings(context).avatar
@@ -421,6 +482,7 @@ class AVATAR_OT_train_style_prior(_SubmitOperator, bpy.types.Operator):
     bl_idname = "avatar_foundry.train_style_prior"
     bl_label = "Train Style Prior"
     kind = "train-style-prior"
+    why_not = staticmethod(readiness.train_style_prior)
 
     def request(self, context):
         return _settings(context).avatar.style_prior_params(), None
@@ -432,6 +494,7 @@ class AVATAR_OT_train_renderer(_SubmitOperator, bpy.types.Operator):
     bl_idname = "avatar_foundry.train_renderer"
     bl_label = "Train Renderer"
     kind = "train-deferred"
+    why_not = staticmethod(readiness.train_renderer)
 
     def request(self, context):
         settings = _settings(context)
@@ -449,6 +512,10 @@ class AVATAR_OT_submit_job(bpy.types.Operator):
     params_json: bpy.props.StringProperty(name="Params (JSON)", default="{}")
     with_bundle: bpy.props.BoolProperty(name="Upload last condition bundle", default=True)
 
+    @classmethod
+    def poll(cls, context):
+        return readiness.allow(cls, readiness.backend(context))
+
     def execute(self, context):
         try:
             params = json.loads(self.params_json or "{}")
@@ -460,7 +527,7 @@ class AVATAR_OT_submit_job(bpy.types.Operator):
         except USER_ERRORS as error:
             self.report({"ERROR"}, _message(error))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"{self.kind} job submitted")
+        self.report({"INFO"}, SENT.format(self.kind))
         return {"FINISHED"}
 
 
@@ -471,6 +538,10 @@ class AVATAR_OT_cancel_job(bpy.types.Operator):
     bl_label = "Cancel Job"
 
     job_id: bpy.props.StringProperty()
+
+    @classmethod
+    def poll(cls, context):
+        return readiness.allow(cls, readiness.connected(context))
 
     def execute(self, context):
         session().watcher.cancel(self.job_id)
@@ -485,8 +556,12 @@ class AVATAR_OT_open_results(bpy.types.Operator):
 
     job_id: bpy.props.StringProperty()
 
+    @classmethod
+    def poll(cls, context):
+        return readiness.allow(cls, readiness.results(results_folder(context)))
+
     def execute(self, context):
-        folder = Path(bpy.path.abspath(preferences(context).output_dir)) / self.job_id
+        folder = results_folder(context) / self.job_id
         if not folder.is_dir():
             self.report({"ERROR"}, f"no downloaded results for job {self.job_id} in {folder}")
             return {"CANCELLED"}
@@ -502,6 +577,10 @@ class AVATAR_OT_vary_seed(bpy.types.Operator):
 
     new_seed: bpy.props.BoolProperty(name="New seed", default=True)
 
+    @classmethod
+    def poll(cls, context):
+        return readiness.allow(cls, readiness.vary_seed(context))
+
     def execute(self, context):
         obj = context.active_object
         if obj is None or PREFIX + "kind" not in obj:
@@ -513,7 +592,7 @@ class AVATAR_OT_vary_seed(bpy.types.Operator):
         except USER_ERRORS as error:
             self.report({"ERROR"}, _message(error))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"{kind} job submitted with seed {params.get('seed')}")
+        self.report({"INFO"}, SENT.format(kind) + f" with seed {params.get('seed')}")
         return {"FINISHED"}
 
     @staticmethod

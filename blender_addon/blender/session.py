@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import atexit
 from pathlib import Path
+from typing import Callable
 
 import bpy
 
 from ..core.backend_client import BackendClient, BackendError, read_token
 from ..core.backend_process import BackendLaunch, BackendProcess
 from ..core.job_requests import follow_up
-from ..core.job_watch import JobBoard, JobEvent, JobWatcher
+from ..core.job_watch import HEALTH_TASK, JobBoard, JobEvent, JobWatcher
 from .preferences import ADDON_PACKAGE, preferences
+
+SCAN_TASK = "Register Models Folder"
+UNLOAD_TASK = "Free Memory"
 
 TIMER_INTERVAL_SECONDS = 0.25
 
@@ -33,6 +37,11 @@ def state_dir() -> Path:
         return folder
 
 
+def scan_request(folder: str) -> Callable[[BackendClient], dict]:
+    """Register a models folder, then list the models: {"report": {"added", "skipped"}, "models": [...]}."""
+    return lambda client: {"report": client.scan_models(folder), "models": client.models()}
+
+
 class Session:
     STARTUP_GRACE_SECONDS = 120.0
     """How long a job submitted right after starting the backend waits for it to answer."""
@@ -47,18 +56,66 @@ class Session:
         self.imported: list[str] = []
         self.rig_name: str | None = None
         self.animation_camera: str | None = None
+        self.checking = False
+        self.scanning = False
+        self.models_report: dict | None = None
+        """The last Register Models Folder answer: {"added": [...], "skipped": [{"path", "reason"}]}."""
+        self.info = ""
+        """The last background request's outcome, for the Backend panel."""
+        self.gallery_job: str | None = None
+        """The multiview job whose images the gallery shows (the last one imported)."""
+        self.gallery_index = 0
+        self.notices: dict[str, list[str]] = {}
+        """Job id -> what its results say the artist should know (prompts cut to CLIP's length...)."""
 
     def check_health(self, context: bpy.types.Context | None = None) -> dict:
+        """Ask the backend now and wait for it (scripts; the Check button uses ``check_in_background``)."""
+        client = make_client(context, timeout=5.0)
         try:
-            self.health = make_client(context, timeout=5.0).health()
+            self._answered({"health": client.health(), "models": client.models()})
         except BackendError:
             self.health = None
             raise
-        self.refresh_models(context)
         return self.health
 
-    def refresh_models(self, context: bpy.types.Context | None = None) -> None:
-        self.models = make_client(context, timeout=5.0).models()
+    def check_in_background(self) -> None:
+        self.checking = True
+        self.watcher.run(HEALTH_TASK, lambda client: {"health": client.health(), "models": client.models()})
+
+    def scan_in_background(self, folder: str) -> None:
+        self.scanning = True
+        self.watcher.run(SCAN_TASK, scan_request(folder))
+
+    def unload_in_background(self) -> None:
+        self.watcher.run(UNLOAD_TASK, lambda client: client.unload())
+
+    def _answered(self, answer: dict) -> None:
+        """The backend answered a health request: show it, clear the error box, resume following."""
+        self.health = answer["health"]
+        if "models" in answer:
+            self.models = answer["models"]
+        self.board.backend_answers(clear_all=True)
+        from .output_folders import results_folder
+
+        self.watcher.resume(self.board.ordered(), results_folder())
+
+    def _take_result(self, event: JobEvent) -> None:
+        if event.task == HEALTH_TASK:
+            self.checking = False
+            self._answered(event.payload)
+            self.info = f"backend {self.health.get('version')} on {self.health.get('device_name')}"
+        elif event.task == SCAN_TASK:
+            self.scanning = False
+            self.models_report, self.models = event.payload["report"], event.payload["models"]
+            self.info = f"registered {len(self.models_report['added'])} model(s); {len(self.models_report['skipped'])} skipped"
+        elif event.task == UNLOAD_TASK:
+            self.info = f"unloaded {event.payload} model(s)"
+
+    def _task_failed(self, event: JobEvent) -> None:
+        if event.task == HEALTH_TASK:
+            self.checking, self.health = False, None
+        elif event.task == SCAN_TASK:
+            self.scanning = False
 
     def reachable(self, context: bpy.types.Context | None = None) -> bool:
         try:
@@ -68,27 +125,46 @@ class Session:
         return True
 
     def start_backend(self, context: bpy.types.Context) -> int:
+        return self.backend.start(self.launch(context))
+
+    def launch(self, context: bpy.types.Context | None = None) -> BackendLaunch:
+        """How to start the backend, read from the preferences (on the main thread)."""
         prefs = preferences(context)
-        launch = BackendLaunch(prefs.backend_python, _port(prefs.backend_url), Path(bpy.path.abspath(prefs.data_dir)),
-                               Path(bpy.path.abspath(prefs.backend_source)) if prefs.backend_source else None)
-        return self.backend.start(launch)
+        return BackendLaunch(prefs.backend_python, _port(prefs.backend_url), Path(bpy.path.abspath(prefs.data_dir)),
+                             Path(bpy.path.abspath(prefs.backend_source)) if prefs.backend_source else None)
 
     def handle(self, event: JobEvent, scene: bpy.types.Scene) -> None:
         """Main thread only: record the event, fill in the next step's reference when a job
         succeeds, import downloaded results."""
         self.board.apply(event)
+        if event.kind == "unreachable" or event.unreachable:
+            self.health = None
+        elif event.kind == "result":
+            self._take_result(event)
+        elif event.kind == "error" and event.task:
+            self._task_failed(event)
         if event.kind == "update" and event.job is not None and (step := follow_up(event.job)):
             group, field, reference = step
             setattr(getattr(scene.avatar_foundry, group), field, reference)
         if event.kind == "downloaded" and event.folder is not None:
-            from .importers import import_result
+            self._import(event, scene)
 
-            rig = bpy.data.objects.get(self.rig_name) if self.rig_name else None
-            camera = bpy.data.objects.get(self.animation_camera) if self.animation_camera else None
-            try:
-                self.imported.append(import_result(event.folder, event.job, scene, rig, camera))
-            except Exception as error:  # an unreadable result must not stop the timer
-                self.board.last_error = f"import of job {event.job['id']} failed: {error}"
+    def _import(self, event: JobEvent, scene: bpy.types.Scene) -> None:
+        """Bring a downloaded result into the scene, frame what was added, keep its notices."""
+        from ..formats.notices import read_notices
+        from .importers import import_result, imported_objects
+        from .viewport import frame_in_viewports
+
+        rig = bpy.data.objects.get(self.rig_name) if self.rig_name else None
+        camera = bpy.data.objects.get(self.animation_camera) if self.animation_camera else None
+        self.notices[event.job["id"]] = read_notices(event.folder)
+        try:
+            self.imported.append(import_result(event.folder, event.job, scene, rig, camera))
+            if event.job["kind"] == "multiview":
+                self.gallery_job, self.gallery_index = event.job["id"], 0
+            frame_in_viewports(bpy.context, imported_objects(scene, event.job["id"]))
+        except Exception as error:  # an unreadable result must not stop the timer
+            self.board.last_error = f"import of job {event.job['id']} failed: {error}"
 
     def close(self) -> None:
         self.watcher.stop()

@@ -266,6 +266,8 @@ def check_relative_path(relative: Any, field_path: str) -> PurePosixPath:
     if len(relative) > MAX_PATH_CHARACTERS:
         raise FormatError(field_path, f"is a path of {len(relative)} characters (at most {MAX_PATH_CHARACTERS})",
                           "use shorter folder and file names")
+    if "\x00" in relative:
+        raise FormatError(field_path, f"{relative!r} holds a NUL character, which no file name may hold")
     pure = PurePosixPath(relative)
     if pure.is_absolute() or "\\" in relative or any(part in ("..", "") for part in pure.parts) or ":" in relative:
         raise FormatError(field_path, f"{relative!r} must be a relative path inside the bundle, without '..'")

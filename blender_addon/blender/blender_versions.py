@@ -1,0 +1,15 @@
+"""Where Blender 4.2 LTS, 4.5 LTS and 5.x differ, bridged in one place (each bridge tests for the
+API itself, not for a version number)."""
+
+from __future__ import annotations
+
+import bpy
+
+
+def show_scene_in_sequencer(scene: bpy.types.Scene) -> None:
+    """Make the Sequencer show ``scene``'s strips. From 5.0 the Sequencer shows the workspace's
+    ``sequencer_scene`` (None in a new file: an empty Sequencer), so workspaces without one get
+    ``scene`` (one the artist chose is kept); before 5.0 it shows the active scene already."""
+    for workspace in bpy.data.workspaces:
+        if hasattr(workspace, "sequencer_scene") and workspace.sequencer_scene is None:
+            workspace.sequencer_scene = scene
