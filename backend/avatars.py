@@ -137,12 +137,18 @@ def render_previews(generator, ws, yaws, pitch: float, out_dir: Path, progress: 
     return names
 
 
-def write_png(path: Path, image) -> None:
-    """[3, H, W] in [-1, 1] -> 8-bit PNG, atomically."""
+def to_pil_image(image):
+    """[3, H, W] tensor in [-1, 1] -> an 8-bit RGB PIL image."""
     from PIL import Image
 
     array = ((image.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
-    atomic_write(path, lambda temp: Image.fromarray(array, "RGB").save(temp, format="PNG"))
+    return Image.fromarray(array, "RGB")
+
+
+def write_png(path: Path, image) -> None:
+    """[3, H, W] in [-1, 1] -> 8-bit PNG, atomically."""
+    picture = to_pil_image(image)
+    atomic_write(path, lambda temp: picture.save(temp, format="PNG"))
 
 
 def generate_avatar(generator, settings: AvatarSettings, out_dir: str | Path, checkpoint: str = "",

@@ -32,6 +32,9 @@ def test_every_step_of_the_demo_succeeds_and_leaves_its_results(demo):
     assert len(frames) == 6 and all(Image.open(frame).size == (32, 32) for frame in frames)
     assert (out / "results" / summary["jobs"]["generate-avatar"]["id"] / "avatar.glb").is_file()
     assert not list((out / "results").rglob("*.safetensors"))  # weights stay on the backend
+    with Image.open(summary["contact_sheet"]) as sheet:  # every stage's result in one picture
+        low, high = sheet.convert("L").getextrema()
+        assert sheet.height > 4 * 96 and high - low > 100
 
 
 def test_the_saved_scene_holds_the_avatars_beside_the_head_the_gallery_and_the_baked_animation(demo):

@@ -49,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto")
     parser.add_argument("--memory", choices=("auto", "full", "low"), default="auto",
                         help="small-VRAM mode: CPU offload / VAE slicing and tiling chosen from free GPU memory (auto), none (full) or all (low)")
+    parser.add_argument("--background", choices=("black", "white", "keep"), default="black",
+                        help="matte painted images onto the 3D GAN's background with the head mask (default %(default)s), or keep SD's")
     parser.add_argument("--compile", action="store_true", help="torch.compile the UNet (pays off for large runs on GPUs)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available; LOCAL_RANK under torchrun)")
     parser.add_argument("--shard", default=None, help="I/N: paint only shard I of N (several machines); under torchrun the rank is used")
@@ -112,6 +114,7 @@ def settings_from_args(args: argparse.Namespace, store):
         back_view_negative=DEFAULT_BACK_VIEW_NEGATIVE if args.back_negative is None else args.back_negative,
         front_max_degrees=args.front_max_degrees, back_min_degrees=args.back_min_degrees,
         lora=args.lora, lora_scale=args.lora_scale, scheduler=args.scheduler, precision=args.precision, compile=args.compile, memory=args.memory,
+        background=args.background,
     )
 
 

@@ -109,6 +109,19 @@ def run_blender_session(out: Path, plan: Path, timeout_s: float) -> None:
                            f"see the output above{f' and the backend log {log}' if log.exists() else ''}")
 
 
+def write_demo_contact_sheet(out: Path, summary: dict, seeds: int = 3) -> Path:
+    """Conditions, avatars of the trained GAN (several seeds and yaws) and the animation, in one PNG."""
+    from ..data_dir import DataDir
+    from .contact_sheet import avatar_rows, condition_tiles, frame_tiles, write_contact_sheet
+
+    generator_dir = DataDir(out / "backend-data").output_dir(summary["jobs"]["train-eg3d"]["id"])
+    return write_contact_sheet(out / "contact_sheet.png", [
+        ("conditions (pose, depth, normal)", condition_tiles(out / "conditions")),
+        *avatar_rows(generator_dir, seeds),
+        ("animation (baked frames)", frame_tiles(summary["animation_frames"])),
+    ])
+
+
 def run_demo(out: Path, addon_zip: Path, steps: DemoSteps = DemoSteps(), seed: int = 3,
              timeout_s: float = 1800.0) -> dict:
     from ..models.tiny import TinySpec, write_tiny_models
@@ -123,6 +136,8 @@ def run_demo(out: Path, addon_zip: Path, steps: DemoSteps = DemoSteps(), seed: i
     plan = write_plan(out, addon_zip.resolve(), steps, seed, job_timeout_s=timeout_s / 2)
     run_blender_session(out, plan, timeout_s)
     summary = json.loads((out / "summary.json").read_text())
+    summary["contact_sheet"] = str(write_demo_contact_sheet(out, summary))
+    print(f"[demo] contact sheet of every stage: {summary['contact_sheet']}", flush=True)
     summary["seconds"] = round(time.monotonic() - started, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

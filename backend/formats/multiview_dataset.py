@@ -2,7 +2,7 @@
 
 A folder holding ``dataset.json`` and the images it lists::
 
-    {"version": 1, "resolution": 512, "style": "...", "source_bundle": "...",
+    {"version": 1, "resolution": 512, "style": "...", "source_bundle": "...", "background": "black",
      "items": [{"file": "images/v012_c0.png", "label": [25 floats], "yaw": 30.0, "pitch": -5.0,
                 "view_class": "front", "view_id": "v012", "candidate": 0,
                 "prompt": "...", "negative_prompt": "...", "seed": 1234, "pose_confidence": 0.83}]}
@@ -27,6 +27,7 @@ from blender_addon.formats.files import atomic_write_json, read_json_file
 
 DATASET_VERSION = 1
 MANIFEST_NAME = "dataset.json"
+DATASET_BACKGROUNDS = ("black", "white", "keep")
 
 
 @dataclass
@@ -51,6 +52,9 @@ class MultiviewDataset:
     style: str = ""
     source_bundle: str = ""
     version: int = DATASET_VERSION
+    background: str = "keep"
+    """'black' or 'white' when the images were matted onto that colour (the GAN renders on it); 'keep'
+    when they carry whatever background they were painted with (datasets from before matting)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +62,7 @@ class MultiviewDataset:
             "resolution": self.resolution,
             "style": self.style,
             "source_bundle": self.source_bundle,
+            "background": self.background,
             "items": [asdict(item) for item in self.items],
         }
 
@@ -77,7 +82,10 @@ class MultiviewDataset:
         if not isinstance(raw_items, list):
             raise FormatError("items", "must be a list")
         items = [_parse_item(raw, f"items[{i}]") for i, raw in enumerate(raw_items)]
-        return cls(resolution, items, str(data.get("style", "")), str(data.get("source_bundle", "")), version)
+        background = data.get("background", "keep")
+        if background not in DATASET_BACKGROUNDS:
+            raise FormatError("background", f"must be one of {', '.join(DATASET_BACKGROUNDS)}, got {background!r}")
+        return cls(resolution, items, str(data.get("style", "")), str(data.get("source_bundle", "")), version, background)
 
 
 def _parse_item(raw: Any, path: str) -> MultiviewItem:

@@ -46,6 +46,8 @@ class MultiviewParams(JobParams):
     precision: Name = "auto"
     compile: bool = False
     memory: Literal["auto", "full", "low"] = Field("auto", description="small-VRAM mode: auto (from free memory), full or low")
+    background: Literal["black", "white", "keep"] = Field("black", description="matte the painted images onto the 3D GAN's "
+                                                          "background colour with the head mask, or keep SD's background")
 
 
 @job_kind("multiview", MultiviewParams, "paint a stylized multi-view dataset from a condition bundle (SD + ControlNet)",

@@ -34,13 +34,14 @@ from blender_addon.formats.files import atomic_write, atomic_write_json
 from blender_addon.formats.notices import write_notices
 
 from ..errors import InvalidInput
-from ..formats.multiview_dataset import MultiviewDataset, MultiviewItem, write_dataset_manifest
+from ..formats.multiview_dataset import DATASET_BACKGROUNDS, MultiviewDataset, MultiviewItem, write_dataset_manifest
 from ..memory_plan import MEMORY_MODES, batch_size_after_out_of_memory
 from ..model_cache import ModelCache
 from ..progress import Progress, SilentProgress
 from ..models.store import CONTROLNET_ROLES, ModelEntry, ModelStore
 from .attributes import DEFAULT_ATTRIBUTE_CATALOG, DEFAULT_ATTRIBUTES_PER_IMAGE, sample_attributes, validate_catalog
 from .condition_images import check_bundle_for_controls, load_render_conditions
+from .matting import matte_image
 from .pose_confidence import pose_confidence
 from .prompts import DEFAULT_BACK_VIEW_NEGATIVE, DEFAULT_NEGATIVE_PROMPT, PromptSettings, build_prompts
 
@@ -86,6 +87,8 @@ class MultiviewSettings:
     compile: bool = False
     memory: str = "auto"
     """'auto' (small-VRAM measures chosen from free GPU memory), 'full' (none) or 'low' (all)."""
+    background: str = "black"
+    """What the painted background becomes: 'black' or 'white' (the 3D GAN's flat colour) or 'keep'."""
 
     def check(self) -> None:
         positive = {"per_view": self.per_view, "candidates": self.candidates, "steps": self.steps, "batch_size": self.batch_size}
@@ -94,6 +97,8 @@ class MultiviewSettings:
                 raise FormatError(name, f"must be a whole number >= 1, got {value!r}")
         if not self.controlnets:
             raise FormatError("controlnets", "no ControlNet given", "use pose and/or depth (both is the default)")
+        if self.background not in DATASET_BACKGROUNDS:
+            raise FormatError("background", f"unknown background {self.background!r}", f"use one of: {', '.join(DATASET_BACKGROUNDS)}")
         unknown = sorted(set(self.control_weights) - set(self.controlnets))
         if unknown:
             raise FormatError(f"control_weights.{unknown[0]}", "is a weight for a control that is not used")
@@ -260,7 +265,8 @@ def write_manifest(out_dir: str | Path) -> MultiviewDataset:
         raise FormatError(GENERATION_RECORD, f"not found in {out_dir}", "point at a folder written by 'avatar-foundry multiview'")
     record = json.loads(record_path.read_text(encoding="utf-8"))
     items = [read_image_item(path) for path in sorted((out_dir / "images").glob("*.png"))]
-    dataset = MultiviewDataset(int(record["resolution"]), items, record["settings"]["style"], record["source_bundle"])
+    dataset = MultiviewDataset(int(record["resolution"]), items, record["settings"]["style"], record["source_bundle"],
+                               background=record["settings"].get("background", "keep"))
     write_dataset_manifest(out_dir, dataset)
     return dataset
 
@@ -315,7 +321,7 @@ def _paint(painter, todo: list[PlannedImage], bundle: ConditionBundle, bundle_di
             score = pose_confidence(image_pixels, condition.mask, condition.depth)
             finished.setdefault(work.image.file, []).append((score, work.candidate, image_pixels))
             if len(finished[work.image.file]) == settings.candidates:
-                _save_best(out_dir, work.image, bundle, finished.pop(work.image.file), settings)
+                _save_best(out_dir, work.image, bundle, finished.pop(work.image.file), settings, condition.mask)
         last = (batch[-1].image.render.view, batch[-1].image.render.frame)
         conditions = {last: conditions[last]}  # work is render-major: earlier renders are finished
         progress.update(fraction_after, stage)
@@ -340,8 +346,11 @@ def _smaller_batch_after_out_of_memory(batch_size: int, resolution: int) -> int:
     return smaller
 
 
-def _save_best(out_dir: Path, image: PlannedImage, bundle: ConditionBundle, candidates, settings: MultiviewSettings) -> None:
+def _save_best(out_dir: Path, image: PlannedImage, bundle: ConditionBundle, candidates, settings: MultiviewSettings,
+               mask: np.ndarray) -> None:
+    """Keep the candidate that agrees best with its pose, matted onto the GAN's background."""
     score, candidate, pixels = max(candidates, key=lambda entry: (entry[0], -entry[1]))
+    pixels = matte_image(pixels, mask, settings.background)
     view = bundle.view(image.render.view)
     item = MultiviewItem(
         file=image.file, label=list(view.label), yaw=view.yaw, pitch=view.pitch, view_class=image.view_class,

@@ -109,3 +109,10 @@ def discriminator_config(config: TrainingConfig) -> DiscriminatorConfig:
     return DiscriminatorConfig(resolution=config.generator.output_resolution, label_dim=config.pose.label_dim,
                                channel_base=config.discriminator_channel_base, channel_max=config.discriminator_channel_max,
                                cmap_dim=config.discriminator_cmap_dim)
+
+
+def follow_dataset_background(config: TrainingConfig, background: str) -> TrainingConfig:
+    """The generator renders on the colour the dataset's images were matted onto ('keep': unchanged)."""
+    if background not in ("black", "white"):
+        return config
+    return replace(config, generator=replace(config.generator, white_background=background == "white"))

@@ -1,5 +1,5 @@
 """GAN losses of EG3D: non-saturating logistic, R1 on both D inputs, density smoothness (L1), and
-the Gaussian blur of D's inputs that fades out early in training."""
+the Gaussian blur of D's super-resolved input that fades out early in training."""
 
 from __future__ import annotations
 
@@ -31,12 +31,17 @@ def r1_penalty(discriminator, image: torch.Tensor, image_raw: torch.Tensor, labe
     return penalty.mean(), logits
 
 
+DENSITY_REG_EXTENT = 1.0
+"""Density regularization samples the cube [-1, 1]³ of head space, as EG3D does, whatever the box: with
+the default box (side 1) one sample in eight lands inside it. Sampling only inside the box would smooth
+eight times harder, and thin parts (noses, ears) would vanish."""
+
+
 def density_regularization(generator, ws: torch.Tensor, count: int, noise: float,
                            rng: torch.Generator | None = None) -> torch.Tensor:
-    """L1 between raw densities at random points in the box and at points displaced by N(0, noise)."""
+    """L1 between raw densities at random points of [-1, 1]³ and at points displaced by N(0, noise)."""
     batch = ws.shape[0]
-    half = generator.config.box_warp / 2
-    points = (torch.rand(batch, count, 3, generator=rng) * 2 - 1).to(ws.device) * half
+    points = (torch.rand(batch, count, 3, generator=rng) * 2 - 1).to(ws.device) * DENSITY_REG_EXTENT
     displaced = points + torch.randn(points.shape, generator=rng).to(ws.device) * noise
     planes = generator.planes(ws, noise_mode="random")
     sigma = generator.query(planes, torch.cat([points, displaced], dim=1))["sigma"]

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from backend.avatars import write_png
 from backend.formats.checkpoint import load_train_state, save_train_state
 from backend.formats.configs import config_from_dict, config_to_dict
+from backend.formats.multiview_dataset import read_dataset
 from backend.models.eg3d.discriminator import DualDiscriminator
 from backend.models.eg3d.generator import TriplaneGenerator, save_generator
 from backend.models.eg3d.pose_conditioning import discriminator_labels
@@ -33,7 +34,7 @@ from training.datasets.multiview import MultiviewImages
 from training.distributed import (DistributedContext, average_gradients, average_tensor, barrier,
                                   broadcast_module, init_distributed, replicas_identical)
 
-from .config import TrainingConfig, discriminator_config
+from .config import TrainingConfig, discriminator_config, follow_dataset_background
 from .ema import ema_beta, update_ema
 from .losses import (blur_sigma_at, density_regularization, discriminator_adversarial_loss,
                      gaussian_blur, generator_adversarial_loss, r1_penalty)
@@ -62,6 +63,7 @@ class Eg3dTrainer:
         self.context = context or init_distributed()
         self.progress = progress if (progress is not None and self.context.is_main) else SilentProgress()
         self.run_dir = Path(run_dir)
+        config = follow_dataset_background(config, read_dataset(data_dir, check_files=False).background)
         self.config = resolve_run_config(self.run_dir, config, write=self.context.is_main)
         if self.config.batch_size % self.context.world_size:
             raise FormatError("batch_size", f"{self.config.batch_size} does not split over {self.context.world_size} processes",
@@ -75,8 +77,10 @@ class Eg3dTrainer:
         self.D = DualDiscriminator(discriminator_config(self.config)).to(self.device).train()
         self.G_ema = TriplaneGenerator(self.config.generator).to(self.device).eval().requires_grad_(False)
         self.G_ema.load_state_dict(self.G.state_dict())
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=self.config.g_lr, betas=self.config.betas, eps=1e-8)
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=self.config.d_lr, betas=self.config.betas, eps=1e-8)
+        g_interval = self.config.density_reg_interval if self.config.density_reg > 0 else None
+        d_interval = self.config.r1_interval if self.config.r1_gamma > 0 else None
+        self.opt_G = lazy_regularized_adam(self.G.parameters(), self.config.g_lr, self.config.betas, g_interval)
+        self.opt_D = lazy_regularized_adam(self.D.parameters(), self.config.d_lr, self.config.betas, d_interval)
         self.step = 0
         self.images_seen = 0
         self.ticks: list[dict] = []
@@ -94,11 +98,15 @@ class Eg3dTrainer:
         state = load_train_state(self.run_dir)
         if state is None:
             return
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
-        self.G_ema.load_state_dict(state["G_ema"])
-        self.opt_G.load_state_dict(state["opt_G"])
-        self.opt_D.load_state_dict(state["opt_D"])
+        try:
+            self.G.load_state_dict(state["G"])
+            self.D.load_state_dict(state["D"])
+            self.G_ema.load_state_dict(state["G_ema"])
+            self.opt_G.load_state_dict(state["opt_G"])
+            self.opt_D.load_state_dict(state["opt_D"])
+        except (KeyError, RuntimeError, ValueError) as error:
+            raise FormatError("train_state", f"the train state in {self.run_dir} does not fit this version's networks "
+                              f"({str(error).splitlines()[0]})", "start a new run with another --out") from None
         self.step, self.images_seen = int(state["step"]), int(state["images_seen"])
 
     def _train_state(self) -> dict:
@@ -134,9 +142,10 @@ class Eg3dTrainer:
 
     # ----------------------------------------------------------------- steps
     def _blurred(self, image: torch.Tensor, image_raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """D's inputs early in training: the super-resolved image blurred (fading out), the raw one as it is,
+        as EG3D has it: the raw image is low resolution already."""
         sigma = blur_sigma_at(self.images_seen, self.config.blur_sigma, self.config.blur_fade_images)
-        raw_sigma = sigma * image_raw.shape[-1] / image.shape[-1]
-        return gaussian_blur(image, sigma), gaussian_blur(image_raw, raw_sigma)
+        return gaussian_blur(image, sigma), image_raw
 
     def _conditioning_cameras(self, cameras: torch.Tensor) -> torch.Tensor:
         """With generator pose conditioning: EG3D's swapping regularization, another sample's camera
@@ -285,6 +294,14 @@ class Eg3dTrainer:
             raise RuntimeError("processes hold different weights; gradients were not synchronised")
         self.snapshot()
         barrier(self.context)
+
+
+def lazy_regularized_adam(parameters, lr: float, betas: tuple[float, float], interval: int | None) -> torch.optim.Adam:
+    """Adam for a network whose regularizer runs every ``interval`` steps (StyleGAN2's lazy regularization):
+    that step counts as ``interval + 1`` minibatches' worth of updates, so the learning rate and the betas
+    are scaled by ``interval / (interval + 1)`` to keep the effective step the same as without laziness."""
+    ratio = interval / (interval + 1) if interval else 1.0
+    return torch.optim.Adam(parameters, lr=lr * ratio, betas=tuple(beta ** ratio for beta in betas), eps=1e-8)
 
 
 def resolve_run_config(run_dir: Path, requested: TrainingConfig, write: bool = True) -> TrainingConfig:

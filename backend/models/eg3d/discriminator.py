@@ -21,7 +21,9 @@ class DiscriminatorConfig:
     channel_base: int = 32768
     channel_max: int = 512
     cmap_dim: int = 512
-    mapping_layers: int = 2
+    mapping_layers: int = 8
+    """Layers after the label embedding, as StyleGAN2/EG3D's conditioning mapping network has them."""
+    mapping_lr_multiplier: float = 0.01
     mbstd_group_size: int = 4
 
 
@@ -50,6 +52,22 @@ def minibatch_stddev(x: torch.Tensor, group_size: int) -> torch.Tensor:
     return torch.cat([x, y], dim=1)
 
 
+class LabelMapping(nn.Module):
+    """The pose label -> the projection vector ``cmap``: embedded first, the embedding normalized, then
+    ``mapping_layers`` slow (lr 0.01) layers, as EG3D conditions its discriminator. Normalizing the raw
+    label instead would let its largest entries (the camera position) drown the rest."""
+
+    def __init__(self, config: DiscriminatorConfig) -> None:
+        super().__init__()
+        self.embed = EqualizedLinear(config.label_dim, config.cmap_dim)
+        self.layers = nn.Sequential(*(
+            EqualizedLinear(config.cmap_dim, config.cmap_dim, activation="lrelu", lr_multiplier=config.mapping_lr_multiplier)
+            for _ in range(config.mapping_layers)))
+
+    def forward(self, label: torch.Tensor) -> torch.Tensor:
+        return self.layers(normalize_2nd_moment(self.embed(label)))
+
+
 class DualDiscriminator(nn.Module):
     def __init__(self, config: DiscriminatorConfig) -> None:
         super().__init__()
@@ -63,13 +81,7 @@ class DualDiscriminator(nn.Module):
         self.epilogue_fc = EqualizedLinear(channels * 16, channels, activation="lrelu")
         out_dim = config.cmap_dim if config.label_dim > 0 else 1
         self.out = EqualizedLinear(channels, out_dim)
-        if config.label_dim > 0:
-            widths = [config.label_dim] + [config.cmap_dim] * config.mapping_layers
-            self.label_mapping = nn.Sequential(*(
-                EqualizedLinear(widths[i], widths[i + 1], activation="lrelu" if i < config.mapping_layers - 1 else "linear")
-                for i in range(config.mapping_layers)))
-        else:
-            self.label_mapping = None
+        self.label_mapping = LabelMapping(config) if config.label_dim > 0 else None
 
     def forward(self, image: torch.Tensor, image_raw: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         """image [B, 3, R, R], image_raw [B, 3, r, r] (both in [-1, 1]), label [B, label_dim] -> logits [B, 1]."""
@@ -81,5 +93,5 @@ class DualDiscriminator(nn.Module):
         x = self.out(self.epilogue_fc(x.flatten(1)))
         if self.label_mapping is None:
             return x
-        cmap = self.label_mapping(normalize_2nd_moment(label.float()))
+        cmap = self.label_mapping(label.float())
         return (x * cmap).sum(dim=1, keepdim=True) / math.sqrt(self.config.cmap_dim)

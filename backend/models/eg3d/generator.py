@@ -24,7 +24,7 @@ from backend.formats.checkpoint import load_weights, read_checkpoint_config, sav
 from blender_addon.formats.cameras import LABEL_LENGTH
 
 from .mapping import MappingNetwork
-from .stylegan2 import SynthesisNetwork
+from .stylegan2 import NOISE_MODES, SynthesisNetwork
 from .superresolution import SuperResolution
 from .triplane import TriplaneDecoder, sample_triplanes
 from .volume_renderer import RenderSettings, rays_from_labels, render_rays
@@ -55,10 +55,15 @@ class GeneratorConfig:
     importance_samples: int = 48
     box_warp: float = 1.0
     white_background: bool = False
+    superresolution_noise_mode: str = "none"
+    """Per-pixel noise in the super-resolution blocks. EG3D trains and renders with none: noise there
+    would vary from view to view and break the 3D consistency of the output."""
 
     def __post_init__(self) -> None:
         if self.decoder_channels < 3:
             raise ValueError("decoder_channels must be >= 3 (the first three are RGB)")
+        if self.superresolution_noise_mode not in NOISE_MODES:
+            raise ValueError(f"superresolution_noise_mode must be one of {', '.join(NOISE_MODES)}")
 
     @property
     def render_settings(self) -> RenderSettings:
@@ -116,7 +121,8 @@ class TriplaneGenerator(nn.Module):
 
     def synthesis(self, ws: torch.Tensor, c: torch.Tensor, neural_rendering_resolution: int | None = None,
                   noise_mode: str = "const", jitter: bool | None = None) -> dict[str, torch.Tensor]:
-        """Render ws from cameras c [B, 25]. ``jitter`` (stratified/importance randomness) defaults to training mode."""
+        """Render ws from cameras c [B, 25]. ``jitter`` (stratified/importance randomness) defaults to training mode;
+        ``noise_mode`` is the tri-plane backbone's (the super-resolution's is fixed by the config)."""
         resolution = neural_rendering_resolution or self.config.neural_rendering_resolution
         planes = self.planes(ws, noise_mode)
         origins, directions = rays_from_labels(c.float(), resolution)
@@ -129,7 +135,7 @@ class TriplaneGenerator(nn.Module):
         if resolution != self.config.neural_rendering_resolution:
             size = (self.config.neural_rendering_resolution,) * 2
             feature_image = F.interpolate(feature_image, size=size, mode="bilinear", align_corners=False, antialias=True)
-        image = self.superresolution(feature_image[:, :3], feature_image, ws[:, -1], noise_mode)
+        image = self.superresolution(feature_image[:, :3], feature_image, ws[:, -1], self.config.superresolution_noise_mode)
         return {"image": image, "image_raw": rgb_raw, "image_depth": depth_image}
 
     def forward(self, z: torch.Tensor, c: torch.Tensor, truncation_psi: float = 1.0, noise_mode: str = "const",

@@ -20,6 +20,9 @@ PLANE_AXES = ((0, 1), (0, 2), (1, 2))
 def sample_triplanes(planes: torch.Tensor, points: torch.Tensor, box_warp: float) -> torch.Tensor:
     """planes [B, 3, C, H, W], points [B, N, 3] -> features [B, N, C], the mean over the three planes."""
     batch, num_planes, channels, height, width = planes.shape
+    if points.shape[0] != batch:
+        raise ValueError(f"planes of {batch} avatar(s) cannot be sampled at points of {points.shape[0]}: "
+                         "pass one point set per avatar (expand the planes or the points first)")
     coords = points * (2.0 / box_warp)
     grids = torch.stack([coords[..., list(axes)] for axes in PLANE_AXES], dim=1)  # [B, 3, N, 2]
     sampled = F.grid_sample(

@@ -1,0 +1,175 @@
+"""Quality on held-out data, against the true head: what a reviewer of the papers would ask first.
+
+The demo head is rendered by Cycles (the add-on's own condition render, with the character as the
+target pass) from training cameras and from held-out cameras at other yaws and pitches. Then:
+
+- **EG3D fit**: one tri-plane field fitted through the project's volume renderer to the training
+  views (``training/eg3d/triplane_fit.py``); PSNR/SSIM (whole and inside the head mask) on the held-out
+  views, beside the mean training image (the baseline any model must beat), and the fitted geometry.
+- **3D GAN**: the tiny EG3D preset trained on the same views (matted on black, as the multiview stage
+  mats painted images); its mean avatar's mesh against the true head mesh.
+- Geometry (``backend/geometry/shape_metrics.py``): Chamfer-L1, occupancy IoU and landmark distance,
+  each as a fraction of the true head's bounding-box diagonal, beside the ellipsoid inscribed in the
+  head's box (what a model knowing only where the head is would give).
+
+Sizes come from the environment so a GPU run can go further: ``AVATAR_FOUNDRY_QUALITY_RESOLUTION``
+(64), ``_FIT_STEPS`` (600), ``_GAN_IMAGES`` (4000). The deferred renderer's half of the issue's
+benchmark is not here yet (see benchmarks/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_conditions import blender_output_discarded  # noqa: E402
+
+TRAIN_VIEWS = 36
+HELD_OUT_VIEWS = 12
+
+
+def setting(name: str, default: int) -> int:
+    return int(os.environ.get(f"AVATAR_FOUNDRY_QUALITY_{name}", default))
+
+
+def render_views(folder: Path, resolution: int):
+    """Cycles renders of the demo head from training and held-out orbits; the true mesh and landmarks."""
+    import bpy
+
+    from blender_addon.blender import rig as rig_data
+    from blender_addon.blender.condition_render import BundleRequest, render_bundle
+    from blender_addon.blender.demo_head import add_demo_head
+    from blender_addon.core.projection import head_points_from_blender
+    from blender_addon.core.view_plan import OrbitSettings, plan_orbit_views
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    rig = add_demo_head(bpy.context)
+    orbits = {"train": OrbitSettings(views=TRAIN_VIEWS, jitter_degrees=4.0, seed=0),
+              "held_out": OrbitSettings(views=HELD_OUT_VIEWS, yaw_min=-165.0, yaw_max=195.0, pitch_min=-20.0, pitch_max=25.0, seed=1)}
+    for split, orbit in orbits.items():
+        views = plan_orbit_views(orbit, resolution, resolution)
+        with blender_output_discarded():
+            for _ in render_bundle(BundleRequest(rig.name, folder / split, views, resolution, resolution, target=rig.name), bpy.context.scene):
+                pass
+    head = rig_data.head_frame(rig)
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    vertices, faces = [], []
+    for obj in rig_data.rig_meshes(rig):
+        mesh = obj.evaluated_get(depsgraph).to_mesh()
+        world = np.array([obj.matrix_world @ vertex.co for vertex in mesh.vertices])
+        mesh.calc_loop_triangles()
+        faces.append(np.array([tri.vertices[:] for tri in mesh.loop_triangles]) + sum(len(v) for v in vertices))
+        vertices.append(head_points_from_blender(world, head))
+        obj.evaluated_get(depsgraph).to_mesh_clear()
+    _, landmarks = rig_data.landmark_head_points(rig_data.evaluated_landmarks(rig_data.landmark_sources(rig), depsgraph), head)
+    return np.concatenate(vertices), np.concatenate(faces), landmarks
+
+
+def load_split(root: Path):
+    """Targets matted on black [N, 3, R, R] in [-1, 1], masks [N, R, R], camera labels [N, 25]."""
+    import torch
+    from PIL import Image
+
+    from blender_addon.formats.condition_bundle import read_bundle
+
+    bundle = read_bundle(root)
+    labels = {view.id: view.label for view in bundle.views}
+    images, masks, cameras = [], [], []
+    for render in bundle.renders:
+        target = np.asarray(Image.open(root / render.passes["target"]).convert("RGB"), dtype=np.float32) / 255.0
+        mask = np.asarray(Image.open(root / render.passes["mask"]).convert("L"), dtype=np.float32) / 255.0
+        images.append(target * mask[..., None])
+        masks.append(mask)
+        cameras.append(labels[render.view])
+    to_tensor = lambda array: torch.from_numpy(np.stack(array))  # noqa: E731
+    return to_tensor(images).permute(0, 3, 1, 2) * 2 - 1, np.stack(masks), torch.tensor(cameras, dtype=torch.float32)
+
+
+def image_scores(predictions, targets, masks) -> dict[str, float]:
+    from training.deferred.evaluation import image_metrics
+
+    unit = lambda image: ((image.permute(1, 2, 0).double().numpy() + 1) / 2).clip(0, 1)  # noqa: E731
+    rows = [image_metrics(unit(p), unit(t), m) for p, t, m in zip(predictions, targets, masks)]
+    return {key: round(float(np.mean([row[key] for row in rows if row[key] is not None])), 3) for key in rows[0]}
+
+
+def shape_scores(mesh, truth, landmarks) -> dict[str, float]:
+    from backend.geometry.shape_metrics import chamfer_distance, landmark_distance, occupancy_iou
+
+    return {"chamfer_fraction": round(chamfer_distance(mesh, truth), 4), "occupancy_iou": round(occupancy_iou(mesh, truth), 4),
+            "landmark_distance_fraction": round(landmark_distance(mesh, landmarks, truth), 4)}
+
+
+def mesh_of(field):
+    from backend.geometry.mesh_extraction import MeshSettings, mesh_from_field
+
+    return mesh_from_field(field, MeshSettings(grid_resolution=96, max_faces=None))
+
+
+def write_gan_dataset(folder: Path, images, cameras) -> Path:
+    from PIL import Image
+
+    from backend.formats.multiview_dataset import MultiviewDataset, MultiviewItem, write_dataset_manifest
+    from blender_addon.formats.cameras import view_class, yaw_pitch_from_label
+
+    (folder / "images").mkdir(parents=True)
+    items = []
+    for index, (image, label) in enumerate(zip(images, cameras.tolist())):
+        name = f"images/{index:03d}.png"
+        Image.fromarray(((image.permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)).save(folder / name)
+        yaw, pitch = yaw_pitch_from_label(label)
+        items.append(MultiviewItem(file=name, label=label, yaw=yaw, pitch=pitch, view_class=view_class(yaw)))
+    write_dataset_manifest(folder, MultiviewDataset(resolution=images.shape[-1], items=items, background="black"))
+    return folder
+
+
+def run(device) -> dict:
+    import torch
+    import trimesh
+
+    from backend.avatars import GeneratorField
+    from backend.geometry.shape_metrics import box_ellipsoid
+    from training.eg3d.config import tiny_config
+    from training.eg3d.trainer import train_eg3d
+    from training.eg3d.triplane_fit import FitSettings, FittedField, fit_triplane
+
+    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+    resolution = setting("RESOLUTION", 64)
+    report: dict = {"resolution": resolution, "train_views": TRAIN_VIEWS, "held_out_views": HELD_OUT_VIEWS}
+    with tempfile.TemporaryDirectory() as temp:
+        folder = Path(temp)
+        start = time.perf_counter()
+        vertices, faces, landmarks = render_views(folder, resolution)
+        truth = trimesh.Trimesh(vertices, faces, process=True)
+        report["render_s"] = round(time.perf_counter() - start, 1)
+        train_images, _, train_cameras = load_split(folder / "train")
+        held_images, held_masks, held_cameras = load_split(folder / "held_out")
+
+        report["baseline_mean_image"] = image_scores(train_images.mean(0, keepdim=True).expand_as(held_images), held_images, held_masks)
+        report["baseline_box_ellipsoid"] = shape_scores(box_ellipsoid(truth), truth, landmarks)
+
+        start = time.perf_counter()
+        fit_settings = FitSettings(steps=setting("FIT_STEPS", 600))
+        field = fit_triplane(train_images, train_cameras, fit_settings)
+        with torch.no_grad():
+            fitted = torch.cat([field.render(held_cameras[i:i + 4], resolution) for i in range(0, len(held_cameras), 4)])
+        report["eg3d_fit"] = {**image_scores(fitted, held_images, held_masks), **shape_scores(mesh_of(FittedField(field)), truth, landmarks),
+                              "steps": fit_settings.steps, "seconds": round(time.perf_counter() - start, 1)}
+
+        start = time.perf_counter()
+        gan_images = torch.nn.functional.interpolate(train_images, size=32, mode="area")
+        dataset = write_gan_dataset(folder / "gan-data", gan_images, train_cameras)
+        config = replace(tiny_config(), total_images=setting("GAN_IMAGES", 4000), tick_images=1000, snapshot_ticks=100)
+        result = train_eg3d(dataset, folder / "gan-run", config)
+        generator = result.generator_ema
+        ws = generator.mapping(torch.zeros(1, generator.z_dim), truncation_psi=0.0)
+        report["gan_tiny"] = {**shape_scores(mesh_of(GeneratorField(generator, ws)), truth, landmarks),
+                              "images_seen": result.images_seen, "seconds": round(time.perf_counter() - start, 1)}
+    return report
