@@ -96,20 +96,24 @@ def check_kind_fits_role(path: Path, role: str, kind: str) -> None:
     expected = "controlnet" if role.startswith("controlnet-") else role
     if kind == expected or (kind == "unknown" and expected in ("base", "controlnet")):  # their architecture checks say more
         return
-    if kind == "control-lora":
-        raise InvalidInput(f"{path.name} is a Stability Control-LoRA (a ControlNet stored as LoRA differences), which Avatar Foundry "
-                           "cannot run", "use a full ControlNet of the same control (e.g. control_v11p_sd15_openpose)", field="path")
-    if kind == "t2i-adapter":
-        raise t2i_adapter_refusal(path.name)
-    if kind == "sdxl-embedding":
-        raise InvalidInput(f"{path.name} is an SDXL embedding (vectors for two text encoders, clip_l and clip_g)",
-                           "use an embedding made for SD 1.x or SD 2.x", field="path")
+    error = unsupported_kind_error(path.name, kind)
+    if error is not None:
+        raise error
     refuse_other_kind(path, role, kind)
 
 
-def t2i_adapter_refusal(name: str) -> InvalidInput:
-    return InvalidInput(f"{name} is a T2I-Adapter, not a ControlNet; Avatar Foundry paints with ControlNets only",
-                        "use a ControlNet of the same control (e.g. control_v11p_sd15_openpose)", field="path")
+def unsupported_kind_error(name: str, kind: str) -> InvalidInput | None:
+    """The refusal of a kind of file no role can hold, or None for the kinds that have a role."""
+    if kind == "control-lora":
+        return InvalidInput(f"{name} is a Stability Control-LoRA (a ControlNet stored as LoRA differences), which Avatar Foundry "
+                            "cannot run", "use a full ControlNet of the same control (e.g. control_v11p_sd15_openpose)", field="path")
+    if kind == "t2i-adapter":
+        return InvalidInput(f"{name} is a T2I-Adapter, not a ControlNet; Avatar Foundry paints with ControlNets only",
+                            "use a ControlNet of the same control (e.g. control_v11p_sd15_openpose)", field="path")
+    if kind == "sdxl-embedding":
+        return InvalidInput(f"{name} is an SDXL embedding (vectors for two text encoders, clip_l and clip_g)",
+                            "use an embedding made for SD 1.x or SD 2.x", field="path")
+    return None
 
 
 def refuse_other_kind(path: Path, role: str, kind: str) -> None:

@@ -250,9 +250,9 @@ def _refuse_unsupported_controlnet_folder(folder: Path) -> None:
     config = _read_json_object(folder / "config.json")
     class_name = str(config.get("_class_name", ""))
     if class_name in _ADAPTER_CLASSES:
-        from .file_kinds import t2i_adapter_refusal
+        from .file_kinds import unsupported_kind_error
 
-        raise t2i_adapter_refusal(folder.name)
+        raise unsupported_kind_error(folder.name, "t2i-adapter")
     if class_name != "ControlNetModel" or config.get("addition_embed_type") == "text_time":
         family = "SDXL" if config.get("addition_embed_type") == "text_time" else class_name or "an unknown model"
         raise InvalidInput(f"{folder.name} is a {family} ControlNet, which Avatar Foundry cannot run", UNSUPPORTED_HINT, field="path")
