@@ -80,6 +80,10 @@ class MultiviewSettings:
     back_min_degrees: float | None = None
     lora: str | None = None
     lora_scale: float = 1.0
+    vae: str | None = None
+    """Model-store name of a VAE to decode with instead of the base model's own (required when it has none)."""
+    embeddings: list[str] = field(default_factory=list)
+    """Textual-inversion embeddings the prompts use by name (see :func:`embeddings_in_prompts`)."""
     scheduler: str | None = None
     precision: str = "auto"
     compile: bool = False
@@ -116,6 +120,18 @@ class MultiviewSettings:
 
     def weight(self, kind: str) -> float:
         return float(self.control_weights.get(kind, 1.0))
+
+    def prompt_texts(self) -> list[str]:
+        """Every text that goes into a prompt or negative prompt."""
+        texts = [self.style, self.negative_prompt, self.back_view_negative, self.front_phrase, self.side_phrase, self.back_phrase]
+        return texts + [option for options in self.catalog().values() for option in options]
+
+
+def embeddings_in_prompts(store: ModelStore, settings: MultiviewSettings) -> list[str]:
+    """The registered embeddings whose trigger word (their name) the prompts use, as A1111 and ComfyUI do."""
+    from ..models.textual_inversion import triggers_in
+
+    return triggers_in(settings.prompt_texts(), [entry.name for entry in store.list() if entry.role == "embedding"])
 
 
 def choose_models(store: ModelStore, base: str, controlnets: dict[str, str]) -> tuple[str, dict[str, str]]:
@@ -200,8 +216,11 @@ def generate_multiview(
     if todo:
         progress.update(0.0, "loading models")
         painter = _get_painter(entries, settings, device, models)
+        for warning in painter.warnings:
+            progress.update(0.0, f"warning: {warning}")
         resolution = settings.resolution or painter.native_resolution
         record["resolution"] = resolution
+        record["warnings"] = painter.warnings
         atomic_write_json(out_dir / GENERATION_RECORD, record)
         _paint(painter, todo, bundle, bundle_dir, out_dir, settings, resolution, progress, len(plan) - len(todo), len(plan))
     progress.update(1.0, "done")
@@ -209,11 +228,22 @@ def generate_multiview(
 
 
 def _resolve_models(settings: MultiviewSettings, resolve_entry: ResolveEntry) -> dict[str, ModelEntry]:
+    """The store entries of the run, checked to fit together before anything is loaded or written."""
+    from ..models.diffusion_loading import require_vae_if_missing
+    from ..models.textual_inversion import check_embeddings_fit
+    from .painter import EMBEDDING_KEY_PREFIX
+
     entries = {"base": resolve_entry(settings.base, "base")}
     for kind, name in settings.controlnets.items():
         entries[kind] = resolve_entry(name, CONTROLNET_ROLES[kind])
     if settings.lora:
         entries["lora"] = resolve_entry(settings.lora, "lora")
+    if settings.vae:
+        entries["vae"] = resolve_entry(settings.vae, "vae")
+    for name in settings.embeddings:
+        entries[EMBEDDING_KEY_PREFIX + name] = resolve_entry(name, "embedding")
+    require_vae_if_missing(entries["base"], entries.get("vae"))
+    check_embeddings_fit(entries["base"], [entries[EMBEDDING_KEY_PREFIX + name] for name in settings.embeddings])
     return entries
 
 
