@@ -59,7 +59,20 @@ def _add(args: argparse.Namespace) -> int:
     entry = store_from_args(args).add(args.path, args.name, args.role or _recognised_role(args.path), config=args.config,
                                       replace=args.replace)
     print(f"added {entry.name} ({entry.role}, {entry.format}): {entry.path}")
+    _print_notes(entry)
     return 0
+
+
+def _print_notes(entry) -> None:
+    """What a registered model needs before a job can use it."""
+    from ..errors import InvalidInput
+    from ..models.diffusion_loading import require_vae_if_missing
+
+    if entry.role == "base":
+        try:
+            require_vae_if_missing(entry, None)
+        except InvalidInput as missing:
+            print(f"  note: {missing.message}; {missing.hint}")
 
 
 def _recognised_role(path: Path) -> str:
@@ -89,6 +102,7 @@ def _scan(args: argparse.Namespace) -> int:
     report = scan_folder(store_from_args(args), args.folder)
     for entry in report.added:
         print(f"added   {entry.name:24} {entry.role:18} {entry.path}")
+        _print_notes(entry)
     for path, reason in report.skipped:
         print(f"skipped {path}: {reason}")
     print(f"{len(report.added)} model(s) added, {len(report.skipped)} skipped")
