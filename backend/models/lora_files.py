@@ -102,6 +102,8 @@ def apply_style_lora(pipeline: Any, path: Path, scale: float) -> LoraFit:
     try:
         pipeline.load_lora_weights(state, adapter_name=ADAPTER_NAME)
     except (RuntimeError, ValueError) as error:
+        if _PEFT_NO_TARGET in str(error):  # PEFT's words when none of the named layers exists
+            raise _changes_nothing(path, fit_layers) from None
         detail = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
         raise InvalidInput(f"LoRA {path.name} does not fit the base model ({detail})",
                            "use a LoRA trained for this base model's family (SD 1.5 LoRAs with SD 1.5, SD 2.1 with SD 2.1)",
@@ -109,8 +111,15 @@ def apply_style_lora(pipeline: Any, path: Path, scale: float) -> LoraFit:
     fit = LoraFit(fit_layers, matched_layer_count(pipeline.unet, pipeline.text_encoder))
     if fit.matched_layers == 0:
         pipeline.unload_lora_weights()
-        raise InvalidInput(f"LoRA {path.name} changes nothing: none of its {fit.file_layers} layers matches a layer of the base model",
-                           "use a LoRA for SD 1.x/2.x in diffusers, PEFT or kohya names (convert other formats first)", field="lora")
+        raise _changes_nothing(path, fit_layers)
     pipeline.fuse_lora(lora_scale=scale)
     pipeline.unload_lora_weights()
     return fit
+
+
+_PEFT_NO_TARGET = "not found in the base model"
+
+
+def _changes_nothing(path: Path, file_layers: int) -> InvalidInput:
+    return InvalidInput(f"LoRA {path.name} changes nothing: none of its {file_layers} layers matches a layer of the base model",
+                        "use a LoRA for SD 1.x/2.x in diffusers, PEFT or kohya names (convert other formats first)", field="lora")
