@@ -176,14 +176,19 @@ def infer_controlnet_architecture(shapes: Shapes, file_name: str) -> str:
                            "register it with the role it has", field="path")
     if "add_embedding.linear_1.weight" in shapes:
         raise InvalidInput(f"{file_name} is an SDXL ControlNet, which Avatar Foundry cannot run", SUPPORTED_HINT, field="path")
-    width = _controlnet_cross_attention_width(shapes, layout)
-    return "controlnet-sd21" if width == 1024 else "controlnet-sd15"
+    return "controlnet-sd21" if _is_sd2_controlnet(shapes, layout) else "controlnet-sd15"
 
 
-def _controlnet_cross_attention_width(shapes: Shapes, layout: str | None) -> int:
+def _is_sd2_controlnet(shapes: Shapes, layout: str | None) -> bool:
+    """SD 2.x attends to 1024-wide text and projects into its transformers with linear layers (SD 1.5: 1x1 convolutions)."""
     if layout == "diffusers":
-        return int(shapes.get("down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight", (0, 0))[-1])
-    return int(_ldm_controlnet_shapes(shapes, layout).get(_CROSS_ATTENTION_KEY, (0, 0))[-1])
+        width = shapes.get("down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight", (0, 0))[-1]
+        projection = shapes.get("down_blocks.0.attentions.0.proj_in.weight", ())
+    else:
+        ldm = _ldm_controlnet_shapes(shapes, layout)
+        width = ldm.get(_CROSS_ATTENTION_KEY, (0, 0))[-1]
+        projection = ldm.get("input_blocks.1.1.proj_in.weight", ())
+    return int(width) == 1024 or len(projection) == 2
 
 
 def _ldm_controlnet_shapes(shapes: Shapes, layout: str | None) -> dict[str, Sequence[int]]:
