@@ -21,11 +21,11 @@ def store_from_args(args: argparse.Namespace):
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("models", help="register and list local Stable Diffusion / ControlNet / LoRA weights")
+    parser = subparsers.add_parser("models", help="register and list local Stable Diffusion / ControlNet / LoRA / embedding / VAE weights")
     commands = parser.add_subparsers(dest="models_command", required=True, metavar="ACTION")
 
     add = commands.add_parser("add", help="register a diffusers folder or a .safetensors file under a name")
-    add.add_argument("path", type=Path, help="diffusers folder, single-file .safetensors checkpoint, or LoRA .safetensors")
+    add.add_argument("path", type=Path, help="diffusers folder, or .safetensors checkpoint, LoRA, embedding or VAE")
     add.add_argument("--as", dest="name", required=True, help="the name jobs refer to it by")
     add.add_argument("--role", choices=ROLES, default=None,
                      help="what the model is (default: recognised from its files where they tell, see 'models scan')")
@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_store_argument(listing)
     listing.set_defaults(func=_list)
 
-    scan = commands.add_parser("scan", help="register every base model, ControlNet and LoRA a folder holds, recognised by their files")
+    scan = commands.add_parser("scan", help="register every base model, ControlNet, LoRA, embedding and VAE a folder holds, recognised by their files")
     scan.add_argument("folder", type=Path, help="a models folder (A1111, ComfyUI, a Hugging Face cache or your own), walked recursively")
     add_store_argument(scan)
     scan.set_defaults(func=_scan)
