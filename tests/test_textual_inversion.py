@@ -45,22 +45,22 @@ def test_an_a1111_embedding_is_used_by_its_trigger_word_in_the_negative_prompt(t
     vectors = torch.randn(2, _text_width(tiny_models), generator=torch.Generator().manual_seed(0)) * 3
     folder = tmp_path / "webui" / "embeddings"
     folder.mkdir(parents=True)
-    write_a1111_embedding(folder / "easynegative.safetensors", vectors)
+    write_a1111_embedding(folder / "EasyNegative.safetensors", vectors)
     write_a1111_embedding(folder / "bad-hands.safetensors", vectors.flip(0), key="string_to_param.*")
     report = scan_folder(store, folder)
     assert {(entry.name, entry.role, entry.format) for entry in report.added} == {
-        ("easynegative", "embedding", "embedding"), ("bad-hands", "embedding", "embedding")}
+        ("EasyNegative", "embedding", "embedding"), ("bad-hands", "embedding", "embedding")}
 
     plain = _paint(tiny_models, store, tmp_path / "plain", negative_prompt="blurry")
     with_trigger = _paint(tiny_models, store, tmp_path / "trigger", negative_prompt="blurry, easynegative")
-    comfy = _paint(tiny_models, store, tmp_path / "comfy", negative_prompt="blurry, embedding:easynegative.safetensors")
-    write_a1111_embedding(folder / "easynegative.safetensors", -vectors)
+    comfy = _paint(tiny_models, store, tmp_path / "comfy", negative_prompt="blurry, embedding:EasyNegative.safetensors")
+    write_a1111_embedding(folder / "EasyNegative.safetensors", torch.randn(2, vectors.shape[1], generator=torch.Generator().manual_seed(1)) * 3)
     other_vectors = _paint(tiny_models, store, tmp_path / "other", negative_prompt="blurry, easynegative")
     assert np.abs(with_trigger - plain).max() > 0
     assert np.abs(with_trigger - other_vectors).max() > 0, "the image depends on the embedding's vectors, not on the word's letters"
     assert np.array_equal(with_trigger, comfy), "ComfyUI's embedding: syntax is the same word"
-    settings = settings_for(tiny_models, negative_prompt="easynegative, blurry", style="bad-handsome heads")
-    assert embeddings_in_prompts(store, settings) == ["easynegative"]  # whole words only
+    settings = settings_for(tiny_models, negative_prompt="blurry, EASYNEGATIVE.", style="bad-handsome heads")
+    assert embeddings_in_prompts(store, settings) == ["EasyNegative"]  # whole words, any case, before a full stop
 
 
 def test_an_embedding_of_another_text_encoder_width_is_refused_before_painting(tiny_models, store, tmp_path):

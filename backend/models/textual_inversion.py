@@ -2,9 +2,10 @@
 
 An embedding file holds one or more vectors of the text encoder's width: A1111 saves them under
 ``emb_params`` (or ``string_to_param.*``), diffusers under the token itself. As in A1111, the
-embedding's name is its trigger word: an embedding registered as ``easynegative`` (the file
-``embeddings/easynegative.safetensors`` scanned) is used wherever a prompt or negative prompt says
-``easynegative``; ComfyUI's ``embedding:easynegative`` says the same. The vectors enter through
+embedding's name is its trigger word: an embedding registered as ``EasyNegative`` (the file
+``embeddings/EasyNegative.safetensors`` scanned) is used wherever a prompt or negative prompt has the
+word ``EasyNegative``, in any case as CLIP reads text lower-cased; ComfyUI's ``embedding:EasyNegative``
+says the same. The vectors enter through
 diffusers' textual-inversion loading, which adds the word (and ``word_1``... for more vectors) to
 the tokenizer and its vectors to the text encoder.
 
@@ -24,7 +25,8 @@ from .store import ModelEntry, tensor_shapes
 
 _FAMILY_OF_WIDTH = {768: "SD 1.x", 1024: "SD 2.x"}
 _COMFY_SYNTAX = re.compile(r"embedding:([A-Za-z0-9][A-Za-z0-9_.-]*?)(?:\.safetensors|\.pt|\.bin)?(?![A-Za-z0-9_.-])")
-_WORD_EDGE = r"A-Za-z0-9_.\-"
+_BEFORE_WORD = r"(?<![A-Za-z0-9_.\-])"
+_AFTER_WORD = r"(?![A-Za-z0-9_\-])(?!\.[A-Za-z0-9])"
 
 
 def check_embedding_file(path: Path) -> None:
@@ -62,16 +64,18 @@ def embedding_vectors(path: Path) -> Any:
     return vectors.reshape(-1, vectors.shape[-1])
 
 
-def with_plain_triggers(text: str) -> str:
-    """ComfyUI's ``embedding:name`` (optionally with the file's suffix) written as the plain trigger word."""
-    return _COMFY_SYNTAX.sub(r"\1", text)
+def prompt_for_embeddings(text: str) -> str:
+    """The prompt as the text encoder reads it with embeddings loaded: ComfyUI's ``embedding:name`` (optionally
+    with the file's suffix) as the plain word, all lower case (CLIP's tokenizer lower-cases text anyway, and
+    diffusers finds the extra vectors of a multi-vector embedding only by its lower-case word)."""
+    return _COMFY_SYNTAX.sub(r"\1", text).lower()
 
 
 def triggers_in(texts: Iterable[str], names: Iterable[str]) -> list[str]:
-    """The embedding names used as words in any of ``texts`` (plain or in ComfyUI's syntax), sorted."""
-    plain = [with_plain_triggers(text) for text in texts]
+    """The embedding names used as words in any of ``texts`` (plain or in ComfyUI's syntax, any case), sorted."""
+    plain = [prompt_for_embeddings(text) for text in texts]
     return sorted(name for name in names
-                  if any(re.search(rf"(?<![{_WORD_EDGE}]){re.escape(name)}(?![{_WORD_EDGE}])", text) for text in plain))
+                  if any(re.search(_BEFORE_WORD + re.escape(name.lower()) + _AFTER_WORD, text) for text in plain))
 
 
 def text_encoder_width(base: ModelEntry) -> int | None:
@@ -106,4 +110,8 @@ def _family(width: int) -> str:
 def load_embeddings(pipeline: Any, embeddings: list[ModelEntry]) -> None:
     """Teach the pipeline's tokenizer and text encoder each embedding's trigger word."""
     for embedding in embeddings:
-        pipeline.load_textual_inversion(embedding_vectors(embedding.path), token=embedding.name)
+        try:
+            pipeline.load_textual_inversion(embedding_vectors(embedding.path), token=embedding.name.lower())
+        except ValueError as error:  # diffusers refuses a word the tokenizer already has
+            raise InvalidInput(f"embedding {embedding.name!r} cannot be added as a new word ({str(error).splitlines()[0][:200]})",
+                               "register the embedding under a name that is not an ordinary word", field="embeddings") from None

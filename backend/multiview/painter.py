@@ -19,7 +19,7 @@ from ..memory_plan import MemoryPlan, free_bytes_before_models, plan_memory
 from ..models.diffusion_loading import BaseComponents, load_base_components, load_base_scheduler, load_controlnet
 from ..models.lora_files import apply_style_lora
 from ..models.store import ModelEntry
-from ..models.textual_inversion import load_embeddings, with_plain_triggers
+from ..models.textual_inversion import load_embeddings, prompt_for_embeddings
 
 EMBEDDING_CACHE_SIZE = 256
 EMBEDDING_KEY_PREFIX = "embedding:"
@@ -105,8 +105,8 @@ class Painter:
         if key in self._embeddings:
             self._embeddings.move_to_end(key)
         else:
-            self._embeddings[key] = self.pipeline.encode_prompt(with_plain_triggers(prompt), self.device, 1, guidance > 1,
-                                                                negative_prompt=with_plain_triggers(negative_prompt))
+            self._embeddings[key] = self.pipeline.encode_prompt(prompt_for_embeddings(prompt), self.device, 1, guidance > 1,
+                                                                negative_prompt=prompt_for_embeddings(negative_prompt))
             while len(self._embeddings) > EMBEDDING_CACHE_SIZE:
                 self._embeddings.popitem(last=False)
         return self._embeddings[key]
