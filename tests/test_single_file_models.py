@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from backend.models.clip_tokenizer import clip_tokenizer
-from backend.models.diffusion_loading import load_base_components, load_controlnet
+from backend.models.diffusion_loading import load_base_components, load_base_scheduler, load_controlnet
 from backend.models.store import ModelStore, tensor_shapes
 from tests.fixtures.artist_models import (small_sd15, small_sd15_controlnet, write_controlnet_file,
                                           write_sd15_checkpoint)
@@ -112,6 +112,11 @@ def test_an_sd21_768_single_file_loads_with_openclip_text_encoder_and_v_predicti
     assert all(torch.equal(loaded[key], expected[key]) for key in loaded)  # the first 23 blocks, q/k/v unpacked
     assert torch.equal(base.unet.conv_in.weight, unet.conv_in.weight)
     assert base.tokenizer("a cat", padding="max_length").input_ids[3:5] == [49407, 0]
+    finetune = tmp_path / "anime-sd2-finetune.safetensors"  # A1111 keeps v2-inference.yaml (512 base, epsilon) beside it
+    path.rename(finetune)
+    finetune.with_suffix(".yaml").write_text(V2_INFERENCE_YAML)
+    entry = store.add(finetune, "anime-sd2", "base")
+    assert entry.architecture == "sd21-base" and load_base_scheduler(entry).config.prediction_type == "epsilon"
 
 
 V2_INFERENCE_V_YAML = """model:

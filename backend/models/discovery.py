@@ -31,7 +31,7 @@ from pathlib import Path
 
 from ..errors import AvatarFoundryError, InvalidInput
 from .file_kinds import ROLE_OF_KIND, unsupported_kind_error, weights_kind
-from .store import _ADAPTER_CLASSES, CONTROLNET_ROLES, ModelEntry, ModelStore, tensor_shapes
+from .store import ADAPTER_CLASSES, CONTROLNET_ROLES, ModelEntry, ModelStore, tensor_shapes
 
 _CONTROL_WORDS = {"openpose": "pose", "pose": "pose", "depth": "depth", "normal": "normal", "normalbae": "normal"}
 PICKLED_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
@@ -177,7 +177,7 @@ def recognise(path: Path, name: str | None = None) -> str | Unrecognised:
             return _controlnet_role(name or path.name, add_command)
         if class_name == "AutoencoderKL":
             return "vae"
-        if class_name in _ADAPTER_CLASSES:
+        if class_name in ADAPTER_CLASSES:
             return _unsupported(path.name, "t2i-adapter")
         return Unrecognised("not a diffusers pipeline, ControlNet or VAE folder")
     if path.suffix != ".safetensors":

@@ -243,13 +243,13 @@ def _check_file_content(entry: ModelEntry) -> None:
 
 
 UNSUPPORTED_HINT = "use an SD 1.5 or SD 2.1 class model (and ControlNets / LoRAs made for one); SDXL, Flux and SD 3 are not supported"
-_ADAPTER_CLASSES = ("T2IAdapter", "MultiAdapter", "FullAdapter", "FullAdapterXL", "LightAdapter")
+ADAPTER_CLASSES = ("T2IAdapter", "MultiAdapter", "FullAdapter", "FullAdapterXL", "LightAdapter")
 
 
 def _refuse_unsupported_controlnet_folder(folder: Path) -> None:
-    config = _read_json_object(folder / "config.json")
+    config = read_json_object(folder / "config.json")
     class_name = str(config.get("_class_name", ""))
-    if class_name in _ADAPTER_CLASSES:
+    if class_name in ADAPTER_CLASSES:
         from .file_kinds import unsupported_kind_error
 
         raise unsupported_kind_error(folder.name, "t2i-adapter")
@@ -258,7 +258,7 @@ def _refuse_unsupported_controlnet_folder(folder: Path) -> None:
         raise InvalidInput(f"{folder.name} is a {family} ControlNet, which Avatar Foundry cannot run", UNSUPPORTED_HINT, field="path")
 
 
-def _read_json_object(path: Path) -> dict:
+def read_json_object(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -332,7 +332,7 @@ def _refuse_special_unet(folder: Path) -> None:
     config_path = folder / "unet" / "config.json"
     if not config_path.is_file():
         return
-    channels = _read_json_object(config_path).get("in_channels", 4)
+    channels = read_json_object(config_path).get("in_channels", 4)
     if channels != 4:
         kind = _SPECIAL_UNETS.get(channels, "not a text-to-image model")
         raise InvalidInput(f"{folder.name} is {kind}: its UNet takes {channels} input channels, not the 4 of a text-to-image model",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput
-from .store import UNSUPPORTED_HINT, ModelEntry, _read_json_object, tensor_shapes
+from .store import UNSUPPORTED_HINT, ModelEntry, read_json_object, tensor_shapes
 
 LDM_VAE_PREFIX = "first_stage_model."
 
@@ -38,7 +38,7 @@ def check_vae_file(path: Path) -> None:
 
 
 def check_vae_folder(folder: Path) -> None:
-    config = _read_json_object(folder / "config.json")
+    config = read_json_object(folder / "config.json")
     class_name = config.get("_class_name")
     if class_name != "AutoencoderKL":
         raise InvalidInput(f"{folder.name} is a {class_name or 'model of unknown class'}, not an AutoencoderKL VAE",
