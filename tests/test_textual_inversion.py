@@ -92,3 +92,22 @@ def test_an_a1111_pt_embedding_converts_to_the_safetensors_layout_a1111_writes(t
     from backend.models.textual_inversion import embedding_vectors
 
     assert torch.equal(embedding_vectors(entry.path), vectors)
+
+
+def test_every_vector_of_a_multi_vector_embedding_with_a_capitalised_name_reaches_the_text_encoder(tiny_models, store, tmp_path):
+    """diffusers finds the extra vectors only by the lower-case word; the second vector must count too."""
+    from backend.multiview.painter import EMBEDDING_KEY_PREFIX, Painter
+
+    width = _text_width(tiny_models)
+    first = torch.randn(1, width, generator=torch.Generator().manual_seed(2)) * 3
+    negatives = []
+    for seed in (3, 4):
+        second = torch.randn(1, width, generator=torch.Generator().manual_seed(seed)) * 3
+        path = write_a1111_embedding(tmp_path / f"BadDream{seed}.safetensors", torch.cat([first, second]))
+        entry = store.add(path, "BadDream", "embedding", replace=True)
+        settings = settings_for(tiny_models, controlnets={"pose": tiny_models.names["controlnet-pose"]}, control_weights={})
+        entries = {"base": store.resolve(tiny_models.names["base"]), "pose": store.resolve(tiny_models.names["controlnet-pose"]),
+                   EMBEDDING_KEY_PREFIX + entry.name: entry}
+        painter = Painter.load(entries, settings, device=torch.device("cpu"))
+        negatives.append(painter.embeddings("a head", "BadDream, blurry", guidance=7.5)[1])
+    assert (negatives[0] - negatives[1]).abs().max() > 1e-3
