@@ -39,6 +39,7 @@ def test_a_single_file_in_the_hugging_face_cache_registers_and_loads_by_its_link
     assert entry.path == link and entry.architecture == "sd15"
     blob = next((hub / "models--stable-diffusion-v1-5--stable-diffusion-v1-5" / "blobs").iterdir())
     assert store.add(blob, "sd15-blob", "base").path == link  # the hash-named blob is traded for its link
+    assert cli_main(["models", "add", str(blob), "--as", "sd15-cli", "--data-dir", str(tmp_path / "data")]) == 0  # role told too
     a1111 = tmp_path / "webui" / "models" / "Stable-diffusion"
     a1111.mkdir(parents=True)
     os.symlink(link, a1111 / "v1-5-pruned-emaonly.safetensors")

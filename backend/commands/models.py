@@ -78,10 +78,11 @@ def _print_notes(entry) -> None:
 def _recognised_role(path: Path) -> str:
     from ..errors import InvalidInput, ModelMissing
     from ..models.discovery import Unrecognised, recognise
+    from ..models.store import named_path
 
     if not path.exists():
         raise ModelMissing(f"{path} does not exist", "check the path; models are never downloaded", field="path")
-    role = recognise(path)
+    role = recognise(named_path(path))
     if isinstance(role, Unrecognised):
         raise InvalidInput(f"cannot tell what {path.name} is: {role.reason}", f"pass --role ({', '.join(ROLES)})", field="role")
     return role

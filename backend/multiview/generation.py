@@ -264,8 +264,9 @@ def check_same_run(out_dir: Path, record: dict[str, Any]) -> None:
     previous = json.loads(previous_path.read_text(encoding="utf-8"))
     if previous.get("bundle_sha256") != record["bundle_sha256"]:
         raise FormatError("conditions", f"{out_dir} was painted from another condition bundle", "use a new output folder for this bundle")
+    defaults = asdict(MultiviewSettings(style="", base="", controlnets={}))  # a setting newer than the run had its default
     for key, value in record["settings"].items():
-        old = previous["settings"].get(key)
+        old = previous["settings"].get(key, defaults.get(key))
         if key not in _SETTINGS_THAT_ALLOW_CHANGE and old != value:
             raise FormatError(key, f"differs from the run that started {out_dir} ({old!r} there, {value!r} now)",
                               "resume with the same settings, or paint into a new output folder")
