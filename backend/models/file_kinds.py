@@ -18,7 +18,6 @@ _LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 _HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<?xml")
 _ZIP = b"PK\x03\x04"
 _PICKLE_PROTOCOLS = tuple(bytes([0x80, protocol]) for protocol in range(2, 6))
-_LEGACY_TORCH_MAGIC = b"\x8a\x0alZ\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 
 
 def sniff(path: Path) -> str:
@@ -31,7 +30,7 @@ def sniff(path: Path) -> str:
         return "lfs-pointer"
     if head.lstrip().lower().startswith(_HTML_STARTS):
         return "html"
-    if head.startswith((_ZIP, *_PICKLE_PROTOCOLS)) or _LEGACY_TORCH_MAGIC in head[:32]:
+    if head.startswith((_ZIP, *_PICKLE_PROTOCOLS)):  # torch.save's zip archive, or a bare (legacy) pickle
         return "pickle"
     if len(head) >= 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] > 1:
         return "safetensors"
