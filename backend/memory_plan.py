@@ -6,6 +6,11 @@ pure functions of what the device reports (so they are tested without a GPU).
 - memory: ``full`` keeps everything on the GPU; ``low`` uses model CPU offload and VAE slicing and
   tiling; ``auto`` picks them from the free memory against the models' size and the activations of
   one batch at the resolution. A batch that still runs out of memory is halved and retried.
+
+The free memory a plan is made from is the memory free *before* the models are on the GPU: the
+models are loaded on the CPU, planned for, and only then moved (or, with CPU offload, left there for
+diffusers to move one at a time); models already on the device count as free for them
+(:func:`free_bytes_before_models`), so their size is never subtracted twice.
 """
 
 from __future__ import annotations
@@ -14,12 +19,17 @@ from dataclasses import dataclass
 
 MEMORY_MODES = ("auto", "full", "low")
 GIB = 1024 ** 3
+
+# -- per-image estimates ------------------------------------------------------------------------------
+# ASSUMPTIONS until measured: these are estimates for SD 1.5 + ControlNet in half precision, not
+# measurements. The GPU benchmark that records torch.cuda.max_memory_allocated per image is to replace
+# them with measured figures (peak minus the weights' bytes, per image, at 512 px), here and only here.
 UNET_ACTIVATION_BYTES_AT_512 = int(0.75 * GIB)
-"""Sampling activations of one image at 512 px in half precision, classifier-free guidance included."""
+"""Sampling activations of one image at 512 px in half precision, classifier-free guidance included (assumed)."""
 VAE_DECODE_BYTES_AT_512 = int(0.5 * GIB)
-"""Decoding one 512 px image with the SD VAE in half precision."""
+"""Decoding one 512 px image with the SD VAE in half precision (assumed)."""
 HEADROOM = 1.15
-"""Allocator fragmentation and the CUDA context."""
+"""Allocator fragmentation and the CUDA context (assumed)."""
 
 
 def choose_dtype_name(device_type: str, bf16_native: bool) -> str:
@@ -35,8 +45,21 @@ class MemoryPlan:
     vae_tiling: bool = False
 
 
+    @property
+    def weights_on_device(self) -> bool:
+        """Move every model to the GPU up front; with CPU offload they stay on the CPU until each is needed."""
+        return not self.cpu_offload
+
+
+def free_bytes_before_models(free_now: int | None, bytes_already_on_device: int) -> int | None:
+    """The free memory to plan with: what is free now plus what the models to be planned already occupy
+    on the device (zero when they were loaded on the CPU, as they should be)."""
+    return None if free_now is None else free_now + bytes_already_on_device
+
+
 def plan_memory(mode: str, free_bytes: int | None, model_bytes: int, resolution: int, batch_size: int) -> MemoryPlan:
-    """The measures for ``mode`` ('auto' | 'full' | 'low'); ``free_bytes`` None means no GPU (nothing to save)."""
+    """The measures for ``mode`` ('auto' | 'full' | 'low'); ``free_bytes`` is the memory free before
+    the models are on the device (see :func:`free_bytes_before_models`), None means no GPU (nothing to save)."""
     if mode not in MEMORY_MODES:
         raise ValueError(f"memory mode must be one of {MEMORY_MODES}, got {mode!r}")
     if mode == "low":

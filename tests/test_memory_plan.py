@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from backend.memory_plan import GIB, MemoryPlan, batch_size_after_out_of_memory, choose_dtype_name, plan_memory
+from backend.memory_plan import (GIB, MemoryPlan, batch_size_after_out_of_memory, choose_dtype_name, free_bytes_before_models,
+                                 plan_memory)
 
 SD15_BYTES = int(2.2 * GIB)  # UNet + VAE + text encoder + one ControlNet in fp16
 
@@ -68,3 +69,21 @@ def test_painting_continues_with_smaller_batches_after_running_out_of_memory(tin
                             batch_size=4, resolution=16)
     dataset = generate_multiview(write_bundle(tmp_path / "bundle"), tmp_path / "out", settings, tiny_models.store.resolve)
     assert len(dataset.items) == 3 and sizes == [3, 2, 1, 1, 1]  # 4 -> 2 -> 1, then the three images one by one
+
+
+def test_models_already_on_the_gpu_are_not_counted_twice():
+    """An 8 GB card with 2.2 GB of models that read 5.8 GB free after loading them plans as with 8 GB free:
+    no CPU offload for one image (it used to plan with 5.8 GB free minus the models again)."""
+    free_after_loading = 8 * GIB - SD15_BYTES
+    free = free_bytes_before_models(free_after_loading, SD15_BYTES)
+    assert free == 8 * GIB
+    assert plan_memory("auto", free, SD15_BYTES, 512, 1) == MemoryPlan()
+    assert free_bytes_before_models(None, SD15_BYTES) is None  # no GPU
+
+
+@pytest.mark.parametrize("card_gib, offload", [(4, True), (6, False), (8, False)])
+def test_what_cards_of_4_6_and_8_gb_get_for_one_sd15_image(card_gib, offload):
+    """Free memory is read before the models are on the card (about 0.4 GB goes to the desktop and CUDA context)."""
+    plan = plan_memory("auto", int((card_gib - 0.4) * GIB), SD15_BYTES, 512, 1)
+    assert plan.cpu_offload is offload and plan.weights_on_device is not offload
+

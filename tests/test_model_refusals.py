@@ -86,3 +86,44 @@ def test_a_lora_for_another_base_size_fails_naming_the_lora_before_anything_is_w
         store.remove("wide-style")
     assert error.value.field == "lora" and "SD 1.5 LoRAs" in error.value.hint
     assert not (tmp_path / "out").exists()
+
+
+def _control_lora_names() -> list[str]:
+    """Key names of Stability's control-lora-*-rank128.safetensors: LoRA differences of the UNet encoder plus
+    a ControlNet's own hint encoder and zero convolutions, marked by ``lora_controlnet``."""
+    return ["lora_controlnet", "input_blocks.1.1.proj_in.up", "input_blocks.1.1.proj_in.down", "input_hint_block.0.weight",
+            "time_embed.0.weight", "zero_convs.0.0.weight", "middle_block_out.0.weight"]
+
+
+def test_a_stability_control_lora_is_named_and_refused_as_lora_controlnet_and_in_scans(tmp_path):
+    from backend.models.discovery import scan_folder
+
+    (tmp_path / "models").mkdir()
+    path = _file(tmp_path / "models" / "control-lora-depth-rank128.safetensors", _control_lora_names())
+    store = ModelStore(tmp_path / "store")
+    for role in ("lora", "controlnet-depth"):
+        with pytest.raises(InvalidInput, match="is a Stability Control-LoRA") as error:
+            store.add(path, "depth", role)
+        assert "full ControlNet" in error.value.hint
+    assert "Stability Control-LoRA" in scan_folder(store, tmp_path / "models").skipped[0][1] and not store.list()
+
+
+def test_t2i_adapters_are_named_as_such_in_single_files_and_folders(tmp_path):
+    from diffusers import T2IAdapter
+
+    single = _file(tmp_path / "t2iadapter_depth_sd15v2.safetensors", ["body.0.block1.weight", "body.0.block2.weight", "conv_in.weight"])
+    with pytest.raises(InvalidInput, match="is a T2I-Adapter, not a ControlNet"):
+        ModelStore(tmp_path / "store").add(single, "depth", "controlnet-depth")
+    T2IAdapter(in_channels=3, channels=(32, 32), num_res_blocks=1, downscale_factor=8).save_pretrained(tmp_path / "t2i-adapter-depth-midas")
+    with pytest.raises(InvalidInput, match="is a T2I-Adapter, not a ControlNet") as error:
+        ModelStore(tmp_path / "store").add(tmp_path / "t2i-adapter-depth-midas", "depth", "controlnet-depth")
+    assert "SDXL" not in error.value.message + error.value.hint
+
+
+def test_a_pipeline_folder_with_an_inpainting_unet_is_refused_at_registration(tiny_models, tmp_path):
+    folder = shutil.copytree(tiny_models.paths.base, tmp_path / "sd-1.5-inpainting")
+    config = json.loads((folder / "unet" / "config.json").read_text())
+    (folder / "unet" / "config.json").write_text(json.dumps({**config, "in_channels": 9}))
+    with pytest.raises(InvalidInput, match="is an inpainting model: its UNet takes 9 input channels") as error:
+        ModelStore(tmp_path / "store").add(folder, "inpaint", "base")
+    assert "text-to-image version" in error.value.hint

@@ -108,3 +108,26 @@ def test_a_hugging_face_cache_is_named_by_repository_and_fp16_variants_load(tiny
     reference = load_base_components(tiny_models.store.resolve(tiny_models.names["base"]))
     assert torch.equal(base.unet.conv_in.weight, reference.unet.conv_in.weight)
     load_controlnet(store.resolve("control_v11p_sd15_openpose"), base=base)
+
+
+@pytest.mark.parametrize("index_naming", ["diffusers", "dotted-variant"])
+def test_a_sharded_fp16_variant_pipeline_folder_registers_and_loads(tiny_models, tmp_path, index_naming):
+    """Shards indexed by ``*.safetensors.index.fp16.json`` (what save_pretrained and the Hub write) or by
+    ``*.fp16.safetensors.index.json`` (what other tools write) load as the weights they hold."""
+    from diffusers import StableDiffusionPipeline
+
+    folder = tmp_path / "sd-sharded"
+    StableDiffusionPipeline.from_pretrained(tiny_models.paths.base, local_files_only=True).save_pretrained(
+        folder, variant="fp16", max_shard_size="40KB")
+    indexes = sorted(folder.glob("*/*.safetensors.index.fp16.json"))
+    assert {index.parent.name for index in indexes} >= {"unet", "vae"}
+    if index_naming == "dotted-variant":
+        for index in indexes:
+            index.rename(index.parent / index.name.replace(".safetensors.index.fp16.json", ".fp16.safetensors.index.json"))
+    store = ModelStore(tmp_path / "store")
+    store.add(folder, "sharded", "base")
+    base = load_base_components(store.resolve("sharded"))
+    reference = load_base_components(tiny_models.store.resolve(tiny_models.names["base"]))
+    for part in ("unet", "vae", "text_encoder"):
+        expected = getattr(reference, part).state_dict()
+        assert all(torch.equal(getattr(base, part).state_dict()[key], expected[key]) for key in expected), part

@@ -92,6 +92,18 @@ def test_resume_paints_only_missing_images_and_never_touches_finished_ones(paint
     assert {file: (copy / file).stat().st_mtime_ns for file in kept} == kept
 
 
+def test_a_run_started_before_a_setting_existed_resumes_with_its_default(painted, tiny_models, tmp_path):
+    """generation.json of an older version has no 'vae' or 'embeddings': the defaults are what it painted with."""
+    bundle, out, settings, dataset, _ = painted
+    copy = shutil.copytree(out, tmp_path / "out")
+    record = json.loads((copy / "generation.json").read_text())
+    for newer in ("vae", "embeddings"):
+        del record["settings"][newer]
+    (copy / "generation.json").write_text(json.dumps(record))
+    (copy / dataset.items[0].file).unlink()
+    assert generate_multiview(bundle, copy, settings, tiny_models.store.resolve).items == dataset.items
+
+
 def test_resuming_with_different_settings_is_refused(painted, tiny_models, tmp_path):
     bundle, out, settings, _, _ = painted
     copy = shutil.copytree(out, tmp_path / "out")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from backend.models.clip_tokenizer import clip_tokenizer
-from backend.models.diffusion_loading import load_base_components, load_controlnet
+from backend.models.diffusion_loading import load_base_components, load_base_scheduler, load_controlnet
 from backend.models.store import ModelStore, tensor_shapes
 from tests.fixtures.artist_models import (small_sd15, small_sd15_controlnet, write_controlnet_file,
                                           write_sd15_checkpoint)
@@ -112,3 +112,74 @@ def test_an_sd21_768_single_file_loads_with_openclip_text_encoder_and_v_predicti
     assert all(torch.equal(loaded[key], expected[key]) for key in loaded)  # the first 23 blocks, q/k/v unpacked
     assert torch.equal(base.unet.conv_in.weight, unet.conv_in.weight)
     assert base.tokenizer("a cat", padding="max_length").input_ids[3:5] == [49407, 0]
+    finetune = tmp_path / "anime-sd2-finetune.safetensors"  # A1111 keeps v2-inference.yaml (512 base, epsilon) beside it
+    path.rename(finetune)
+    finetune.with_suffix(".yaml").write_text(V2_INFERENCE_YAML)
+    entry = store.add(finetune, "anime-sd2", "base")
+    assert entry.architecture == "sd21-base" and load_base_scheduler(entry).config.prediction_type == "epsilon"
+
+
+V2_INFERENCE_V_YAML = """model:
+  base_learning_rate: 1.0e-4
+  target: ldm.models.diffusion.ddpm.LatentDiffusion
+  params:
+    parameterization: "v"
+    linear_start: 0.00085
+    linear_end: 0.0120
+    first_stage_key: "jpg"
+    cond_stage_key: "txt"
+    image_size: 64
+    channels: 4
+    unet_config:
+      target: ldm.modules.diffusionmodules.openaimodel.UNetModel
+      params:
+        use_linear_in_transformer: True
+        context_dim: 1024
+"""
+V2_INFERENCE_YAML = V2_INFERENCE_V_YAML.replace('    parameterization: "v"\n', "")
+
+
+@pytest.mark.parametrize("file_name, yaml_text, expected", [
+    ("anime-sd2-finetune.safetensors", V2_INFERENCE_YAML, "sd21-base"),
+    ("anime-sd2-finetune.safetensors", V2_INFERENCE_V_YAML, "sd21-v"),
+    ("v2-1_512-ema-pruned.safetensors", V2_INFERENCE_V_YAML, "sd21-v"),  # the yaml beside the file wins over its name
+    ("anime-sd2-finetune.safetensors", None, "sd21-v"),  # nothing says: diffusers' assumption
+    ("anime-sd2-finetune.safetensors", "model: [unclosed", "sd21-v"),  # an unreadable yaml says nothing
+])
+def test_the_a1111_yaml_beside_an_sd2_checkpoint_tells_512_base_from_768_v(tmp_path, file_name, yaml_text, expected):
+    from backend.models.architectures import a1111_prediction_type, infer_base_architecture
+    from tests.fixtures.artist_models import real_size_shapes
+
+    checkpoint = tmp_path / file_name
+    if yaml_text is not None:
+        checkpoint.with_suffix(".yaml").write_text(yaml_text)
+    shapes = real_size_shapes("sd21-v", file_layers=24)
+    assert infer_base_architecture(shapes, file_name, a1111_prediction_type(checkpoint)) == expected
+
+
+def test_a_real_size_sd21_controlnet_gets_exactly_the_shipped_config():
+    from backend.models.architectures import CONTROLNET_ARCHITECTURES, controlnet_config, infer_controlnet_architecture
+    from tests.fixtures.artist_models import real_size_shapes
+
+    shapes = real_size_shapes("controlnet-sd21")
+    assert infer_controlnet_architecture(shapes, "controlnet-sd21-openpose.safetensors") == "controlnet-sd21"
+    assert controlnet_config(shapes, "controlnet-sd21") == CONTROLNET_ARCHITECTURES["controlnet-sd21"]
+    assert CONTROLNET_ARCHITECTURES["controlnet-sd21"]["cross_attention_dim"] == 1024
+
+
+def test_an_sd21_controlnet_single_file_registers_and_loads_without_config(tmp_path):
+    from diffusers import ControlNetModel
+
+    from tests.fixtures.artist_models import SD21_UNET_WIDTHS, small_sd21
+
+    unet = small_sd21(seed=8)[0]
+    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(16, 32, 96, 256))
+    with torch.no_grad():
+        controlnet.controlnet_mid_block.weight.add_(0.01)
+    path = write_controlnet_file(tmp_path / "controlnet-sd21-depth.safetensors", controlnet, "ldm")
+    store = ModelStore(tmp_path / "store")
+    assert store.add(path, "sd21-depth", "controlnet-depth").architecture == "controlnet-sd21"
+    loaded = load_controlnet(store.resolve("sd21-depth"))
+    assert list(loaded.config.block_out_channels) == list(SD21_UNET_WIDTHS) and loaded.config.use_linear_projection
+    expected = controlnet.state_dict()
+    assert all(torch.equal(loaded.state_dict()[key], expected[key]) for key in expected)

@@ -21,11 +21,11 @@ def store_from_args(args: argparse.Namespace):
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("models", help="register and list local Stable Diffusion / ControlNet / LoRA weights")
+    parser = subparsers.add_parser("models", help="register and list local Stable Diffusion / ControlNet / LoRA / embedding / VAE weights")
     commands = parser.add_subparsers(dest="models_command", required=True, metavar="ACTION")
 
     add = commands.add_parser("add", help="register a diffusers folder or a .safetensors file under a name")
-    add.add_argument("path", type=Path, help="diffusers folder, single-file .safetensors checkpoint, or LoRA .safetensors")
+    add.add_argument("path", type=Path, help="diffusers folder, or .safetensors checkpoint, LoRA, embedding or VAE")
     add.add_argument("--as", dest="name", required=True, help="the name jobs refer to it by")
     add.add_argument("--role", choices=ROLES, default=None,
                      help="what the model is (default: recognised from its files where they tell, see 'models scan')")
@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_store_argument(listing)
     listing.set_defaults(func=_list)
 
-    scan = commands.add_parser("scan", help="register every base model, ControlNet and LoRA a folder holds, recognised by their files")
+    scan = commands.add_parser("scan", help="register every base model, ControlNet, LoRA, embedding and VAE a folder holds, recognised by their files")
     scan.add_argument("folder", type=Path, help="a models folder (A1111, ComfyUI, a Hugging Face cache or your own), walked recursively")
     add_store_argument(scan)
     scan.set_defaults(func=_scan)
@@ -59,16 +59,30 @@ def _add(args: argparse.Namespace) -> int:
     entry = store_from_args(args).add(args.path, args.name, args.role or _recognised_role(args.path), config=args.config,
                                       replace=args.replace)
     print(f"added {entry.name} ({entry.role}, {entry.format}): {entry.path}")
+    _print_notes(entry)
     return 0
+
+
+def _print_notes(entry) -> None:
+    """What a registered model needs before a job can use it."""
+    from ..errors import InvalidInput
+    from ..models.diffusion_loading import require_vae_if_missing
+
+    if entry.role == "base":
+        try:
+            require_vae_if_missing(entry, None)
+        except InvalidInput as missing:
+            print(f"  note: {missing.message}; {missing.hint}")
 
 
 def _recognised_role(path: Path) -> str:
     from ..errors import InvalidInput, ModelMissing
     from ..models.discovery import Unrecognised, recognise
+    from ..models.store import named_path
 
     if not path.exists():
         raise ModelMissing(f"{path} does not exist", "check the path; models are never downloaded", field="path")
-    role = recognise(path)
+    role = recognise(named_path(path))
     if isinstance(role, Unrecognised):
         raise InvalidInput(f"cannot tell what {path.name} is: {role.reason}", f"pass --role ({', '.join(ROLES)})", field="role")
     return role
@@ -89,6 +103,7 @@ def _scan(args: argparse.Namespace) -> int:
     report = scan_folder(store_from_args(args), args.folder)
     for entry in report.added:
         print(f"added   {entry.name:24} {entry.role:18} {entry.path}")
+        _print_notes(entry)
     for path, reason in report.skipped:
         print(f"skipped {path}: {reason}")
     print(f"{len(report.added)} model(s) added, {len(report.skipped)} skipped")

@@ -45,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--back-min-degrees", type=float, default=None)
     parser.add_argument("--lora", default=None, help="model-store name of a style LoRA")
     parser.add_argument("--lora-scale", type=float, default=1.0)
+    parser.add_argument("--vae", default=None, help="model-store name of a VAE to decode with (default: the base model's own)")
     parser.add_argument("--scheduler", default=None, help="diffusers scheduler class, e.g. UniPCMultistepScheduler")
     parser.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto")
     parser.add_argument("--memory", choices=("auto", "full", "low"), default="auto",
@@ -98,12 +99,12 @@ def parse_shard(text: str):
 
 def settings_from_args(args: argparse.Namespace, store):
     from ..multiview.attributes import load_catalog
-    from ..multiview.generation import MultiviewSettings, choose_models
+    from ..multiview.generation import MultiviewSettings, choose_models, embeddings_in_prompts
     from ..multiview.prompts import DEFAULT_BACK_VIEW_NEGATIVE, DEFAULT_NEGATIVE_PROMPT
 
     catalog = load_catalog(args.attributes) if args.attributes else None
     base, controlnets = choose_models(store, args.base, parse_controls(args.controlnet))
-    return MultiviewSettings(
+    settings = MultiviewSettings(
         style=args.style, base=base, controlnets=controlnets,
         control_weights=parse_weights(args.control_weights), per_view=args.per_view, candidates=args.candidates,
         seed=args.seed, steps=args.steps, guidance=args.guidance, resolution=args.resolution, batch_size=args.batch_size,
@@ -114,8 +115,10 @@ def settings_from_args(args: argparse.Namespace, store):
         back_view_negative=DEFAULT_BACK_VIEW_NEGATIVE if args.back_negative is None else args.back_negative,
         front_max_degrees=args.front_max_degrees, back_min_degrees=args.back_min_degrees,
         lora=args.lora, lora_scale=args.lora_scale, scheduler=args.scheduler, precision=args.precision, compile=args.compile, memory=args.memory,
-        background=args.background,
+        background=args.background, vae=args.vae,
     )
+    settings.embeddings = embeddings_in_prompts(store, settings)
+    return settings
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from ..multiview.generation import MultiviewSettings, choose_models, generate_multiview
+from ..multiview.generation import MultiviewSettings, choose_models, embeddings_in_prompts, generate_multiview
 from ..multiview.prompts import DEFAULT_BACK_VIEW_NEGATIVE, DEFAULT_NEGATIVE_PROMPT
 from .deferred_store import model_store
 from .registry import JobContext, JobParams, Name, Prompt, Reference, Seed, job_kind
@@ -42,6 +42,7 @@ class MultiviewParams(JobParams):
     back_min_degrees: float | None = Field(None, ge=0, le=180)
     lora: Reference | None = Field(None, description="model-store name of a style LoRA (.safetensors)")
     lora_scale: float = Field(1.0, ge=-10, le=10)
+    vae: Reference | None = Field(None, description="model-store name of a VAE to decode with (default: the base model's own)")
     scheduler: Name | None = Field(None, description="diffusers scheduler class, e.g. UniPCMultistepScheduler (default: the model's)")
     precision: Name = "auto"
     compile: bool = False
@@ -56,5 +57,6 @@ def run_multiview(params: MultiviewParams, context: JobContext) -> None:
     store = model_store(context)
     base, controlnets = choose_models(store, params.base, params.controlnets)
     settings = MultiviewSettings(**{**params.model_dump(), "base": base, "controlnets": controlnets})
+    settings.embeddings = embeddings_in_prompts(store, settings)
     generate_multiview(context.inputs_dir, context.output_dir, settings, store.resolve, context.progress,
                        device=context.device, models=context.models)

@@ -9,8 +9,10 @@ The architecture is told from the tensor names and shapes in the file's header: 
 cross-attention width (768 for SD 1.x, 1024 for SD 2.x) and the text encoder's layout (CLIP's
 ``cond_stage_model.transformer.*`` vs OpenCLIP's ``cond_stage_model.model.*``); SDXL, Flux, SD 3
 and others are recognised with diffusers' ``infer_diffusers_model_type`` and refused. SD 2.x 512
-and 768 checkpoints have the same tensors; the file name tells them apart (``768``/``-v`` vs
-``base``/``512``), and without a hint it is the 768 v-prediction model, as diffusers assumes.
+and 768 checkpoints have the same tensors: the ``.yaml`` A1111 keeps beside the file tells them apart
+(``parameterization: "v"`` in ``v2-inference-v.yaml``, absent in the 512 base's ``v2-inference.yaml``),
+else the file name (``768``/``-v`` vs ``base``/``512``), and without either it is the 768 v-prediction
+model, as diffusers assumes. SD 1.5 and SD 2.1 ControlNets have shipped configs too.
 
 Layer widths are read from the tensor shapes over the shipped structure (number of levels, layers
 per level, attention heads, activation): for a real checkpoint they are the shipped widths, and a
@@ -59,10 +61,18 @@ BASE_ARCHITECTURES: dict[str, dict[str, Any]] = {
                "text_encoder": _OPEN_CLIP_H, "pad_token": "!",
                "scheduler": {"_class_name": "DDIMScheduler", **_SCHEDULER, "prediction_type": "v_prediction"}},
 }
-CONTROLNET_ARCHITECTURES: dict[str, dict[str, Any]] = {
-    "controlnet-sd15": {"_class_name": "ControlNetModel", **{k: v for k, v in _UNET.items() if k not in (
+
+
+def _controlnet_of(unet: dict[str, Any]) -> dict[str, Any]:
+    """A ControlNet's config: its base UNet's encoder half and the condition image's encoder."""
+    return {"_class_name": "ControlNetModel", **{k: v for k, v in unet.items() if k not in (
         "_class_name", "out_channels", "sample_size", "up_block_types", "center_input_sample")},
-        "conditioning_embedding_out_channels": [16, 32, 96, 256], "controlnet_conditioning_channel_order": "rgb"},
+        "conditioning_embedding_out_channels": [16, 32, 96, 256], "controlnet_conditioning_channel_order": "rgb"}
+
+
+CONTROLNET_ARCHITECTURES: dict[str, dict[str, Any]] = {
+    "controlnet-sd15": _controlnet_of(_UNET),
+    "controlnet-sd21": _controlnet_of(_SD2_UNET),
 }
 ARCHITECTURES = (*BASE_ARCHITECTURES, *CONTROLNET_ARCHITECTURES)
 
@@ -105,11 +115,31 @@ def check_structure(architecture: str, shapes: Shapes) -> None:
     if architecture in BASE_ARCHITECTURES:
         base_configs(architecture, shapes)
     else:
-        controlnet_config(shapes)
+        controlnet_config(shapes, architecture)
 
 
-def infer_base_architecture(shapes: Shapes, file_name: str) -> str:
-    """'sd15' | 'sd21-base' | 'sd21-v' for an LDM-layout base checkpoint; refuses anything else by name."""
+_PARAMETERIZATION = {"v": "v_prediction", "eps": "epsilon", "x0": "sample"}
+
+
+def a1111_prediction_type(checkpoint: Path) -> str | None:
+    """The prediction type the ``.yaml`` A1111 keeps beside ``checkpoint`` says (``model.params.parameterization``,
+    'eps' when absent), or None without a readable one."""
+    import yaml
+
+    for beside in (checkpoint.with_suffix(".yaml"), checkpoint.with_suffix(".yml")):
+        if beside.is_file():
+            try:
+                document = yaml.safe_load(beside.read_text(encoding="utf-8"))
+                params = document["model"]["params"]
+            except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError):
+                return None
+            return _PARAMETERIZATION.get(str(params.get("parameterization", "eps")), None) if isinstance(params, dict) else None
+    return None
+
+
+def infer_base_architecture(shapes: Shapes, file_name: str, prediction_type: str | None = None) -> str:
+    """'sd15' | 'sd21-base' | 'sd21-v' for an LDM-layout base checkpoint; refuses anything else by name.
+    ``prediction_type`` (from the A1111 ``.yaml`` beside the file) decides between SD 2.x 512 and 768-v."""
     refuse_unsupported_family(shapes, file_name)
     if not any(name.startswith(_UNET_PREFIX) for name in shapes):
         raise InvalidInput(f"{file_name} holds no Stable Diffusion UNet (model.diffusion_model.*)",
@@ -119,6 +149,8 @@ def infer_base_architecture(shapes: Shapes, file_name: str) -> str:
     if not open_clip and any(name.startswith(_CLIP_PREFIX) for name in shapes) and width != 1024:
         return "sd15"
     if open_clip or width == 1024:
+        if prediction_type is not None:
+            return "sd21-v" if prediction_type == "v_prediction" else "sd21-base"
         words = set(re.split(r"[^a-z0-9]+", file_name.lower()))
         return "sd21-base" if words & {"base", "512"} and not words & {"768", "v"} else "sd21-v"
     raise InvalidInput(f"{file_name} has no text encoder weights (cond_stage_model.*) of SD 1.x or SD 2.x", SUPPORTED_HINT,
@@ -144,11 +176,19 @@ def infer_controlnet_architecture(shapes: Shapes, file_name: str) -> str:
                            "register it with the role it has", field="path")
     if "add_embedding.linear_1.weight" in shapes:
         raise InvalidInput(f"{file_name} is an SDXL ControlNet, which Avatar Foundry cannot run", SUPPORTED_HINT, field="path")
-    width = _ldm_controlnet_shapes(shapes, layout).get(_CROSS_ATTENTION_KEY, (0, 0))[-1]
-    if width == 1024:
-        raise InvalidInput(f"{file_name} is an SD 2.x ControlNet; only SD 1.5 ControlNets ship with a built-in config",
-                           "pass --config with a local diffusers folder of this ControlNet (its config.json)", field="config")
-    return "controlnet-sd15"
+    return "controlnet-sd21" if _is_sd2_controlnet(shapes, layout) else "controlnet-sd15"
+
+
+def _is_sd2_controlnet(shapes: Shapes, layout: str | None) -> bool:
+    """SD 2.x attends to 1024-wide text and projects into its transformers with linear layers (SD 1.5: 1x1 convolutions)."""
+    if layout == "diffusers":
+        width = shapes.get("down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight", (0, 0))[-1]
+        projection = shapes.get("down_blocks.0.attentions.0.proj_in.weight", ())
+    else:
+        ldm = _ldm_controlnet_shapes(shapes, layout)
+        width = ldm.get(_CROSS_ATTENTION_KEY, (0, 0))[-1]
+        projection = ldm.get("input_blocks.1.1.proj_in.weight", ())
+    return int(width) == 1024 or len(projection) == 2
 
 
 def _ldm_controlnet_shapes(shapes: Shapes, layout: str | None) -> dict[str, Sequence[int]]:
@@ -173,11 +213,11 @@ def _unet_sizes(config: dict, shapes: Shapes, prefix: str) -> dict:
     return sizes
 
 
-def _vae_sizes(config: dict, shapes: Shapes) -> dict:
-    prefix = "first_stage_model.encoder."
-    widths = [int(shapes[f"{prefix}down.{level}.block.{config['layers_per_block'] - 1}.conv2.weight"][0])
+def vae_sizes(config: dict, shapes: Shapes, prefix: str = "first_stage_model.") -> dict:
+    """A VAE's level widths and latent channels from its LDM tensor names (``prefix``: '' for a VAE file)."""
+    widths = [int(shapes[f"{prefix}encoder.down.{level}.block.{config['layers_per_block'] - 1}.conv2.weight"][0])
               for level in range(len(config["block_out_channels"]))]
-    return {"block_out_channels": widths, "latent_channels": int(shapes["first_stage_model.quant_conv.weight"][0]) // 2}
+    return {"block_out_channels": widths, "latent_channels": int(shapes[f"{prefix}quant_conv.weight"][0]) // 2}
 
 
 def _text_encoder_sizes(shapes: Shapes) -> dict:
@@ -202,7 +242,8 @@ def base_configs(architecture: str, shapes: Shapes) -> dict[str, dict]:
     shipped = copy.deepcopy(BASE_ARCHITECTURES[architecture])
     try:
         shipped["unet"].update(_unet_sizes(shipped["unet"], shapes, _UNET_PREFIX))
-        shipped["vae"].update(_vae_sizes(shipped["vae"], shapes))
+        if any(name.startswith("first_stage_model.") for name in shapes):  # else a VAE chosen per job replaces it
+            shipped["vae"].update(vae_sizes(shipped["vae"], shapes))
         shipped["text_encoder"].update(_text_encoder_sizes(shapes))
     except KeyError as error:
         raise InvalidInput(f"the checkpoint is {architecture}-like but does not have its structure (expected {error})",
@@ -210,9 +251,9 @@ def base_configs(architecture: str, shapes: Shapes) -> dict[str, dict]:
     return shipped
 
 
-def controlnet_config(shapes: Shapes) -> dict:
-    """The shipped SD 1.5 ControlNet config with the widths of the file's tensors (any of the three layouts)."""
-    config = copy.deepcopy(CONTROLNET_ARCHITECTURES["controlnet-sd15"])
+def controlnet_config(shapes: Shapes, architecture: str = "controlnet-sd15") -> dict:
+    """The shipped ControlNet config of ``architecture`` with the widths of the file's tensors (any of the three layouts)."""
+    config = copy.deepcopy(CONTROLNET_ARCHITECTURES[architecture])
     layout = controlnet_layout(shapes)
     try:
         if layout == "diffusers":
@@ -229,7 +270,7 @@ def controlnet_config(shapes: Shapes) -> dict:
             hint = [int(ldm[f"input_hint_block.{indices[0]}.weight"][0])]
             hint += [int(ldm[f"input_hint_block.{index}.weight"][0]) for index in indices[2:-1:2]]
     except KeyError as error:
-        raise InvalidInput(f"the ControlNet does not have the structure of an SD 1.5 ControlNet (expected {error})",
+        raise InvalidInput(f"the ControlNet does not have the structure of an {architecture} ControlNet (expected {error})",
                            CONFIG_HINT, field="config") from None
     config["conditioning_embedding_out_channels"] = hint
     return config

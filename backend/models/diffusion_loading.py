@@ -8,13 +8,17 @@ renderer: both take a :class:`BaseComponents` and assemble what they need from i
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..errors import InvalidInput, ModelMissing
-from .store import ModelEntry, validate_entry
+from .store import ModelEntry, shard_index_files, tensor_shapes, validate_entry
 
 
 @dataclass
@@ -40,21 +44,26 @@ class BaseComponents:
         return str(self.scheduler.config.get("prediction_type", "epsilon"))
 
 
-def load_base_components(entry: ModelEntry, device: Any = None, dtype: Any = None) -> BaseComponents:
+def load_base_components(entry: ModelEntry, device: Any = None, dtype: Any = None, vae: ModelEntry | None = None) -> BaseComponents:
     """Load a base model's UNet, VAE, text encoder, tokenizer and scheduler from a store entry.
 
     Models are put in eval mode without gradients and moved to ``device`` in ``dtype`` (float32
     if None). A diffusers folder loads component by component; a single-file checkpoint loads
     through ``StableDiffusionPipeline.from_single_file`` with the entry's local config folder.
+    ``vae``, a ``vae`` store entry, replaces the model's own VAE (and is required when it has none).
     """
     import torch
+
+    from .vae_files import load_vae
 
     if entry.role != "base":
         raise InvalidInput(f"model {entry.name!r} has role {entry.role!r}, not 'base'", "pick a base model (models list)", field="base")
     validate_entry(entry)
+    require_vae_if_missing(entry, vae)
     dtype = dtype or torch.float32
     try:
-        components = _load_single_file_base(entry, dtype) if entry.format == "single-file" else _load_folder_base(entry, dtype)
+        own_vae = load_vae(vae, dtype) if vae is not None else None
+        components = _load_single_file_base(entry, dtype, own_vae) if entry.format == "single-file" else _load_folder_base(entry, dtype, own_vae)
     except (OSError, ValueError, KeyError) as error:
         raise ModelMissing(f"model {entry.name!r} at {entry.path} could not be loaded: {error}",
                            "check that the files are complete and of a Stable Diffusion 1.x/2.x model", field="base") from None
@@ -63,37 +72,93 @@ def load_base_components(entry: ModelEntry, device: Any = None, dtype: Any = Non
     return components
 
 
-def _load_folder_base(entry: ModelEntry, dtype: Any) -> BaseComponents:
+def _load_folder_base(entry: ModelEntry, dtype: Any, vae: Any = None) -> BaseComponents:
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
     folder = entry.path
     options = dict(local_files_only=True, dtype=dtype, use_safetensors=True)
+
+    def load(model_class: Any, component: str) -> Any:
+        with loadable_folder(folder / component) as (source, variant):
+            return model_class.from_pretrained(source, variant=variant, **options)
+
     return BaseComponents(
-        unet=UNet2DConditionModel.from_pretrained(folder, subfolder="unet", variant=weights_variant(folder / "unet"), **options),
-        vae=AutoencoderKL.from_pretrained(folder, subfolder="vae", variant=weights_variant(folder / "vae"), **options),
-        text_encoder=CLIPTextModel.from_pretrained(folder / "text_encoder", variant=weights_variant(folder / "text_encoder"), **options),
+        unet=load(UNet2DConditionModel, "unet"),
+        vae=vae if vae is not None else load(AutoencoderKL, "vae"),
+        text_encoder=load(CLIPTextModel, "text_encoder"),
         tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer", local_files_only=True),
         scheduler=load_scheduler(folder),
     )
 
 
+_VARIANT_INDEX = re.compile(r"\.safetensors\.index\.([A-Za-z0-9_]+)\.json$")
+_OTHER_VARIANT_INDEX = re.compile(r"^(.+)\.([A-Za-z0-9_]+)\.safetensors\.index\.json$")
+
+
 def weights_variant(folder: Path) -> str | None:
-    """'fp16' for a folder holding only ``*.fp16.safetensors`` weights (a Hub ``variant="fp16"`` download)."""
+    """The weights' variant ('fp16' for a Hub ``variant="fp16"`` download: ``*.fp16.safetensors``, or shards
+    indexed by ``*.safetensors.index.fp16.json`` or ``*.fp16.safetensors.index.json``), None for plain weights."""
+    for index in shard_index_files(folder):
+        match = _VARIANT_INDEX.search(index.name) or _OTHER_VARIANT_INDEX.match(index.name)
+        return match[match.lastindex] if match else None
     weights = [path.name for path in folder.glob("*.safetensors")]
     return "fp16" if weights and all(name.endswith(".fp16.safetensors") for name in weights) else None
 
 
-def _load_single_file_base(entry: ModelEntry, dtype: Any) -> BaseComponents:
+@contextmanager
+def loadable_folder(folder: Path) -> Iterator[tuple[Path, str | None]]:
+    """(folder, variant) to give ``from_pretrained``: the folder itself, or, for shards indexed under a name
+    diffusers and transformers do not read (``x.fp16.safetensors.index.json``), a temporary folder that
+    links the config and shards and holds the index under the name they read (``x.safetensors.index.fp16.json``)."""
+    other = [match for index in shard_index_files(folder) if (match := _OTHER_VARIANT_INDEX.match(index.name))]
+    if not other:
+        yield folder, weights_variant(folder)
+        return
+    stem, variant = other[0][1], other[0][2]
+    index_file = folder / other[0][0]
+    with tempfile.TemporaryDirectory(prefix="avatar-foundry-shards-") as temp:
+        view = Path(temp)
+        shutil.copy(folder / "config.json", view / "config.json")
+        for shard in sorted(set(json.loads(index_file.read_text(encoding="utf-8"))["weight_map"].values())):
+            _link(folder / shard, view / shard)
+        shutil.copy(index_file, view / f"{stem}.safetensors.index.{variant}.json")
+        yield view, variant
+
+
+def _link(source: Path, link: Path) -> None:
+    """A symbolic link, else a hard link (Windows without the symlink privilege); never a copy of gigabytes."""
+    try:
+        os.symlink(source.resolve(), link)
+    except OSError:
+        try:
+            os.link(source.resolve(), link)
+        except OSError as error:
+            raise InvalidInput(f"cannot link the shards of {source.parent} into a temporary folder ({error})",
+                               f"rename the shard index to the name diffusers reads ({link.parent.name} is temporary)", field="path") from None
+
+
+def require_vae_if_missing(base: ModelEntry, vae: ModelEntry | None) -> None:
+    """A single-file checkpoint saved without VAE weights paints only with a VAE chosen for the job."""
+    from .vae_files import has_vae_weights
+
+    if vae is None and base.format == "single-file" and base.config is None and not has_vae_weights(tensor_shapes(base.path)):
+        raise InvalidInput(f"base model {base.name!r} ({base.path.name}) holds no VAE weights (first_stage_model.*): it needs a separate VAE",
+                           "register one (e.g. vae-ft-mse-840000-ema-pruned.safetensors) with 'avatar-foundry models add FILE --as NAME "
+                           "--role vae' and choose it with --vae NAME (job parameter 'vae')", field="vae")
+
+
+def _load_single_file_base(entry: ModelEntry, dtype: Any, vae: Any = None) -> BaseComponents:
     """With ``config``: that local diffusers folder; otherwise the shipped architecture's configs,
     sized from the file, and the CLIP tokenizer built from the installed vocabulary."""
     from diffusers import StableDiffusionPipeline
 
     from .architectures import BASE_ARCHITECTURES, base_configs, write_base_config_folder
     from .clip_tokenizer import clip_tokenizer
-    from .store import tensor_shapes
 
     options = dict(local_files_only=True, dtype=dtype, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    if vae is not None:
+        options["vae"] = vae
     shapes = tensor_shapes(entry.path)
     if has_ema_weights(shapes):
         options["extract_ema"] = True
@@ -163,8 +228,8 @@ def load_controlnet(entry: ModelEntry, device: Any = None, dtype: Any = None, ba
         if entry.format == "single-file":
             controlnet = _load_single_file_controlnet(entry, dtype)
         else:
-            controlnet = ControlNetModel.from_pretrained(entry.path, local_files_only=True, dtype=dtype, use_safetensors=True,
-                                                         variant=weights_variant(entry.path))
+            with loadable_folder(entry.path) as (source, variant):
+                controlnet = ControlNetModel.from_pretrained(source, local_files_only=True, dtype=dtype, use_safetensors=True, variant=variant)
     except (OSError, ValueError, KeyError) as error:
         raise ModelMissing(f"ControlNet {entry.name!r} at {entry.path} could not be loaded: {error}", "check that its files are complete", field="controlnet") from None
     if base is not None:
@@ -177,11 +242,10 @@ def _load_single_file_controlnet(entry: ModelEntry, dtype: Any) -> Any:
     from diffusers import ControlNetModel
 
     from .architectures import controlnet_config
-    from .store import tensor_shapes
 
     if entry.config is not None:
         return ControlNetModel.from_single_file(str(entry.path), config=str(entry.config), local_files_only=True, dtype=dtype)
-    config = controlnet_config(tensor_shapes(entry.path))
+    config = controlnet_config(tensor_shapes(entry.path), shipped_architecture(entry))
     with tempfile.TemporaryDirectory(prefix="avatar-foundry-config-") as folder:
         (Path(folder) / "config.json").write_text(json.dumps(config), encoding="utf-8")
         return ControlNetModel.from_single_file(str(entry.path), config=folder, local_files_only=True, dtype=dtype)

@@ -8,13 +8,18 @@ by loading weights:
 
 - a diffusers pipeline folder (``model_index.json``)                     -> role ``base``
 - a diffusers ControlNet folder (``config.json`` naming ``ControlNetModel``) -> ``controlnet-<kind>``
-- a ``.safetensors`` file: LoRA tensor names -> ``lora``; a ControlNet's (any of the three
+- a diffusers VAE folder (``AutoencoderKL``) -> ``vae``
+- a ``.safetensors`` file, by its tensor names (``models.file_kinds``): LoRA -> ``lora``;
+  textual-inversion embedding -> ``embedding``; VAE -> ``vae``; a ControlNet's (any of the three
   layouts) -> ``controlnet-<kind>``; an LDM UNet (``model.diffusion_model.*``) -> ``base``
 
 A ControlNet's kind comes from its name (``openpose``/``pose``, ``depth``, ``normal``). A Hub cache
-entry is named after its repository (``stable-diffusion-v1-5``), not its snapshot hash. Everything
-else is reported as skipped with the reason (pickled weights: the ``models convert`` command; the
-``.yaml`` configs A1111 keeps beside its models are not needed). What is already registered is left alone.
+entry is named after its repository (``stable-diffusion-v1-5``), not its snapshot hash; files of the
+same name in different folders (``anime/model.safetensors``, ``photo/model.safetensors``) are named
+after their folder (``anime-model``, ``photo-model``). A folder reached again through a link (a
+link loop, or a models folder linked twice) is walked once. Everything else is reported as skipped
+with the reason (pickled weights: the ``models convert`` command; the ``.yaml`` configs A1111 keeps
+beside its models are read where they matter, not registered). What is already registered is left alone.
 """
 
 from __future__ import annotations
@@ -25,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import AvatarFoundryError, InvalidInput
-from .architectures import controlnet_layout
-from .store import CONTROLNET_ROLES, ModelEntry, ModelStore, tensor_shapes
+from .file_kinds import ROLE_OF_KIND, unsupported_kind_error, weights_kind
+from .store import ADAPTER_CLASSES, CONTROLNET_ROLES, ModelEntry, ModelStore, tensor_shapes
 
 _CONTROL_WORDS = {"openpose": "pose", "pose": "pose", "depth": "depth", "normal": "normal", "normalbae": "normal"}
 PICKLED_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
@@ -57,9 +62,9 @@ def scan_folder(store: ModelStore, folder: str | Path) -> ScanReport:
         raise InvalidInput(f"{root} is not a folder", "point at the folder holding your model folders and .safetensors files",
                            field="folder")
     report = ScanReport()
-    known_paths = {entry.path: entry.name for entry in store.list()}
+    known_paths = {entry.path.resolve(): entry.name for entry in store.list()}
     known_names = {entry.name for entry in store.list()}
-    for candidate in candidates(root, report):
+    for candidate in named_after_folders(candidates(root, report), known_names):
         resolved = candidate.path.resolve()
         if resolved in known_paths:
             report.skipped.append((candidate.path, f"already registered as {known_paths[resolved]!r}"))
@@ -75,25 +80,31 @@ def scan_folder(store: ModelStore, folder: str | Path) -> ScanReport:
             report.skipped.append((candidate.path, f"{error.message}" + (f" ({error.hint})" if error.hint else "")))
             continue
         report.added.append(entry)
-        known_paths[entry.path] = entry.name
+        known_paths[resolved] = entry.name
         known_names.add(entry.name)
     return report
 
 
-def candidates(folder: Path, report: ScanReport) -> list[Candidate]:
+def candidates(folder: Path, report: ScanReport, visited: set[Path] | None = None) -> list[Candidate]:
     """Model folders and files under ``folder``: a model folder is not entered, a Hub cache entry
-    stands for its current snapshot, other folders are walked; files no model can be are skipped."""
+    stands for its current snapshot, other folders are walked, each once (``visited``: the folders
+    seen, resolved); files no model can be are skipped."""
+    visited = visited if visited is not None else set()
+    visited.add(folder.resolve())
     found: list[Candidate] = []
     for path in sorted(folder.iterdir()):
         if path.name.startswith("."):
             continue
         if path.is_dir():
+            if path.resolve() in visited:
+                continue
             if path.name.startswith("models--"):
-                found.extend(_hub_cache_entry(path, report))
+                found.extend(_hub_cache_entry(path, report, visited))
             elif _is_model_folder(path):
+                visited.add(path.resolve())
                 found.append(Candidate(path, model_name(path)))
             else:
-                found.extend(candidates(path, report))
+                found.extend(candidates(path, report, visited))
         elif path.suffix == ".safetensors":
             found.append(Candidate(path, model_name(path)))
         elif path.suffix in PICKLED_SUFFIXES:
@@ -109,7 +120,7 @@ def _is_model_folder(path: Path) -> bool:
     return (path / "model_index.json").is_file() or (path / "config.json").is_file()
 
 
-def _hub_cache_entry(path: Path, report: ScanReport) -> list[Candidate]:
+def _hub_cache_entry(path: Path, report: ScanReport, visited: set[Path]) -> list[Candidate]:
     """``models--org--name``: the snapshot ``refs/main`` names (else the newest), named ``name``."""
     snapshot = _current_snapshot(path)
     if snapshot is None:
@@ -118,7 +129,7 @@ def _hub_cache_entry(path: Path, report: ScanReport) -> list[Candidate]:
     repo_name = path.name.split("--")[-1]
     if _is_model_folder(snapshot):
         return [Candidate(snapshot, model_name(Path(repo_name)))]
-    return [Candidate(found.path, f"{repo_name}-{found.name}"[:64]) for found in candidates(snapshot, report)]
+    return [Candidate(found.path, f"{repo_name}-{found.name}"[:64]) for found in candidates(snapshot, report, visited)]
 
 
 def _current_snapshot(entry: Path) -> Path | None:
@@ -128,6 +139,16 @@ def _current_snapshot(entry: Path) -> Path | None:
         return snapshots / main.read_text(encoding="utf-8").strip()
     folders = sorted((p for p in snapshots.glob("*") if p.is_dir()), key=lambda p: p.stat().st_mtime) if snapshots.is_dir() else []
     return folders[-1] if folders else None
+
+
+def named_after_folders(found: list[Candidate], taken: set[str]) -> list[Candidate]:
+    """Candidates whose name a candidate in another folder (or a registered model) also has are
+    named ``<folder>-<name>``, so that each keeps the words that tell them apart."""
+    folders: dict[str, set[str]] = {}
+    for candidate in found:
+        folders.setdefault(candidate.name, set()).add(candidate.path.parent.name)
+    return [Candidate(candidate.path, model_name(Path(f"{candidate.path.parent.name}-{candidate.name}")))
+            if len(folders[candidate.name]) > 1 or candidate.name in taken else candidate for candidate in found]
 
 
 def _free_name(name: str, taken: set[str]) -> str:
@@ -151,22 +172,33 @@ def recognise(path: Path, name: str | None = None) -> str | Unrecognised:
     if path.is_dir():
         if (path / "model_index.json").is_file():
             return "base"
-        if _class_name(path / "config.json") == "ControlNetModel":
+        class_name = _class_name(path / "config.json")
+        if class_name == "ControlNetModel":
             return _controlnet_role(name or path.name, add_command)
-        return Unrecognised("not a diffusers pipeline or ControlNet folder")
+        if class_name == "AutoencoderKL":
+            return "vae"
+        if class_name in ADAPTER_CLASSES:
+            return _unsupported(path.name, "t2i-adapter")
+        return Unrecognised("not a diffusers pipeline, ControlNet or VAE folder")
     if path.suffix != ".safetensors":
         return Unrecognised("not a .safetensors file or a diffusers folder (pickled weights are never loaded)")
     try:
         shapes = tensor_shapes(path)
-    except AvatarFoundryError:
-        return Unrecognised("not a readable .safetensors file (half downloaded?)")
-    if any("lora" in name.lower() for name in shapes):
-        return "lora"
-    if controlnet_layout(shapes) is not None:
+    except AvatarFoundryError as error:
+        return Unrecognised(error.message + (f" ({error.hint})" if error.hint else ""))
+    kind = weights_kind(shapes)
+    if kind == "controlnet":
         return _controlnet_role(name or path.stem, add_command)
-    if any(name.startswith("model.diffusion_model.") for name in shapes):
-        return "base"
+    if kind in ROLE_OF_KIND:
+        return ROLE_OF_KIND[kind]
+    if kind != "unknown":
+        return _unsupported(path.name, kind)
     return Unrecognised(f"not recognised from its tensor names; {add_command}")
+
+
+def _unsupported(name: str, kind: str) -> Unrecognised:
+    error = unsupported_kind_error(name, kind)
+    return Unrecognised(f"{error.message} ({error.hint})" if error else f"{name}: not supported")
 
 
 def _controlnet_role(name: str, add_command: str) -> str | Unrecognised:

@@ -17,14 +17,22 @@ Formats:
   ``architecture`` (``models.architectures``: SD 1.5, SD 2.1 512/768-v, SD 1.5 ControlNet) is told
   from the file at registration and its configs ship with the project; ``config`` (a diffusers
   folder of the same architecture: configs and tokenizer, weights not needed) overrides them.
-- ``lora``: one ``.safetensors`` file of LoRA weights.
+- ``lora``: one ``.safetensors`` file of LoRA weights (``models.lora_files``).
+- ``embedding``: one ``.safetensors`` textual-inversion embedding (``models.textual_inversion``),
+  used by its name as the trigger word in prompts.
 
-Only ``.safetensors`` weights are accepted: pickled ``.bin``/``.ckpt`` files are never loaded.
+A ``vae`` is a diffusers ``AutoencoderKL`` folder or a single file in LDM names
+(``models.vae_files``), chosen per job to replace the base model's VAE.
+
+Only ``.safetensors`` weights are accepted: pickled ``.bin``/``.ckpt`` files are never loaded; a
+file is judged by its content (``models.file_kinds``), and the path is kept as given, links
+unresolved, because a Hugging Face cache names its blobs by hash and only the links say what they are.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
 from dataclasses import dataclass
@@ -37,8 +45,9 @@ from ..errors import InvalidInput, ModelMissing
 
 STORE_VERSION = 1
 REGISTRY_NAME = "models.json"
-ROLES = ("base", "controlnet-pose", "controlnet-depth", "controlnet-normal", "lora")
-FORMATS = ("diffusers", "single-file", "lora")
+ROLES = ("base", "controlnet-pose", "controlnet-depth", "controlnet-normal", "lora", "embedding", "vae")
+FORMATS = ("diffusers", "single-file", "lora", "embedding")
+ONE_FILE_ROLES = ("lora", "embedding")
 CONTROLNET_ROLES = {"pose": "controlnet-pose", "depth": "controlnet-depth", "normal": "controlnet-normal"}
 BASE_MODEL_COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 _WEIGHT_COMPONENTS = ("unet", "vae", "text_encoder")
@@ -86,12 +95,12 @@ class ModelStore:
         _check_name(name)
         if role not in ROLES:
             raise InvalidInput(f"unknown model role {role!r}", f"use one of: {', '.join(ROLES)}", field="role")
-        source = Path(path).expanduser().resolve()
+        source = named_path(Path(path))
         format_ = detect_format(source, role)
         config_path = Path(config).expanduser().resolve() if config else None
         entry = ModelEntry(name, role, source, format_, config_path)
         validate_entry(entry)
-        if format_ == "single-file" and config_path is None:
+        if format_ == "single-file" and config_path is None and role != "vae":
             entry = ModelEntry(name, role, source, format_, None, infer_single_file_architecture(source, role))
         entries = self._read()
         if name in entries and not replace:
@@ -164,18 +173,39 @@ def _check_name(name: str) -> None:
                            "use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", field="name")
 
 
+def named_path(path: Path) -> Path:
+    """The absolute path as the user names it: links are kept (a Hugging Face cache's snapshot link
+    says ``model.safetensors`` where its blob says a hash); a blob itself is traded for its link."""
+    absolute = Path(os.path.abspath(path.expanduser()))
+    if absolute.parent.name == "blobs" and absolute.is_file():
+        snapshots = absolute.parent.parent / "snapshots"
+        target = absolute.resolve()
+        links = sorted(link for link in snapshots.rglob("*") if link.is_symlink() and link.resolve() == target) if snapshots.is_dir() else []
+        if links:
+            return links[-1]
+    return absolute
+
+
 def detect_format(path: Path, role: str) -> str:
-    """'diffusers' for a folder, 'lora' / 'single-file' for a .safetensors file; refuses the rest."""
+    """'diffusers' for a folder, 'lora' / 'embedding' / 'single-file' for a .safetensors file; refuses the rest."""
+    from .file_kinds import refuse_non_safetensors, sniff
+
     if not path.exists():
         raise ModelMissing(f"{path} does not exist", "check the path; models are never downloaded", field="path")
     if path.is_dir():
-        if role == "lora":
-            raise InvalidInput(f"{path} is a folder, but a LoRA must be one .safetensors file", "point at the LoRA's .safetensors file", field="path")
+        if role in ONE_FILE_ROLES:
+            raise InvalidInput(f"{path} is a folder, but a {role} must be one .safetensors file", f"point at the {role}'s .safetensors file",
+                               field="path")
         return "diffusers"
+    kind = sniff(path)
+    refuse_non_safetensors(path, kind)
     if path.suffix != ".safetensors":
+        if kind == "safetensors":
+            raise InvalidInput(f"{path} holds safetensors weights but its name does not end in .safetensors",
+                               "point at a name that does (in a Hugging Face cache: the file under snapshots/, not blobs/)", field="path")
         raise InvalidInput(f"{path} is not a .safetensors file or a diffusers folder",
                            "convert pickled .ckpt/.bin weights to .safetensors first: they are never unpickled", field="path")
-    return "lora" if role == "lora" else "single-file"
+    return role if role in ONE_FILE_ROLES else "single-file"
 
 
 def validate_entry(entry: ModelEntry) -> None:
@@ -192,37 +222,43 @@ def validate_entry(entry: ModelEntry) -> None:
         validate_safetensors_file(entry.path)
         if entry.format == "single-file":
             _validate_single_file_config(entry)
-        elif entry.format == "lora":
-            check_lora_format(entry.path)
+        _check_file_content(entry)
     if entry.format == "diffusers" and entry.role.startswith("controlnet-"):
         _refuse_unsupported_controlnet_folder(entry.path)
+    if entry.format == "diffusers" and entry.role == "vae":
+        from .vae_files import check_vae_folder
+
+        check_vae_folder(entry.path)
 
 
-_LYCORIS_MARKERS = {"hada_w1": "LoHa", "lokr_w1": "LoKr", "oft_blocks": "OFT", "oft_diag": "OFT", "a1.weight": "GLoRA"}
-_SDXL_LORA_MARKERS = ("lora_te2_", "text_encoder_2.", "te2.")
+def _check_file_content(entry: ModelEntry) -> None:
+    """The file holds what its role needs (a LoRA, an embedding, a VAE), else the error names what it holds."""
+    from .lora_files import check_lora_format
+    from .textual_inversion import check_embedding_file
+    from .vae_files import check_vae_file
+
+    checks = {"lora": check_lora_format, "embedding": check_embedding_file, "vae": check_vae_file}
+    if entry.role in checks:
+        checks[entry.role](entry.path)
+
+
 UNSUPPORTED_HINT = "use an SD 1.5 or SD 2.1 class model (and ControlNets / LoRAs made for one); SDXL, Flux and SD 3 are not supported"
-
-
-def check_lora_format(path: Path) -> None:
-    """A plain LoRA (diffusers, PEFT or kohya names) for SD 1.x/2.x; LyCORIS variants and SDXL LoRAs are refused."""
-    names = tensor_shapes(path)
-    for marker, kind in _LYCORIS_MARKERS.items():
-        if any(marker in name for name in names):
-            raise InvalidInput(f"{path.name} is a LyCORIS {kind} file, which is not supported",
-                               "use a plain LoRA (lora_up/lora_down or lora_A/lora_B weights), or convert it to one", field="path")
-    if any(marker in name for name in names for marker in _SDXL_LORA_MARKERS):
-        raise InvalidInput(f"{path.name} is an SDXL LoRA (it has weights for a second text encoder)", UNSUPPORTED_HINT, field="path")
+ADAPTER_CLASSES = ("T2IAdapter", "MultiAdapter", "FullAdapter", "FullAdapterXL", "LightAdapter")
 
 
 def _refuse_unsupported_controlnet_folder(folder: Path) -> None:
-    config = _read_json_object(folder / "config.json")
+    config = read_json_object(folder / "config.json")
     class_name = str(config.get("_class_name", ""))
+    if class_name in ADAPTER_CLASSES:
+        from .file_kinds import unsupported_kind_error
+
+        raise unsupported_kind_error(folder.name, "t2i-adapter")
     if class_name != "ControlNetModel" or config.get("addition_embed_type") == "text_time":
         family = "SDXL" if config.get("addition_embed_type") == "text_time" else class_name or "an unknown model"
         raise InvalidInput(f"{folder.name} is a {family} ControlNet, which Avatar Foundry cannot run", UNSUPPORTED_HINT, field="path")
 
 
-def _read_json_object(path: Path) -> dict:
+def read_json_object(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -234,10 +270,15 @@ def _read_json_object(path: Path) -> dict:
 
 def infer_single_file_architecture(path: Path, role: str) -> str:
     """The shipped architecture of a single-file checkpoint, told from its header; refuses what cannot run."""
-    from .architectures import check_structure, infer_base_architecture, infer_controlnet_architecture
+    from .architectures import a1111_prediction_type, check_structure, infer_base_architecture, infer_controlnet_architecture
+    from .file_kinds import check_kind_fits_role, weights_kind
 
     shapes = tensor_shapes(path)
-    architecture = infer_base_architecture(shapes, path.name) if role == "base" else infer_controlnet_architecture(shapes, path.name)
+    check_kind_fits_role(path, role, weights_kind(shapes))
+    if role == "base":
+        architecture = infer_base_architecture(shapes, path.name, a1111_prediction_type(path))
+    else:
+        architecture = infer_controlnet_architecture(shapes, path.name)
     check_structure(architecture, shapes)
     return architecture
 
@@ -268,6 +309,7 @@ def validate_base_folder(folder: Path, weights_required: bool = True) -> None:
     missing = [name for name in BASE_MODEL_COMPONENTS if not isinstance(index.get(name), list) or None in index.get(name)]
     if missing:
         raise ModelMissing(f"{index_path} lists no {', '.join(missing)}", "use a Stable Diffusion 1.x/2.x pipeline folder", field="path")
+    _refuse_special_unet(folder)
     for component in BASE_MODEL_COMPONENTS:
         sub = folder / component
         if not sub.is_dir():
@@ -282,6 +324,21 @@ def validate_base_folder(folder: Path, weights_required: bool = True) -> None:
                 validate_model_folder(sub)
 
 
+_SPECIAL_UNETS = {9: "an inpainting model", 8: "an InstructPix2Pix-style image-editing model", 7: "an upscaler"}
+
+
+def _refuse_special_unet(folder: Path) -> None:
+    """A text-to-image UNet takes the 4 latent channels; inpainting and editing UNets take more."""
+    config_path = folder / "unet" / "config.json"
+    if not config_path.is_file():
+        return
+    channels = read_json_object(config_path).get("in_channels", 4)
+    if channels != 4:
+        kind = _SPECIAL_UNETS.get(channels, "not a text-to-image model")
+        raise InvalidInput(f"{folder.name} is {kind}: its UNet takes {channels} input channels, not the 4 of a text-to-image model",
+                           "use the text-to-image version of the model (its UNet takes 4 channels)", field="path")
+
+
 def _validate_tokenizer_folder(folder: Path) -> None:
     """A CLIP tokenizer saved either as one tokenizer.json or as vocab.json + merges.txt."""
     if not (folder / "tokenizer.json").is_file():
@@ -294,7 +351,7 @@ def validate_model_folder(folder: Path) -> None:
     unfinished = sorted(p.name for p in folder.iterdir() if p.name.endswith(_UNFINISHED_SUFFIXES))
     if unfinished:
         raise ModelMissing(f"{folder} holds unfinished download files ({', '.join(unfinished)})", "let the download finish, or download again", field="path")
-    shard_indexes = sorted(folder.glob("*.safetensors.index.json"))
+    shard_indexes = sorted(shard_index_files(folder))
     if shard_indexes:
         for shard in _shards_of(shard_indexes[0]):
             validate_safetensors_file(folder / shard)
@@ -309,6 +366,12 @@ def validate_model_folder(folder: Path) -> None:
         validate_safetensors_file(weight)
 
 
+def shard_index_files(folder: Path) -> list[Path]:
+    """Shard indexes, plain or of a variant under either naming (``x.safetensors.index.fp16.json``, diffusers'
+    and transformers'; ``x.fp16.safetensors.index.json``, other tools')."""
+    return [path for path in folder.glob("*.json") if re.search(r"\.safetensors\.index(\.[A-Za-z0-9_]+)?\.json$", path.name)]
+
+
 def _shards_of(index_file: Path) -> list[str]:
     try:
         weight_map = json.loads(index_file.read_text(encoding="utf-8"))["weight_map"]
@@ -319,8 +382,11 @@ def _shards_of(index_file: Path) -> list[str]:
 
 def safetensors_header(path: Path) -> tuple[dict[str, Any], int]:
     """The parsed header of a .safetensors file and its length (the weights are not read)."""
+    from .file_kinds import refuse_non_safetensors, sniff
+
     if not path.is_file():
         raise ModelMissing(f"{path} is missing", "restore the file or download it again", field="path")
+    refuse_non_safetensors(path, sniff(path))
     size = path.stat().st_size
     with open(path, "rb") as handle:
         prefix = handle.read(8)

@@ -82,6 +82,10 @@ class MultiviewSettings:
     back_min_degrees: float | None = None
     lora: str | None = None
     lora_scale: float = 1.0
+    vae: str | None = None
+    """Model-store name of a VAE to decode with instead of the base model's own (required when it has none)."""
+    embeddings: list[str] = field(default_factory=list)
+    """Textual-inversion embeddings the prompts use by name (see :func:`embeddings_in_prompts`)."""
     scheduler: str | None = None
     precision: str = "auto"
     compile: bool = False
@@ -122,6 +126,18 @@ class MultiviewSettings:
 
     def weight(self, kind: str) -> float:
         return float(self.control_weights.get(kind, 1.0))
+
+    def prompt_texts(self) -> list[str]:
+        """Every text that goes into a prompt or negative prompt."""
+        texts = [self.style, self.negative_prompt, self.back_view_negative, self.front_phrase, self.side_phrase, self.back_phrase]
+        return texts + [option for options in self.catalog().values() for option in options]
+
+
+def embeddings_in_prompts(store: ModelStore, settings: MultiviewSettings) -> list[str]:
+    """The registered embeddings whose trigger word (their name) the prompts use, as A1111 and ComfyUI do."""
+    from ..models.textual_inversion import triggers_in
+
+    return triggers_in(settings.prompt_texts(), [entry.name for entry in store.list() if entry.role == "embedding"])
 
 
 def choose_models(store: ModelStore, base: str, controlnets: dict[str, str]) -> tuple[str, dict[str, str]]:
@@ -206,30 +222,48 @@ def generate_multiview(
     if todo:
         progress.update(0.0, "loading models")
         painter = _get_painter(entries, settings, device, models)
-        _report_cut_prompts(out_dir, painter.cut_prompts([image.prompt for image in plan]), len({image.prompt for image in plan}))
+        for warning in painter.warnings:
+            progress.update(0.0, f"warning: {warning}")
+        _write_artist_notices(out_dir, painter.warnings, painter.cut_prompts([image.prompt for image in plan]),
+                              len({image.prompt for image in plan}))
         resolution = settings.resolution or painter.native_resolution
         record["resolution"] = resolution
+        record["warnings"] = painter.warnings
         atomic_write_json(out_dir / GENERATION_RECORD, record)
         _paint(painter, todo, bundle, bundle_dir, out_dir, settings, resolution, progress, len(plan) - len(todo), len(plan))
     progress.update(1.0, "done")
     return write_manifest(out_dir) if shard.count == 1 else None
 
 
-def _report_cut_prompts(out_dir: Path, cut: list[tuple[str, str]], distinct: int) -> None:
-    """Tell the artist (``notices.json``, shown under the job in the add-on) that CLIP reads only the
-    start of long prompts: the style plus several attributes passes its 77 tokens easily."""
-    if not cut:
-        return
-    write_notices(out_dir, [f"{len(cut)} of {distinct} prompts are longer than the text encoder reads (77 tokens): "
-                            f"words from '{cut[0][1][:60]}' on were ignored. Shorten the style or use fewer attributes per image."])
+def _write_artist_notices(out_dir: Path, warnings: list[str], cut: list[tuple[str, str]], distinct: int) -> None:
+    """Tell the artist (``notices.json``, shown under the job in the add-on) what the models warned of (a
+    LoRA that fits only in part) and that CLIP reads only the start of long prompts: the style plus
+    several attributes passes its 77 tokens easily."""
+    notices = list(warnings)
+    if cut:
+        notices.append(f"{len(cut)} of {distinct} prompts are longer than the text encoder reads (77 tokens): "
+                       f"words from '{cut[0][1][:60]}' on were ignored. Shorten the style or use fewer attributes per image.")
+    if notices:
+        write_notices(out_dir, notices)
 
 
 def _resolve_models(settings: MultiviewSettings, resolve_entry: ResolveEntry) -> dict[str, ModelEntry]:
+    """The store entries of the run, checked to fit together before anything is loaded or written."""
+    from ..models.diffusion_loading import require_vae_if_missing
+    from ..models.textual_inversion import check_embeddings_fit
+    from .painter import EMBEDDING_KEY_PREFIX
+
     entries = {"base": resolve_entry(settings.base, "base")}
     for kind, name in settings.controlnets.items():
         entries[kind] = resolve_entry(name, CONTROLNET_ROLES[kind])
     if settings.lora:
         entries["lora"] = resolve_entry(settings.lora, "lora")
+    if settings.vae:
+        entries["vae"] = resolve_entry(settings.vae, "vae")
+    for name in settings.embeddings:
+        entries[EMBEDDING_KEY_PREFIX + name] = resolve_entry(name, "embedding")
+    require_vae_if_missing(entries["base"], entries.get("vae"))
+    check_embeddings_fit(entries["base"], [entries[EMBEDDING_KEY_PREFIX + name] for name in settings.embeddings])
     return entries
 
 
@@ -250,8 +284,10 @@ def check_same_run(out_dir: Path, record: dict[str, Any]) -> None:
     previous = json.loads(previous_path.read_text(encoding="utf-8"))
     if previous.get("bundle_sha256") != record["bundle_sha256"]:
         raise FormatError("conditions", f"{out_dir} was painted from another condition bundle", "use a new output folder for this bundle")
+    # A setting newer than the run had its default then (runs from before matting kept their backgrounds).
+    defaults = {**asdict(MultiviewSettings(style="", base="", controlnets={})), "background": "keep"}
     for key, value in record["settings"].items():
-        old = previous["settings"].get(key)
+        old = previous["settings"].get(key, defaults.get(key))
         if key not in _SETTINGS_THAT_ALLOW_CHANGE and old != value:
             raise FormatError(key, f"differs from the run that started {out_dir} ({old!r} there, {value!r} now)",
                               "resume with the same settings, or paint into a new output folder")

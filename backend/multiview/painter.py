@@ -14,12 +14,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..device import free_memory_bytes, inference_dtype, pick_device
-from ..errors import InvalidInput
-from ..memory_plan import MemoryPlan, plan_memory
+from ..errors import OutOfMemory
+from ..memory_plan import MemoryPlan, free_bytes_before_models, plan_memory
 from ..models.diffusion_loading import BaseComponents, load_base_components, load_base_scheduler, load_controlnet
+from ..models.lora_files import apply_style_lora
 from ..models.store import ModelEntry
+from ..models.textual_inversion import load_embeddings, prompt_for_embeddings
 
 EMBEDDING_CACHE_SIZE = 256
+EMBEDDING_KEY_PREFIX = "embedding:"
+"""Model entries of textual-inversion embeddings are keyed ``embedding:<name>``."""
 
 
 def painter_cache_key(entries: dict[str, ModelEntry], settings, device) -> tuple:
@@ -43,6 +47,8 @@ class Painter:
     base: BaseComponents
     device: Any
     dtype: Any
+    warnings: list[str] = field(default_factory=list)
+    """What the user should know about the loaded models (a LoRA that only partly fits)."""
     _embeddings: OrderedDict[tuple[str, str | None], tuple[Any, Any]] = field(default_factory=OrderedDict)
 
     @property
@@ -51,18 +57,21 @@ class Painter:
 
     @classmethod
     def load(cls, entries: dict[str, ModelEntry], settings, device=None) -> "Painter":
+        """Load on the CPU; ``assemble`` moves the models to ``device`` as the memory plan says."""
         device = device or pick_device()
         dtype = resolve_dtype(settings.precision, device)
-        base = load_base_components(entries["base"], device, dtype)
-        controlnets = [load_controlnet(entries[kind], device, dtype, base=base) for kind in settings.controlnets]
+        base = load_base_components(entries["base"], "cpu", dtype, vae=entries.get("vae"))
+        controlnets = [load_controlnet(entries[kind], "cpu", dtype, base=base) for kind in settings.controlnets]
         if settings.scheduler:
             base.scheduler = load_base_scheduler(entries["base"], settings.scheduler)
         lora = str(entries["lora"].path) if "lora" in entries else None
-        return cls.assemble(base, controlnets, settings, device, dtype, lora)
+        embeddings = [entry for key, entry in entries.items() if key.startswith(EMBEDDING_KEY_PREFIX)]
+        return cls.assemble(base, controlnets, settings, device, dtype, lora, embeddings)
 
     @classmethod
-    def assemble(cls, base: BaseComponents, controlnets: list, settings, device, dtype, lora: str | None = None) -> "Painter":
-        """The pipeline over loaded models (already on ``device`` in ``dtype``), tuned for speed."""
+    def assemble(cls, base: BaseComponents, controlnets: list, settings, device, dtype, lora: str | None = None,
+                 embeddings: list[ModelEntry] = ()) -> "Painter":
+        """The pipeline over loaded models (in ``dtype``, on the CPU or already on ``device``), tuned for speed."""
         import torch
         from diffusers import MultiControlNetModel, StableDiffusionControlNetPipeline
         from diffusers.models.attention_processor import AttnProcessor2_0
@@ -73,8 +82,12 @@ class Painter:
             safety_checker=None, feature_extractor=None, requires_safety_checker=False,
         )
         pipeline.set_progress_bar_config(disable=True)
+        load_embeddings(pipeline, list(embeddings))
+        warnings = []
         if lora:
-            _apply_lora(pipeline, lora, settings.lora_scale)
+            fit = apply_style_lora(pipeline, Path(lora), settings.lora_scale)
+            if fit.partial:
+                warnings.append(f"{fit.describe(Path(lora).name)}; the others change nothing (a LoRA for another model version?)")
         for module in [base.unet, *controlnets]:
             module.set_attn_processor(AttnProcessor2_0())
             if torch.device(device).type == "cuda":
@@ -82,7 +95,7 @@ class Painter:
         if settings.compile:
             pipeline.unet = torch.compile(pipeline.unet)
         apply_memory_plan(pipeline, base, controlnets, settings, torch.device(device))
-        return cls(pipeline, base, torch.device(device), dtype)
+        return cls(pipeline, base, torch.device(device), dtype, warnings)
 
     def cut_prompts(self, prompts: list[str]) -> list[tuple[str, str]]:
         """(prompt, the words CLIP's text encoder never sees) for each distinct prompt longer than
@@ -106,7 +119,8 @@ class Painter:
         if key in self._embeddings:
             self._embeddings.move_to_end(key)
         else:
-            self._embeddings[key] = self.pipeline.encode_prompt(prompt, self.device, 1, guidance > 1, negative_prompt=negative_prompt)
+            self._embeddings[key] = self.pipeline.encode_prompt(prompt_for_embeddings(prompt), self.device, 1, guidance > 1,
+                                                                negative_prompt=prompt_for_embeddings(negative_prompt))
             while len(self._embeddings) > EMBEDDING_CACHE_SIZE:
                 self._embeddings.popitem(last=False)
         return self._embeddings[key]
@@ -152,30 +166,30 @@ class Painter:
 
 
 def apply_memory_plan(pipeline, base: BaseComponents, controlnets: list, settings, device) -> MemoryPlan:
-    """Small-VRAM measures on a CUDA device (``memory_plan.plan_memory``); none elsewhere."""
-    if device.type != "cuda":
-        return MemoryPlan()
+    """Place the models on ``device`` as the memory plan (``memory_plan.plan_memory``) says: all at once,
+    or, with CPU offload, one at a time when needed; small-VRAM measures on CUDA only."""
+    import torch
+
     modules = [base.unet, base.vae, base.text_encoder, *controlnets]
-    model_bytes = sum(p.numel() * p.element_size() for module in modules for p in module.parameters())
-    resolution = settings.resolution or base.default_image_size
-    plan = plan_memory(settings.memory, free_memory_bytes(device), model_bytes, resolution, settings.batch_size)
+    plan = MemoryPlan()
+    if device.type == "cuda":
+        parameters = [p for module in modules for p in module.parameters()]
+        model_bytes = sum(p.numel() * p.element_size() for p in parameters)
+        on_device = sum(p.numel() * p.element_size() for p in parameters if p.device.type == "cuda")
+        resolution = settings.resolution or base.default_image_size
+        plan = plan_memory(settings.memory, free_bytes_before_models(free_memory_bytes(device), on_device), model_bytes, resolution,
+                           settings.batch_size)
     if plan.cpu_offload:
         pipeline.enable_model_cpu_offload(device=device)
+    else:
+        try:
+            for module in modules:
+                module.to(device)
+        except torch.OutOfMemoryError:
+            raise OutOfMemory(f"the GPU has too little free memory for the models ({device})",
+                              "use memory 'low' (CPU offload), or free the GPU (Free Memory)") from None
     if plan.vae_slicing:
         base.vae.enable_slicing()
     if plan.vae_tiling:
         base.vae.enable_tiling()
     return plan
-
-
-def _apply_lora(pipeline, lora: str, scale: float) -> None:
-    """Fuse the style LoRA into the pipeline; one made for another base model is named, not a raw size mismatch."""
-    try:
-        pipeline.load_lora_weights(lora, adapter_name="style")
-    except (RuntimeError, ValueError) as error:
-        detail = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
-        raise InvalidInput(f"LoRA {Path(lora).name} does not fit the base model ({detail})",
-                           "use a LoRA trained for this base model's family (SD 1.5 LoRAs with SD 1.5, SD 2.1 with SD 2.1)",
-                           field="lora") from None
-    pipeline.fuse_lora(lora_scale=scale)
-    pipeline.unload_lora_weights()
