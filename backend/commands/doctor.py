@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import re
 import subprocess
 import sys
 from importlib import metadata
@@ -14,6 +15,7 @@ from blender_addon.formats import protocol
 from .. import __version__
 
 BPY_CHECK_TIMEOUT_SECONDS = 180
+CORE_PACKAGES = ("torch", "diffusers", "transformers", "safetensors", "fastapi", "uvicorn", "numpy", "pillow")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +29,7 @@ def doctor(args: argparse.Namespace) -> int:
     problems = 0
     print(f"avatar-foundry {__version__} (protocol {protocol.PROTOCOL_VERSION})")
     print(f"python         {platform.python_version()} ({sys.executable})")
-    for package in ("torch", "diffusers", "transformers", "safetensors", "fastapi", "uvicorn", "numpy", "pillow"):
+    for package in runtime_packages():
         print(f"{package:<14} {_version(package) or 'NOT INSTALLED'}")
         problems += _version(package) is None
     problems += _report_device()
@@ -38,6 +40,32 @@ def doctor(args: argparse.Namespace) -> int:
         _report_bpy()
     print("ok" if problems == 0 else f"{problems} problem(s) found")
     return 0 if problems == 0 else 1
+
+
+def runtime_packages() -> list[str]:
+    """The distributions the backend needs at run time: the installed package's own requirements
+    (without the developer extras and those whose environment marker excludes this Python), or
+    the main ones when it runs from a source folder that was never installed."""
+    try:
+        requirements = metadata.requires("avatar-foundry") or []
+    except metadata.PackageNotFoundError:
+        return list(CORE_PACKAGES)
+    names = []
+    for requirement in requirements:
+        spec, _, marker = requirement.partition(";")
+        if "extra" in marker or not _marker_holds(marker.strip()):
+            continue
+        names.append(re.split(r"[<>=!~\[ ]", spec.strip(), maxsplit=1)[0])
+    return list(dict.fromkeys(names))
+
+
+def _marker_holds(marker: str) -> bool:
+    """The python_version markers pyproject uses (``python_version < '3.13'``); other markers hold."""
+    found = re.fullmatch(r"python_version\s*(<|>=)\s*['\"](\d+)\.(\d+)['\"]", marker)
+    if not marker or found is None:
+        return True
+    version = (int(found.group(2)), int(found.group(3)))
+    return sys.version_info[:2] < version if found.group(1) == "<" else sys.version_info[:2] >= version
 
 
 def _version(package: str) -> str | None:

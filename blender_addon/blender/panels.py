@@ -29,6 +29,7 @@ class AVATAR_PT_backend(_AvatarPanel, bpy.types.Panel):
             layout.label(text=f"backend {health.get('version')} · protocol {health.get('protocol_version')}")
         else:
             layout.label(text="Not connected", icon="ERROR")
+        _draw_start_progress(layout, state)
         row = layout.row(align=True)
         row.operator("avatar_foundry.backend_check", text="Check", icon="FILE_REFRESH")
         if state.backend.running():
@@ -45,6 +46,17 @@ class AVATAR_PT_backend(_AvatarPanel, bpy.types.Panel):
             box = layout.box()
             for line in _wrap(state.board.last_error, 48):
                 box.label(text=line)
+
+
+def _draw_start_progress(layout: bpy.types.UILayout, state) -> None:
+    """Start Backend waiting for the backend to answer, or why it did not (with the fix)."""
+    start = state.start_task
+    if start.running():
+        layout.progress(factor=start.progress, text=start.stage)
+    elif start.state == "failed" and not state.health:
+        box = layout.box()
+        for line in _wrap(start.message, 48):
+            box.label(text=line)
 
 
 class AVATAR_PT_conditions(_AvatarPanel, bpy.types.Panel):
