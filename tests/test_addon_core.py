@@ -1,5 +1,5 @@
 """Plain-Python cores of the add-on, without Blender: view planning, projection and visibility,
-skeleton drawing, expression-code order, PNG writing, provenance, result files, the backend process."""
+skeleton drawing, expression-code order, PNG writing, provenance, result files."""
 
 from __future__ import annotations
 

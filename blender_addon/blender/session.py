@@ -113,8 +113,8 @@ class Session:
     def notice_backend_exit(self) -> None:
         """Main thread: a backend this session started that ended on its own is reported (how it
         ended, from its exit status and the kernel's OOM count) and no longer shown as connected."""
-        if self.start_task.running():
-            return  # the start in progress reports it itself
+        if self.start_task.running() or self.install_task.running():
+            return  # the start in progress (or the install's) reports it itself
         report = self.backend.exit_report()
         if report is not None:
             self.health = None

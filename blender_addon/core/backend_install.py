@@ -126,7 +126,12 @@ def install(task: BackgroundTask, plan: InstallPlan, log_path: Path) -> list[str
                 last = next((line for line in reversed(task.last_lines(40)) if line.strip() and not line.startswith("$")), "")
                 raise TaskFailed(f"{label} failed (exit code {code}): {last.strip()[:160]}; {fix} (full log: {log_path})")
 
-        _prepare_environment(task, plan, run)
+        if _reusable_environment(task, plan):
+            _enter(task, "environment", f"reusing the environment in {plan.env_dir} (repair or upgrade)")
+            log.write(f"\n== {task.stage}\n")
+        else:
+            run("environment", f"creating the environment in {plan.env_dir}", [plan.builder_python, "-m", "venv", str(plan.env_dir)],
+                "this Python cannot create environments (Debian/Ubuntu: apt install python3-venv); pick another Python for the install")
         run("torch", f"installing PyTorch {TORCH_VERSION}", plan.pip(*plan.torch_arguments),
             "check the PyTorch build and source in the preferences")
         run("backend", f"installing the backend ({plan.wheel.name}) and its dependencies", plan.pip(str(plan.wheel)),
@@ -151,6 +156,7 @@ def install(task: BackgroundTask, plan: InstallPlan, log_path: Path) -> list[str
 def _enter(task: BackgroundTask, step: str, label: str) -> None:
     steps = list(STEP_WEIGHTS)
     task.set_stage(label, sum(STEP_WEIGHTS[name] for name in steps[:steps.index(step)]))
+    task.add_line(f"== {label}")
 
 
 def _note_pip_activity(task: BackgroundTask, line: str) -> None:
@@ -159,15 +165,14 @@ def _note_pip_activity(task: BackgroundTask, line: str) -> None:
         task.progress = min(0.97, task.progress + 0.004)
 
 
-def _prepare_environment(task: BackgroundTask, plan: InstallPlan, run: Callable[..., None]) -> None:
-    """Reuse a working environment (repair/upgrade), rebuild a broken one, or create it."""
-    if plan.python.exists():
-        try:
-            probe(plan.python)
-            _enter(task, "environment", f"reusing the environment in {plan.env_dir}")
-            return
-        except PythonProblem as problem:
-            task.add_line(f"the environment in {plan.env_dir} is broken ({problem}); rebuilding it")
-            shutil.rmtree(plan.env_dir)
-    run("environment", f"creating the environment in {plan.env_dir}", [plan.builder_python, "-m", "venv", str(plan.env_dir)],
-        "this Python cannot create environments (Debian/Ubuntu: apt install python3-venv); pick another Python for the install")
+def _reusable_environment(task: BackgroundTask, plan: InstallPlan) -> bool:
+    """An environment whose Python runs is kept (repair/upgrade); a broken one is removed."""
+    if not plan.python.exists() and not plan.env_dir.exists():
+        return False
+    try:
+        probe(plan.python)
+        return True
+    except PythonProblem as problem:
+        task.add_line(f"the environment in {plan.env_dir} is broken ({problem}); rebuilding it")
+        shutil.rmtree(plan.env_dir)
+        return False
