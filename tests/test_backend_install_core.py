@@ -262,3 +262,25 @@ def test_a_backend_that_exits_at_start_fails_start_with_the_cause_from_its_log(t
     assert task.state == "failed"
     assert task.message.startswith("the backend exited with code 2: port: cannot listen on")
     assert "Address already in use (is another backend running? pick another --port" in task.message
+
+
+def test_a_failed_install_step_names_itself_the_cause_and_the_fix_and_a_rerun_reuses_the_environment(tmp_path):
+    """A real environment is created; PyTorch cannot be found (fault: pip may not look at any
+    index), so the install stops there with pip's own last line; pressing it again reuses the
+    environment instead of building it anew."""
+    from blender_addon.core.backend_install import InstallPlan, install
+    from blender_addon.core.backend_python import environment_dir
+
+    data = tmp_path / "data"
+    plan = InstallPlan(environment_dir(data), sys.executable, tmp_path / "avatar_foundry-0.1.0-py3-none-any.whl",
+                       ["--no-index", "no-such-torch-build==1.0"], data)
+    for attempt in range(2):
+        task = BackgroundTask("Install Backend")
+        task.start(lambda running: "\n".join(install(running, plan, data / "install.log")))
+        task.wait(300)
+        assert task.state == "failed"
+        assert task.message.startswith("installing PyTorch 2.13.0 failed (exit code 1): ERROR: Could not find a version that satisfies the requirement no-such-torch-build==1.0")
+        assert "check the PyTorch build and source in the preferences" in task.message
+    log = (data / "install.log").read_text()
+    assert log.count("== creating the environment") == 1 and "== reusing the environment" in log
+    assert plan.python.is_file()

@@ -11,7 +11,7 @@ from pathlib import Path
 import bpy
 
 from ..core.background_task import BackgroundTask, TaskFailed
-from ..core.backend_install import (INSTALL_LOG_NAME, InstallPlan, detect_torch_build, find_backend_wheel, install,
+from ..core.backend_install import (INSTALL_LOG_NAME, INSTALLED_PROGRESS, InstallPlan, detect_torch_build, find_backend_wheel, install,
                                     torch_pip_arguments, torch_source)
 from ..core.backend_python import PythonProblem, builder_python, environment_dir
 from ..core.backend_start import start_and_wait
@@ -59,7 +59,7 @@ class AVATAR_OT_install_backend(bpy.types.Operator):
                 state.backend.stop()
             task.report = install(task, plan, data_dir / INSTALL_LOG_NAME)
             launch.python, launch.working_dir = str(plan.python), None
-            ready = start_and_wait(task, state.backend, launch, client_factory)
+            ready = start_and_wait(task, state.backend, launch, client_factory, progress_from=INSTALLED_PROGRESS)
             state.health, state.models = task.result, client_factory().models()
             return f"installed in {plan.env_dir} (PyTorch {build}); {ready}"
 

@@ -108,7 +108,9 @@ class InstallPlan:
         return [str(self.python), "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off", *arguments]
 
 
-STEP_WEIGHTS = {"environment": 0.05, "torch": 0.55, "backend": 0.3, "files": 0.03, "doctor": 0.07}
+STEP_WEIGHTS = {"environment": 0.05, "torch": 0.5, "backend": 0.25, "package": 0.02, "files": 0.02, "doctor": 0.06}
+INSTALLED_PROGRESS = sum(STEP_WEIGHTS.values())
+"""Where the bar stands when the environment is ready; starting the backend fills the rest."""
 PIP_ACTIVITY = re.compile(r"^(Collecting|Downloading|Installing collected packages|Successfully installed|Requirement already satisfied)")
 
 
@@ -119,12 +121,12 @@ def install(task: BackgroundTask, plan: InstallPlan, log_path: Path) -> list[str
         def run(step: str, label: str, command: list[str], fix: str) -> None:
             _enter(task, step, label)
             log.write(f"\n== {label}\n$ {' '.join(command)}\n")
-            code = task.run_command(command, on_line=lambda line: (log.write(line), _note_pip_activity(task, line)),
+            step_end = _step_bounds(step)[1]
+            code = task.run_command(command, on_line=lambda line: (log.write(line), _note_pip_activity(task, line, step_end)),
                                     env=plan.pip_environment)
             log.flush()
             if code != 0:
-                last = next((line for line in reversed(task.last_lines(40)) if line.strip() and not line.startswith("$")), "")
-                raise TaskFailed(f"{label} failed (exit code {code}): {last.strip()[:160]}; {fix} (full log: {log_path})")
+                raise TaskFailed(f"{label} failed (exit code {code}): {_first_error(task.last_lines(60))[:160]}; {fix} (full log: {log_path})")
 
         if _reusable_environment(task, plan):
             _enter(task, "environment", f"reusing the environment in {plan.env_dir} (repair or upgrade)")
@@ -136,7 +138,7 @@ def install(task: BackgroundTask, plan: InstallPlan, log_path: Path) -> list[str
             "check the PyTorch build and source in the preferences")
         run("backend", f"installing the backend ({plan.wheel.name}) and its dependencies", plan.pip(str(plan.wheel)),
             "check the network connection and press Install Backend again")
-        run("backend", "reinstalling the backend package itself (repair or upgrade)",
+        run("package", "reinstalling the backend package itself (repair or upgrade)",
             plan.pip("--no-deps", "--force-reinstall", str(plan.wheel)), "press Install Backend again")
         run("files", "installing files the backend reads", plan.pip("--no-deps", *FILE_ONLY_PACKAGES),
             "press Install Backend again")
@@ -153,16 +155,29 @@ def install(task: BackgroundTask, plan: InstallPlan, log_path: Path) -> list[str
         return report
 
 
-def _enter(task: BackgroundTask, step: str, label: str) -> None:
+def _first_error(lines: list[str]) -> str:
+    """pip's first ERROR line of the last command (its cause; later ones are advice), else its last line."""
+    command_start = max((index for index, line in enumerate(lines) if line.startswith("$ ")), default=-1)
+    output = [line.strip() for line in lines[command_start + 1:] if line.strip()]
+    return next((line for line in output if line.startswith("ERROR:")), output[-1] if output else "no output")
+
+
+def _step_bounds(step: str) -> tuple[float, float]:
+    """Where the bar stands when ``step`` starts and when it ends."""
     steps = list(STEP_WEIGHTS)
-    task.set_stage(label, sum(STEP_WEIGHTS[name] for name in steps[:steps.index(step)]))
+    start = sum(STEP_WEIGHTS[name] for name in steps[:steps.index(step)])
+    return start, start + STEP_WEIGHTS[step]
+
+
+def _enter(task: BackgroundTask, step: str, label: str) -> None:
+    task.set_stage(label, _step_bounds(step)[0])
     task.add_line(f"== {label}")
 
 
-def _note_pip_activity(task: BackgroundTask, line: str) -> None:
+def _note_pip_activity(task: BackgroundTask, line: str, step_end: float) -> None:
     """Creep the bar forward within a step as pip reports packages (it cannot know the total)."""
     if PIP_ACTIVITY.match(line):
-        task.progress = min(0.97, task.progress + 0.004)
+        task.progress = min(step_end, task.progress + 0.004)
 
 
 def _reusable_environment(task: BackgroundTask, plan: InstallPlan) -> bool:

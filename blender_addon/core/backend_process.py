@@ -32,7 +32,8 @@ class BackendLaunch:
     port: int
     data_dir: Path
     working_dir: Path | None = None
-    """Where ``backend`` is importable from (the repository) when it is not installed in ``python``."""
+    """Where ``backend`` is importable from (the repository) when it is not installed in ``python``;
+    without it the backend runs in its data folder (never wherever Blender was started)."""
 
     def command(self) -> list[str]:
         return [self.python, "-m", "backend.cli", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)]
@@ -118,7 +119,7 @@ class BackendProcess:
         with open(launch.log_path, "ab") as log:
             log.write(f"\n=== started by the Blender add-on: {' '.join(launch.command())}\n".encode())
             log.flush()
-            self.process = subprocess.Popen(launch.command(), cwd=launch.working_dir, stdout=log, stderr=subprocess.STDOUT,
+            self.process = subprocess.Popen(launch.command(), cwd=launch.working_dir or launch.data_dir, stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.launch, self._exit_reported = launch, False
         identity = identity_of(self.process.pid)

@@ -39,7 +39,8 @@ def environment_python(env_dir: str | os.PathLike) -> Path:
 
 def probe(python: str | os.PathLike, source_dir: str | os.PathLike | None = None) -> PythonProbe:
     """Run ``python`` once: its version and whether ``backend`` is importable there (from
-    ``source_dir`` too, when given). Raises PythonProblem naming what is wrong."""
+    ``source_dir`` too, when given; else from its own folder, not from wherever Blender was
+    started, as the backend itself runs). Raises PythonProblem naming what is wrong."""
     path = Path(python).expanduser() if str(python).strip() else None
     if path is None:
         raise PythonProblem(f"Backend Python is not set: {INSTALL_HINT}")
@@ -49,7 +50,7 @@ def probe(python: str | os.PathLike, source_dir: str | os.PathLike | None = None
         raise PythonProblem(f"Backend Python {path} is a folder: pick the python executable inside it (bin/python)")
     try:
         result = subprocess.run([str(path), "-c", PROBE], capture_output=True, text=True, timeout=PROBE_TIMEOUT_SECONDS,
-                                cwd=str(source_dir) if source_dir else None, stdin=subprocess.DEVNULL)
+                                cwd=str(source_dir) if source_dir else str(path.parent), stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise PythonProblem(f"Backend Python {path} did not answer within {PROBE_TIMEOUT_SECONDS:.0f} s: pick another Python") from None
     except OSError as error:

@@ -20,19 +20,21 @@ POLL_SECONDS = 0.5
 
 
 def start_and_wait(task: BackgroundTask, backend: BackendProcess, launch: BackendLaunch,
-                   make_client: Callable[[], BackendClient], timeout: float = HEALTH_TIMEOUT_SECONDS) -> str:
-    """Run in ``task``'s worker thread; returns the success line, raises TaskFailed otherwise."""
-    task.set_stage(f"checking {launch.python}", 0.0)
+                   make_client: Callable[[], BackendClient], timeout: float = HEALTH_TIMEOUT_SECONDS,
+                   progress_from: float = 0.0) -> str:
+    """Run in ``task``'s worker thread; returns the success line, raises TaskFailed otherwise.
+    Its progress fills the bar from ``progress_from`` (the install's steps came before it)."""
+    task.set_stage(f"checking {launch.python}", progress_from)
     problem = backend_python_problem(launch.python, launch.working_dir)
     if problem:
         raise TaskFailed(problem)
     if backend.stopping():
-        task.set_stage("waiting for the previous backend to end", 0.0)
+        task.set_stage("waiting for the previous backend to end", progress_from)
     pid = backend.start(launch)
     started = time.monotonic()
     while True:
         elapsed = time.monotonic() - started
-        task.set_stage(f"waiting for the backend (pid {pid}) to answer: {elapsed:.0f} s", min(0.95, elapsed / timeout))
+        task.set_stage(f"waiting for the backend (pid {pid}) to answer: {elapsed:.0f} s", progress_from + (1.0 - progress_from) * min(0.95, elapsed / timeout))
         if not backend.running():
             report = backend.exit_report()
             raise TaskFailed(report.message if report else "the backend ended before it answered")
