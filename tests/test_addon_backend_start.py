@@ -18,7 +18,44 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.blender
 
 SESSION_SCRIPT = r'''
-import os, signal, sys, time, venv, bpy
+import os, signal, sys, time, types, venv, bpy
+
+
+class RecordingLayout:
+    """Stands in for Blender's UILayout: records what a draw function shows, in order."""
+    def __init__(self):
+        self.texts = []
+    def label(self, text="", icon="NONE"):
+        self.texts.append(text)
+    def prop(self, data, name, **options):
+        self.texts.append(f"[{name}]")
+    def operator(self, idname, text="", **options):
+        self.texts.append(f"<{text or idname}>")
+        return types.SimpleNamespace()
+    def progress(self, factor=0.0, text=""):
+        self.texts.append(f"{100 * factor:.0f}% {text}")
+    def box(self):
+        return self
+    def row(self, **options):
+        return self
+    def column(self, **options):
+        return self
+
+
+class Drawn:
+    """``self`` for a draw method: the real preferences or panel, with a recording layout."""
+    def __init__(self, target, cls):
+        self._target, self._cls, self.layout = target, cls, RecordingLayout()
+    def __getattr__(self, name):
+        found = getattr(self._cls, name, None)
+        return found.__get__(self) if callable(found) and name.startswith("_draw") else getattr(self._target, name)
+
+
+def drawn(target, cls):
+    view = Drawn(target, cls)
+    cls.draw(view, bpy.context)
+    return "\n".join(view.layout.texts)
+
 repo, bare_dir, data_dir, port, zip_path = sys.argv[-5:]
 bpy.ops.wm.read_factory_settings(use_empty=True)
 assert bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True) == {"FINISHED"}
@@ -49,11 +86,19 @@ try:
 except RuntimeError as error:
     assert "has no Avatar Foundry backend: press Install Backend" in str(error), error
 assert state.health is None
+preferences_text = drawn(prefs, type(prefs))
+assert "has no Avatar Foundry backend: press Install Backend" in preferences_text, preferences_text
+assert "<Install Backend>" in preferences_text and "Not installed yet; will go to " + os.path.join(data_dir, "backend-env") in preferences_text
+assert "detected: CPU" in preferences_text and "[torch_build]" in preferences_text and "[torch_source]" in preferences_text
+panels = sys.modules[name + ".blender.panels"]
+panel_text = drawn(None, panels.AVATAR_PT_backend).replace("\n", " ")
+assert "Not connected" in panel_text and "has no Avatar Foundry" in panel_text, panel_text
 
 prefs.backend_python, prefs.backend_source = sys.executable, repo
 assert verdict(sys.executable, repo).endswith(": has the backend")
 assert bpy.ops.avatar_foundry.backend_start() == {"FINISHED"}
 assert state.health["status"] == "ok" and state.start_task.message.startswith("backend 0.1.0 ready on")
+assert "Connected: cpu" in drawn(None, panels.AVATAR_PT_backend)
 
 state.backend.process.send_signal(signal.SIGKILL)
 state.backend.process.wait(30)
