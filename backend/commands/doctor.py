@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import re
 import subprocess
 import sys
 from importlib import metadata
@@ -44,28 +43,17 @@ def doctor(args: argparse.Namespace) -> int:
 
 def runtime_packages() -> list[str]:
     """The distributions the backend needs at run time: the installed package's own requirements
-    (without the developer extras and those whose environment marker excludes this Python), or
-    the main ones when it runs from a source folder that was never installed."""
+    for this Python (no developer extras), or the main ones when it runs from a source folder that
+    was never installed (or without ``packaging``, which transformers brings)."""
     try:
-        requirements = metadata.requires("avatar-foundry") or []
-    except metadata.PackageNotFoundError:
+        from packaging.requirements import Requirement
+
+        requirements = [Requirement(text) for text in metadata.requires("avatar-foundry") or []]
+    except (ImportError, metadata.PackageNotFoundError):
         return list(CORE_PACKAGES)
-    names = []
-    for requirement in requirements:
-        spec, _, marker = requirement.partition(";")
-        if "extra" in marker or not _marker_holds(marker.strip()):
-            continue
-        names.append(re.split(r"[<>=!~\[ ]", spec.strip(), maxsplit=1)[0])
-    return list(dict.fromkeys(names))
-
-
-def _marker_holds(marker: str) -> bool:
-    """The python_version markers pyproject uses (``python_version < '3.13'``); other markers hold."""
-    found = re.fullmatch(r"python_version\s*(<|>=)\s*['\"](\d+)\.(\d+)['\"]", marker)
-    if not marker or found is None:
-        return True
-    version = (int(found.group(2)), int(found.group(3)))
-    return sys.version_info[:2] < version if found.group(1) == "<" else sys.version_info[:2] >= version
+    wanted = [requirement.name for requirement in requirements
+              if requirement.marker is None or requirement.marker.evaluate({"extra": ""})]
+    return list(dict.fromkeys(wanted))
 
 
 def _version(package: str) -> str | None:

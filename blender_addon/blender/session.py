@@ -11,7 +11,7 @@ from typing import Callable
 import bpy
 
 from ..core.backend_client import BackendClient, BackendError, read_token
-from ..core.background_task import BackgroundTask
+from ..core.background_task import BackgroundTask, TaskFailed
 from ..core.backend_process import BackendLaunch, BackendProcess
 from ..core.backend_python import default_backend_python
 from ..core.backend_start import start_and_wait
@@ -181,7 +181,7 @@ _was_busy = False
 def _redraw_add_on_areas() -> None:
     """The sidebar and the preferences (Install Backend's progress) of every window."""
     for window in bpy.context.window_manager.windows if bpy.context.window_manager else ():
-        for area in window.screen.areas:
+        for area in window.screen.areas if window.screen else ():
             if area.type in ("VIEW_3D", "PREFERENCES"):
                 area.tag_redraw()
 
@@ -193,7 +193,7 @@ def _start_backend_if_wanted() -> None:
     try:
         if preferences().auto_start and not _session.backend.running() and not _session.reachable():
             _session.start_backend_and_wait(bpy.context)
-    except (BackendError, OSError) as error:
+    except (BackendError, OSError, TaskFailed) as error:
         _session.board.last_error = f"could not start the backend: {error}"
     return None
 
