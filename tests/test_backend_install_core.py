@@ -151,8 +151,21 @@ def _fake_backend(tmp_path: Path, body: str) -> list[str]:
     return [sys.executable, str(script), "-m", "backend.cli", "serve"]
 
 
+def _running(command: list[str], folder: Path) -> subprocess.Popen:
+    """``command`` started in ``folder`` and past its start-up: a process just spawned may not
+    show its command line yet (Python 3.13 on Linux), as an orphan of an earlier session does."""
+    process = subprocess.Popen(command + ["ready"], cwd=folder)
+    while not (folder / "ready").exists():
+        time.sleep(0.05)
+    (folder / "ready").unlink()
+    return process
+
+
+SLEEPS = "import sys, time, pathlib; pathlib.Path(sys.argv[-1]).touch(); time.sleep(60)"
+
+
 def test_a_backend_left_by_a_crashed_session_is_ended_at_the_next_start(tmp_path):
-    orphan = subprocess.Popen(_fake_backend(tmp_path, "import time; time.sleep(60)"))
+    orphan = _running(_fake_backend(tmp_path, SLEEPS), tmp_path)
     try:
         (tmp_path / "backend.pid").write_text(str(orphan.pid))
         assert BackendProcess(tmp_path).clean_orphan(timeout=5.0) == orphan.pid
@@ -167,8 +180,8 @@ def test_a_backend_left_by_a_crashed_session_is_ended_at_the_next_start(tmp_path
 def test_a_stale_pid_file_naming_an_unrelated_process_never_gets_it_signalled(tmp_path):
     """The pid now belongs to another program (not a backend), or to a backend started later
     than the recorded one: both are left running."""
-    unrelated = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    later_backend = subprocess.Popen(_fake_backend(tmp_path, "import time; time.sleep(60)"))
+    unrelated = _running([sys.executable, "-c", SLEEPS], tmp_path)
+    later_backend = _running(_fake_backend(tmp_path, SLEEPS), tmp_path)
     try:
         (tmp_path / "backend.pid").write_text(str(unrelated.pid))
         assert BackendProcess(tmp_path).clean_orphan(timeout=5.0) is None
