@@ -5,7 +5,6 @@ that returns at once, and a stale pid file that never gets an unrelated process 
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

@@ -49,9 +49,11 @@ class AVATAR_PT_backend(_AvatarPanel, bpy.types.Panel):
 
 
 def _draw_start_progress(layout: bpy.types.UILayout, state) -> None:
-    """Start Backend waiting for the backend to answer, or why it did not (with the fix)."""
+    """Install Backend or Start Backend at work, or why Start failed (with the fix)."""
     start = state.start_task
-    if start.running():
+    if state.install_task.running():
+        layout.progress(factor=state.install_task.progress, text=f"Install Backend: {state.install_task.stage}")
+    elif start.running():
         layout.progress(factor=start.progress, text=start.stage)
     elif start.state == "failed" and not state.health:
         box = layout.box()
