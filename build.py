@@ -5,7 +5,7 @@ Standard library only, so that it runs on a fresh machine before anything is ins
 
     python build.py setup    create .venv and install everything (idempotent)
     python build.py test     set up if needed, then run the test suite
-    python build.py addon    write dist/avatar_foundry-<version>.zip (a Blender extension)
+    python build.py addon    write dist/avatar_foundry-<version>.zip (a Blender extension, the backend wheel inside)
     python build.py demo     the main job, end to end, on tiny local models
     python build.py bench    run the benchmarks, write JSON with the device name
 """
@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 import venv
 import zipfile
@@ -27,6 +29,10 @@ VENV = ROOT / ".venv"
 STAMP = VENV / ".avatar-foundry-setup"
 ADDON_SOURCE = ROOT / "blender_addon"
 DIST = ROOT / "dist"
+ADDON_WHEEL_FOLDER = "backend_wheel"
+"""Where the backend wheel lies inside the extension zip (Install Backend installs it from there;
+blender_addon/core/backend_install.py reads the same name). Not a manifest `wheels` entry: those
+are installed into Blender's own Python."""
 TORCH_REQUIREMENT = "torch==2.13.0"  # the CPU build that lies on this machine's disk
 NO_DEPS_REQUIREMENTS = ("open_clip_torch==3.3.0", "controlnet_aux==0.0.10")
 """Installed without their dependencies (torchvision and timm do not fit the CPU torch and break diffusers'
@@ -126,14 +132,31 @@ def build_addon() -> Path:
     DIST.mkdir(exist_ok=True)
     target = DIST / f"avatar_foundry-{version}.zip"
     partial = target.with_suffix(".zip.partial")
-    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(ADDON_SOURCE.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-                archive.write(path, path.relative_to(ADDON_SOURCE).as_posix())
+    with tempfile.TemporaryDirectory(prefix="avatar-foundry-wheel-") as scratch:
+        wheel = build_backend_wheel(Path(scratch))
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(ADDON_SOURCE.rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                    archive.write(path, path.relative_to(ADDON_SOURCE).as_posix())
+            archive.write(wheel, f"{ADDON_WHEEL_FOLDER}/{wheel.name}")
     partial.replace(target)
     say(f"wrote {target.relative_to(ROOT)}")
     validate_addon(target)
     return target
+
+
+def build_backend_wheel(scratch: Path) -> Path:
+    """The backend as a wheel (backend, training and the add-on's shared formats; runtime
+    dependencies only in its metadata), built by pip from a copy of the sources so that no stale
+    `build/` folder of the checkout can leak into it."""
+    source = scratch / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "dist", "build", "*.egg-info", "__pycache__", "*.pyc", "tests", "benchmarks", ".whl", ".gl",
+        "avatar-foundry-demo", ".pytest_cache"))
+    out = scratch / "wheel"
+    check([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--disable-pip-version-check", "-w", out, source])
+    (wheel,) = out.glob("avatar_foundry-*.whl")
+    return wheel
 
 
 VALIDATE_SCRIPT = """

@@ -1,19 +1,16 @@
 """Plain-Python cores of the add-on, without Blender: view planning, projection and visibility,
-skeleton drawing, expression-code order, PNG writing, provenance, result files, the backend process."""
+skeleton drawing, expression-code order, PNG writing, provenance, result files."""
 
 from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 import zipfile
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from blender_addon.core.backend_process import BackendProcess, _alive
 from blender_addon.core.demo_head_shape import IDENTITY_RANGES, IdentityParams, build_head, sample_identity
 from blender_addon.core.expression_code import extract_code, rig_layout
 from blender_addon.core.job_requests import follow_up, reference_image_upload, wanted_artifact
@@ -152,19 +149,6 @@ def test_a_backend_of_another_protocol_major_version_is_refused_naming_the_side_
     assert "update the add-on" in compatibility_problem("1.0", "2.0")
     assert "update the backend" in compatibility_problem("2.1", "1.3")
     assert "not an Avatar Foundry backend" in compatibility_problem("1.0", "beta")
-
-
-def test_a_backend_left_by_a_crashed_session_is_ended_at_the_next_start(tmp_path):
-    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        (tmp_path / "backend.pid").write_text(str(orphan.pid))
-        assert BackendProcess(tmp_path).clean_orphan(timeout=5.0) == orphan.pid
-        orphan.wait(timeout=5.0)
-        assert not (tmp_path / "backend.pid").exists()
-    finally:
-        if orphan.poll() is None:
-            orphan.kill()
-    assert not _alive(orphan.pid) or orphan.poll() is not None
 
 
 def test_a_finished_job_names_the_setting_it_feeds_and_weights_are_not_downloaded():

@@ -14,6 +14,7 @@ from blender_addon.formats import protocol
 from .. import __version__
 
 BPY_CHECK_TIMEOUT_SECONDS = 180
+CORE_PACKAGES = ("torch", "diffusers", "transformers", "safetensors", "fastapi", "uvicorn", "numpy", "pillow")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +28,7 @@ def doctor(args: argparse.Namespace) -> int:
     problems = 0
     print(f"avatar-foundry {__version__} (protocol {protocol.PROTOCOL_VERSION})")
     print(f"python         {platform.python_version()} ({sys.executable})")
-    for package in ("torch", "diffusers", "transformers", "safetensors", "fastapi", "uvicorn", "numpy", "pillow"):
+    for package in runtime_packages():
         print(f"{package:<14} {_version(package) or 'NOT INSTALLED'}")
         problems += _version(package) is None
     problems += _report_device()
@@ -38,6 +39,21 @@ def doctor(args: argparse.Namespace) -> int:
         _report_bpy()
     print("ok" if problems == 0 else f"{problems} problem(s) found")
     return 0 if problems == 0 else 1
+
+
+def runtime_packages() -> list[str]:
+    """The distributions the backend needs at run time: the installed package's own requirements
+    for this Python (no developer extras), or the main ones when it runs from a source folder that
+    was never installed (or without ``packaging``, which transformers brings)."""
+    try:
+        from packaging.requirements import Requirement
+
+        requirements = [Requirement(text) for text in metadata.requires("avatar-foundry") or []]
+    except (ImportError, metadata.PackageNotFoundError):
+        return list(CORE_PACKAGES)
+    wanted = [requirement.name for requirement in requirements
+              if requirement.marker is None or requirement.marker.evaluate({"extra": ""})]
+    return list(dict.fromkeys(wanted))
 
 
 def _version(package: str) -> str | None:

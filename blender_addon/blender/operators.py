@@ -17,6 +17,7 @@ from typing import Callable
 
 import bpy
 
+from ..core.background_task import TaskFailed
 from ..core.backend_client import BackendError
 from ..core.bundle_zip import zip_bundle
 from ..core.demo_appearance import AppearanceParams, sample_appearance
@@ -325,7 +326,7 @@ class AVATAR_OT_backend_check(bpy.types.Operator):
 
 
 class AVATAR_OT_backend_start(bpy.types.Operator):
-    """Start the backend as a subprocess (ends a leftover one from an earlier session first)"""
+    """Start the backend as a subprocess and wait until it answers (ends a leftover one from an earlier session first)"""
 
     bl_idname = "avatar_foundry.backend_start"
     bl_label = "Start Backend"
@@ -334,17 +335,36 @@ class AVATAR_OT_backend_start(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return readiness.allow(cls, readiness.backend_python(context))
+        return readiness.allow(cls, readiness.backend_startable(context))
+
+    def _begin(self, context):
+        if self.restart:
+            session().backend.stop_in_background()
+            session().health = None
+        return session().start_backend_and_wait(context)
 
     def execute(self, context):
+        """Scripts: returns once the backend answers, or with the cause of its failure."""
         try:
-            if self.restart:
-                session().backend.stop()
-            pid = session().start_backend(context)
-        except USER_ERRORS as error:
-            self.report({"ERROR"}, f"could not start the backend: {_message(error)}")
+            task = self._begin(context)
+        except TaskFailed as error:
+            self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"backend started (pid {pid}); it is ready when Check Backend answers")
+        task.wait()
+        if task.state != "succeeded":
+            self.report({"ERROR"}, f"could not start the backend: {task.message}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, task.message)
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        """The button: the wait runs in the background, its progress and outcome in the Backend panel."""
+        try:
+            self._begin(context)
+        except TaskFailed as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, "starting the backend: the Backend panel shows when it answers")
         return {"FINISHED"}
 
 
@@ -359,8 +379,11 @@ class AVATAR_OT_backend_stop(bpy.types.Operator):
         return readiness.allow(cls, readiness.own_backend(context))
 
     def execute(self, context):
-        session().backend.stop()
+        """Returns at once; the process is ended in the background (SIGTERM, then SIGKILL)."""
+        session().start_task.cancel()
+        session().backend.stop_in_background()
         session().health = None
+        self.report({"INFO"}, "backend stopping")
         return {"FINISHED"}
 
 

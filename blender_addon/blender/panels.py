@@ -69,6 +69,7 @@ class AVATAR_PT_backend(_AvatarPanel, bpy.types.Panel):
             _text_lines(layout, f"backend {health.get('version')} · protocol {health.get('protocol_version')}", width=PANEL_WIDTH)
         else:
             layout.label(text="Checking..." if state.checking else "Not connected", icon="TIME" if state.checking else "ERROR")
+        _draw_start_progress(layout, state)
         row = layout.row(align=True)
         row.operator("avatar_foundry.backend_check", text="Check", icon="FILE_REFRESH")
         if state.backend.running():
@@ -114,6 +115,17 @@ class AVATAR_PT_backend_models(_AvatarPanel, bpy.types.Panel):
         for skipped in (state.models_report or {}).get("skipped") or []:  # the file's name, from a POSIX or Windows path
             _message_box(layout, f"skipped {PureWindowsPath(skipped['path']).name}: {skipped['reason']}", "INFO")
         layout.operator("avatar_foundry.free_memory", text="Free Memory", icon="TRASH")
+
+
+def _draw_start_progress(layout: bpy.types.UILayout, state) -> None:
+    """Install Backend or Start Backend at work, or why Start failed (with the fix)."""
+    start = state.start_task
+    if state.install_task.running():
+        layout.progress(factor=state.install_task.progress, text=f"Install Backend: {state.install_task.stage}")
+    elif start.running():
+        layout.progress(factor=start.progress, text=start.stage)
+    elif start.state == "failed" and not state.health:
+        _message_box(layout, start.message, "ERROR")
 
 
 class AVATAR_PT_conditions(_AvatarPanel, bpy.types.Panel):

@@ -107,8 +107,10 @@ def backend_url(context: bpy.types.Context) -> str | None:
     return None if preferences(context).backend_url.strip() else "set Backend URL in the add-on preferences"
 
 
-def backend_python(context: bpy.types.Context) -> str | None:
-    return None if preferences(context).backend_python.strip() else "set Backend Python in the add-on preferences"
+def backend_startable(context: bpy.types.Context) -> str | None:
+    """Start is refused only while Install Backend works; a Python without the backend is Start's own
+    error to explain (it names the fix from the backend's log)."""
+    return "Install Backend is still running: Start follows it by itself" if session().install_task.running() else None
 
 
 def own_backend(context: bpy.types.Context) -> str | None:

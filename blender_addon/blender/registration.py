@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import gallery, operators, panels, preferences, properties, session
+from . import backend_setup, gallery, operators, panels, preferences, properties, session
 
 
 def _menu_entry(self, context) -> None:
@@ -14,7 +14,7 @@ def _menu_entry(self, context) -> None:
 def register() -> None:
     bpy.utils.register_class(preferences.AvatarFoundryPreferences)
     properties.register()
-    for cls in operators.CLASSES + gallery.OPERATORS + panels.CLASSES:
+    for cls in operators.CLASSES + backend_setup.CLASSES + gallery.OPERATORS + panels.CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.VIEW3D_MT_add.append(_menu_entry)
     session.start()
@@ -23,7 +23,7 @@ def register() -> None:
 def unregister() -> None:
     session.stop()
     bpy.types.VIEW3D_MT_add.remove(_menu_entry)
-    for cls in reversed(operators.CLASSES + gallery.OPERATORS + panels.CLASSES):
+    for cls in reversed(operators.CLASSES + backend_setup.CLASSES + gallery.OPERATORS + panels.CLASSES):
         bpy.utils.unregister_class(cls)
     properties.unregister()
     bpy.utils.unregister_class(preferences.AvatarFoundryPreferences)

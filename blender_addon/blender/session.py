@@ -4,13 +4,17 @@ subprocess, and the timer that hands background results to the main thread."""
 from __future__ import annotations
 
 import atexit
+import sys
 from pathlib import Path
 from typing import Callable
 
 import bpy
 
 from ..core.backend_client import BackendClient, BackendError, read_token
+from ..core.background_task import BackgroundTask, TaskFailed
 from ..core.backend_process import BackendLaunch, BackendProcess
+from ..core.backend_python import default_backend_python
+from ..core.backend_start import start_and_wait
 from ..core.job_requests import follow_up
 from ..core.job_watch import HEALTH_TASK, JobBoard, JobEvent, JobWatcher
 from .preferences import ADDON_PACKAGE, preferences
@@ -25,6 +29,14 @@ def make_client(context: bpy.types.Context | None = None, timeout: float = 30.0)
     prefs = preferences(context)
     token = prefs.token or read_token(prefs.data_dir)
     return BackendClient(prefs.backend_url, token, timeout)
+
+
+def fixed_client_factory(context: bpy.types.Context | None = None) -> Callable[[], BackendClient]:
+    """A client maker for worker threads: the preferences are read here, on the main thread; the
+    token file is read at each call (a starting backend writes it)."""
+    prefs = preferences(context)
+    url, token, data_dir = prefs.backend_url, prefs.token, bpy.path.abspath(prefs.data_dir)
+    return lambda: BackendClient(url, token or read_token(data_dir), 5.0)
 
 
 def state_dir() -> Path:
@@ -50,6 +62,8 @@ class Session:
         self.board = JobBoard()
         self.watcher = JobWatcher(make_client)
         self.backend = BackendProcess(state_dir())
+        self.start_task = BackgroundTask("Start Backend")
+        self.install_task = BackgroundTask("Install Backend")
         self.health: dict | None = None
         self.models: list[dict] = []
         """The backend's registered models (offered by the model fields of the panels)."""
@@ -124,14 +138,43 @@ class Session:
             return False
         return True
 
+    def launch(self, context: bpy.types.Context | None = None) -> BackendLaunch:
+        """How the preferences say to run the backend; an empty Backend Python means the installed
+        environment (or Blender's own Python where the backend is installed in it)."""
+        prefs = preferences(context)
+        data_dir = Path(bpy.path.abspath(prefs.data_dir))
+        python = bpy.path.abspath(prefs.backend_python) if prefs.backend_python else default_backend_python(data_dir, sys.executable)
+        return BackendLaunch(python, _port(prefs.backend_url), data_dir,
+                             Path(bpy.path.abspath(prefs.backend_source)) if prefs.backend_source else None)
+
     def start_backend(self, context: bpy.types.Context) -> int:
         return self.backend.start(self.launch(context))
 
-    def launch(self, context: bpy.types.Context | None = None) -> BackendLaunch:
-        """How to start the backend, read from the preferences (on the main thread)."""
-        prefs = preferences(context)
-        return BackendLaunch(prefs.backend_python, _port(prefs.backend_url), Path(bpy.path.abspath(prefs.data_dir)),
-                             Path(bpy.path.abspath(prefs.backend_source)) if prefs.backend_source else None)
+    def start_backend_and_wait(self, context: bpy.types.Context, launch: BackendLaunch | None = None) -> BackgroundTask:
+        """Start Backend on a worker thread that succeeds only once the backend's health answers
+        (the panel shows its progress, and the cause from the log when it fails)."""
+        launch = launch or self.launch(context)
+        client_factory = fixed_client_factory(context)
+
+        def work(task: BackgroundTask) -> str:
+            message = start_and_wait(task, self.backend, launch, client_factory)
+            self.health = task.result  # type: ignore[assignment]
+            self.models = client_factory().models()
+            self.board.last_error = ""
+            return message
+
+        self.start_task.start(work)
+        return self.start_task
+
+    def notice_backend_exit(self) -> None:
+        """Main thread: a backend this session started that ended on its own is reported (how it
+        ended, from its exit status and the kernel's OOM count) and no longer shown as connected."""
+        if self.start_task.running() or self.install_task.running():
+            return  # the start in progress (or the install's) reports it itself
+        report = self.backend.exit_report()
+        if report is not None:
+            self.health = None
+            self.board.last_error = report.message
 
     def handle(self, event: JobEvent, scene: bpy.types.Scene) -> None:
         """Main thread only: record the event, fill in the next step's reference when a job
@@ -168,6 +211,8 @@ class Session:
 
     def close(self) -> None:
         self.watcher.stop()
+        self.start_task.cancel()
+        self.install_task.cancel()
         self.backend.stop()
 
 
@@ -190,14 +235,27 @@ def session() -> Session:
 def _drain() -> float | None:
     if _session is None:
         return None
+    _session.notice_backend_exit()
     events = _session.watcher.drain()
     for event in events:
         _session.handle(event, bpy.context.scene)
-    if events and bpy.context.screen is not None:
-        for area in bpy.context.screen.areas:
-            if area.type == "VIEW_3D":
-                area.tag_redraw()
+    global _was_busy
+    busy = _session.start_task.running() or _session.install_task.running()
+    if events or busy or _was_busy:
+        _redraw_add_on_areas()
+    _was_busy = busy
     return TIMER_INTERVAL_SECONDS
+
+
+_was_busy = False
+
+
+def _redraw_add_on_areas() -> None:
+    """The sidebar and the preferences (Install Backend's progress) of every window."""
+    for window in bpy.context.window_manager.windows if bpy.context.window_manager else ():
+        for area in window.screen.areas if window.screen else ():
+            if area.type in ("VIEW_3D", "PREFERENCES"):
+                area.tag_redraw()
 
 
 def _start_backend_if_wanted() -> None:
@@ -206,8 +264,8 @@ def _start_backend_if_wanted() -> None:
         return None
     try:
         if preferences().auto_start and not _session.backend.running() and not _session.reachable():
-            _session.start_backend(bpy.context)
-    except (BackendError, OSError) as error:
+            _session.start_backend_and_wait(bpy.context)
+    except (BackendError, OSError, TaskFailed) as error:
         _session.board.last_error = f"could not start the backend: {error}"
     return None
 
