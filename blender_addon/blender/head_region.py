@@ -89,19 +89,71 @@ def vertices_in(mesh_object: bpy.types.Object, rig: bpy.types.Object, bones: fro
     return inside
 
 
-def head_points(rig: bpy.types.Object, meshes: list[bpy.types.Object]) -> np.ndarray:
-    """World rest positions of the head's vertices: those of the head bone and its children on a
-    full-body character, every vertex of the meshes otherwise; (N, 3)."""
+HAIR_WORD = "hair"
+"""Meshes with this in their name are hair: they frame the head only where the skull is."""
+NECK_ALLOWANCE = 0.35
+"""Head vertices this share of the head bone's length below its base still frame the head (the jaw,
+the chin); lower ones (long hair weighted to the head) would only shrink the face."""
+
+
+def is_hair(mesh_object: bpy.types.Object) -> bool:
+    return HAIR_WORD in mesh_object.name.lower()
+
+
+def head_points(rig: bpy.types.Object, meshes: list[bpy.types.Object], depsgraph: bpy.types.Depsgraph | None = None) -> np.ndarray:
+    """World positions of the head's vertices, (N, 3): those of the head bone and its children on a
+    full-body character, every vertex of the meshes otherwise; of the evaluated (posed) head given a
+    depsgraph, of the rest pose without. What hangs below the head (long hair weighted to the head,
+    a hair mesh below the face) is left out: framing follows the skull and face."""
     bones = head_bones(rig)
-    chunks = []
+    chunks, hair = [], []
     for mesh_object in meshes:
-        world = world_vertices(mesh_object)
-        chunks.append(world if bones is None else world[vertices_in(mesh_object, rig, bones.head)])
+        world = world_vertices(mesh_object, depsgraph)
+        if bones is not None and len(world) == len(mesh_object.data.vertices):
+            world = world[vertices_in(mesh_object, rig, bones.head)]
+        (hair if is_hair(mesh_object) else chunks).append(world)
     points = np.concatenate(chunks) if chunks else np.zeros((0, 3))
+    if hair and len(points):
+        hair_points = np.concatenate(hair)
+        points = np.concatenate([points, hair_points[hair_points[:, 2] >= points[:, 2].min()]])
+    if bones is not None:
+        points = _above_neck(rig, points, depsgraph)
     if len(points) == 0 and bones is not None:
         points = np.array([rig.matrix_world @ rig.data.bones[name].head_local for name in bones.head]
                           + [rig.matrix_world @ rig.data.bones[name].tail_local for name in bones.head], dtype=np.float64)
     return points
+
+
+def head_bone_line(rig: bpy.types.Object, depsgraph: bpy.types.Depsgraph | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """World (base, tip) of the head bone, posed given a depsgraph, at rest without; None without one."""
+    name = find_bone([bone.name for bone in rig.data.bones], "head") if rig.type == "ARMATURE" else None
+    if name is None:
+        return None
+    if depsgraph is None:
+        bone = rig.data.bones[name]
+        base, tip = bone.head_local, bone.tail_local
+        matrix = rig.matrix_world
+    else:
+        evaluated = rig.evaluated_get(depsgraph)
+        bone = evaluated.pose.bones[name]
+        base, tip = bone.head, bone.tail
+        matrix = evaluated.matrix_world
+    return np.array(matrix @ base, dtype=np.float64), np.array(matrix @ tip, dtype=np.float64)
+
+
+def _above_neck(rig: bpy.types.Object, points: np.ndarray, depsgraph: bpy.types.Depsgraph | None) -> np.ndarray:
+    """The points no lower (along the head bone) than its base minus ``NECK_ALLOWANCE`` of its length."""
+    line = head_bone_line(rig, depsgraph)
+    if line is None or len(points) == 0:
+        return points
+    base, tip = line
+    axis = tip - base
+    length = float(np.linalg.norm(axis))
+    if length == 0.0:
+        return points
+    along = (points - base) @ (axis / length)
+    kept = points[along >= -NECK_ALLOWANCE * length]
+    return kept if len(kept) else points
 
 
 class HeadOnlyRender:
