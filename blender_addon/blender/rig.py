@@ -164,15 +164,16 @@ def head_frame(rig: bpy.types.Object, depsgraph: bpy.types.Depsgraph | None = No
 
 
 def frame_around(points: np.ndarray, rig: bpy.types.Object) -> HeadFrame:
-    """The head box of these points: centred on their bounds; its edge is the larger of the height and
-    the widest horizontal span seen from any yaw (twice the largest distance from the vertical axis
-    through the centre: a square head's diagonal, not its side), x margin. The camera orbits its centre."""
+    """The head box of these points: centred on their bounds, its edge the diameter of the sphere
+    around that centre holding them all, x margin. The camera orbits its centre; the sphere looks the
+    same from every yaw and pitch, so a square head's diagonal is in the picture as well as its
+    side (for a rounded head this is its largest extent, as a plain bounding box would give)."""
     if len(points) == 0:
         raise FormatError("rig", f"the meshes of {rig.name!r} have no vertices", "pick the rig whose meshes form the head")
     low, high = points.min(axis=0), points.max(axis=0)
     centre = (low + high) / 2.0
-    span = 2.0 * float(np.linalg.norm(points[:, :2] - centre[:2], axis=1).max())
-    return HeadFrame(center=tuple(float(x) for x in centre), size=max(span, float(high[2] - low[2])) * HEAD_BOX_MARGIN)
+    diameter = 2.0 * float(np.linalg.norm(points - centre, axis=1).max())
+    return HeadFrame(center=tuple(float(x) for x in centre), size=diameter * HEAD_BOX_MARGIN)
 
 
 def shape_key_owner(rig: bpy.types.Object) -> bpy.types.Object | None:
