@@ -24,7 +24,7 @@ from blender_addon.blender.condition_render import NOTICE_PREFIX, BundleRequest,
 from blender_addon.blender.landmark_finder import find_landmarks  # noqa: E402
 from tests.fixtures.characters import (  # noqa: E402
     add_arkit_head, add_family_head, add_gltf_character, add_imported_mesh_head, add_long_hair, add_mixamo_character,
-    add_shape_key_head, add_square_head,
+    add_rigify_head, add_shape_key_head, add_square_head,
 )
 
 pytestmark = pytest.mark.blender
@@ -195,6 +195,18 @@ def test_face_cap_and_vroid_key_names_give_the_face_landmarks(family):
     _assert_near(found, {name: expected[name] for name in ("eye_L", "eye_R", "mouth_L", "mouth_R", "brow_L", "brow_R", "chin")}, 0.1, 0.068)
     _assert_near(found, {"nose_tip": expected["nose_tip"]}, 0.25, 0.068)
     assert found["ear_L"][0] > 0.08 and found["ear_R"][0] < -0.08
+
+
+def test_rigify_face_controls_mark_the_mouth_corners_ears_and_chin():
+    """18.5: a Rigify face rig's ``lips.L``/``lips.R``, ``ear.L``/``ear.R`` and ``chin`` controls give those
+    landmarks, on the surface in front of (beside, for the ears) each control, within 0.1 eye distances."""
+    _fresh()
+    rig = add_rigify_head(face_rig=True)
+    report = find_landmarks(rig, bpy.context.evaluated_depsgraph_get())
+    assert report.found["mouth_L"] == "bone lips.L" and report.found["ear_R"] == "bone ear.R" and report.found["chin"] == "bone chin"
+    expected = {"mouth_L": (0.03, -0.0825, 1.6), "mouth_R": (-0.03, -0.0825, 1.6), "ear_L": (0.0897, 0.0, 1.65),
+                "ear_R": (-0.0897, 0.0, 1.65), "chin": (0.0, -0.1, 1.57)}
+    _assert_near(_landmarks(rig), expected, 0.1, eye_distance=0.068)
 
 
 def test_a_mesh_only_head_renders_with_its_eyes_and_teeth_under_empties(tmp_path):

@@ -208,11 +208,11 @@ class _HeadReader:
         return (positions[region] * offsets[region, None]).sum(axis=0) / offsets[region].sum()
 
     def nose_by_shape(self) -> _Candidate | None:
-        """The most forward point of the face: in the middle band, between eye height and a half
-        head below it (the nose, not the forehead or the chin)."""
+        """The most forward point of the face: in the middle band (between the eyes' inner corners),
+        from just below eye height to 0.4 head below it (the nose, not the eyeballs, brow or chin)."""
         rel = self.relative(self.points)
         height = self.axes.height
-        band = (np.abs(rel[:, 0]) < 0.12 * height) & (rel[:, 1] < 0.05 * height) & (rel[:, 1] > -0.4 * height)
+        band = (np.abs(rel[:, 0]) < 0.08 * height) & (rel[:, 1] < -0.05 * height) & (rel[:, 1] > -0.4 * height)
         if not band.any():
             return None
         return _Candidate(self.points[band][int(np.argmax(rel[band, 2]))], "the most forward point of the face")

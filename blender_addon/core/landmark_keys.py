@@ -1,8 +1,8 @@
 """Which shape keys locate a landmark, across the naming families imported characters arrive with.
 
 ARKit (``mouthSmileLeft``), its ``_L``/``_R`` spelling (Face Cap, many Blender exports:
-``mouthSmile_L``), VRoid's ``Fcl_*`` keys and the VRM expression presets (``blink_l``/``blinkLeft``,
-``aa``). A landmark has several alternatives, tried in order; an alternative is a list of parts,
+``mouthSmile_L``), VRoid's ``Fcl_*`` keys, the VRM expression presets (``blink_l``/``blinkLeft``,
+``aa``) and Ready Player Me's Oculus visemes (``viseme_aa``, ``viseme_I``) for heads without ARKit keys. A landmark has several alternatives, tried in order; an alternative is a list of parts,
 each a key name and, for a key that moves both sides at once (``browInnerUp``, ``Fcl_BRW_Angry``),
 the side of the face whose vertices count. Names compare case-insensitively. Plain Python, so the
 choice is testable without Blender.
@@ -34,7 +34,7 @@ _EYES = _sided(("eyeBlinkLeft", "eyeBlink_L", "Fcl_EYE_Close_L", "blink_l", "bli
                ("eyeBlink", "Fcl_EYE_Close", "blink"))
 _MOUTH = _sided(("mouthSmileLeft", "mouthSmile_L", "mouthStretchLeft", "mouthStretch_L"),
                 ("mouthSmileRight", "mouthSmile_R", "mouthStretchRight", "mouthStretch_R"),
-                ("mouthSmile", "Fcl_MTH_I", "Fcl_MTH_Joy", "ih", "happy"))
+                ("mouthSmile", "Fcl_MTH_I", "Fcl_MTH_Joy", "ih", "viseme_I", "happy"))
 _BROWS = {
     side: [[KeyPart(down)] for down in (f"browDown{word}", f"browDown_{side}")]
     + [[KeyPart(outer), KeyPart("browInnerUp", side)] for outer in (f"browOuterUp{word}", f"browOuterUp_{side}")]
@@ -45,7 +45,7 @@ _BROWS = {
 """Brows at mid-brow: ``browDown`` moves the whole brow; outer and inner raises together span it."""
 
 KEY_ALTERNATIVES: dict[str, list[list[KeyPart]]] = {
-    "chin": [[KeyPart(name)] for name in ("jawOpen", "Fcl_MTH_A", "aa", "mouthOpen")],
+    "chin": [[KeyPart(name)] for name in ("jawOpen", "Fcl_MTH_A", "aa", "viseme_aa", "mouthOpen")],
     "nose_tip": [[KeyPart("noseSneerLeft"), KeyPart("noseSneerRight")], [KeyPart("noseSneer_L"), KeyPart("noseSneer_R")]],
     "eye_L": _EYES["L"], "eye_R": _EYES["R"],
     "mouth_L": _MOUTH["L"], "mouth_R": _MOUTH["R"],
