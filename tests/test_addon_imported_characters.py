@@ -24,7 +24,7 @@ from blender_addon.blender.condition_render import NOTICE_PREFIX, BundleRequest,
 from blender_addon.blender.landmark_finder import find_landmarks  # noqa: E402
 from tests.fixtures.characters import (  # noqa: E402
     add_arkit_head, add_family_head, add_gltf_character, add_imported_mesh_head, add_long_hair, add_mixamo_character,
-    add_rigify_head, add_shape_key_head, add_square_head,
+    add_rigify_head, add_shape_key_head, add_square_head, as_gltf_import,
 )
 
 pytestmark = pytest.mark.blender
@@ -175,6 +175,20 @@ def test_key_landmarks_follow_the_posed_head():
     rotation = np.array(Matrix.Rotation(np.radians(30.0), 3, "Z"))
     expected = {name: rotation @ (still[name] - pivot) + pivot for name in ("nose_tip", "mouth_L", "mouth_R", "brow_L", "brow_R", "chin")}
     _assert_near(_landmarks(rig), expected, 0.1, eye_distance=0.068)
+
+
+def test_a_gltf_rotated_mesh_only_head_gets_the_same_landmarks():
+    """18.1: a mesh-only head whose object an import rotated 90 degrees about X (its mesh and keys
+    stored Y-up) gets every landmark within 0.05 eye distances of the upright head's."""
+    _fresh()
+    upright = add_family_head("facecap")
+    find_landmarks(upright, bpy.context.evaluated_depsgraph_get())
+    expected = _landmarks(upright)
+    _fresh()
+    turned = as_gltf_import(add_family_head("facecap"))
+    report = find_landmarks(turned, bpy.context.evaluated_depsgraph_get())
+    assert not report.missing and not report.problems
+    _assert_near(_landmarks(turned), expected, 0.05, eye_distance=0.068)
 
 
 @pytest.mark.parametrize("family", ["facecap", "vroid"])
