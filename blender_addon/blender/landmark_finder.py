@@ -83,7 +83,7 @@ def landmark_group_problems(meshes: list[bpy.types.Object]) -> list[str]:
     a misspelled prefix, and groups without any weighted vertex."""
     problems = []
     for mesh_object in meshes:
-        used = {element.group for vertex in mesh_object.data.vertices for element in vertex.groups if element.weight > 0}
+        used = _weighted_groups(mesh_object)
         for group in mesh_object.vertex_groups:
             lowered = group.name.lower()
             if not lowered.startswith("landmark"):
@@ -99,11 +99,16 @@ def landmark_group_problems(meshes: list[bpy.types.Object]) -> list[str]:
     return problems
 
 
+def _weighted_groups(mesh_object: bpy.types.Object) -> set[int]:
+    """Indices of the vertex groups that hold at least one vertex with a weight above zero."""
+    return {element.group for vertex in mesh_object.data.vertices for element in vertex.groups if element.weight > 0}
+
+
 def existing_landmarks(meshes: list[bpy.types.Object]) -> set[str]:
     """Landmarks that have a group holding at least one weighted vertex (an empty group is no landmark)."""
     present = set()
     for mesh_object in meshes:
-        used = {element.group for vertex in mesh_object.data.vertices for element in vertex.groups if element.weight > 0}
+        used = _weighted_groups(mesh_object)
         present |= {group.name[len(LANDMARK_GROUP_PREFIX):] for group in mesh_object.vertex_groups
                     if group.name.startswith(LANDMARK_GROUP_PREFIX) and group.index in used
                     and group.name[len(LANDMARK_GROUP_PREFIX):] in LANDMARK_NAMES}
@@ -134,7 +139,8 @@ class _HeadReader:
         self.reach = 2.0 * float((self.points.max(axis=0) - self.points.min(axis=0)).max())
 
     def _eyes(self) -> dict[str, tuple[np.ndarray, str]]:
-        """Eye centres: eye bones, else eye meshes (sides decided once the axes are known), else blink keys."""
+        """Eye centres: eye bones, else eye meshes (their sides decided once the axes are known); none
+        otherwise (the eye landmarks then come from blink keys, and the front is taken as -Y)."""
         bones = eye_bone_points(self.rig, self.depsgraph)
         if len(bones) == 2:
             return bones

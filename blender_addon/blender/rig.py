@@ -140,7 +140,7 @@ def landmark_sources(rig: bpy.types.Object) -> dict[str, LandmarkSource]:
     if not sources:
         expected = ", ".join(LANDMARK_GROUP_PREFIX + name for name in LANDMARK_NAMES[:3])
         raise FormatError("rig.landmarks", f"rig {rig.name!r} has no landmark vertex groups ({expected}, ...) and Find Landmarks "
-                          "found none from its bones (eye, neck, jaw) or ARKit shape keys",
+                          "found none from its bones, eye meshes, face shape keys or head shape",
                           "add vertex groups named landmark:<name> on the head mesh, or use Add Demo Head")
     return sources
 
