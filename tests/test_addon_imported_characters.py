@@ -114,6 +114,26 @@ def test_a_character_posed_far_from_its_rest_pose_is_framed_where_it_stands(tmp_
     assert np.abs(inside).max() < 0.5 and inside[:, 0].std() > 0.05
 
 
+def test_cameras_follow_a_head_that_walks_out_of_its_rest_box(tmp_path):
+    """18.2: a character walking 3 m between frames 1 and 3 is framed where its head is in each frame: the
+    head is in every view of both frames, at the same size (eye spacing equal within 5%)."""
+    _fresh()
+    rig = add_mixamo_character()
+    hips = rig.pose.bones["mixamorig:Hips"]
+    for frame, x in ((1, 0.5), (3, 3.0)):
+        hips.location = (x, 0.0, 0.0)
+        hips.keyframe_insert("location", frame=frame)
+    bpy.context.scene.frame_set(1)
+    out, notices = _render(rig.name, tmp_path / "walk", frames=[1, 3])
+    assert any("the cameras follow the head" in notice for notice in notices)
+    spacing = []
+    for frame in (1, 3):
+        render, passes = _passes(out, "yaw0_pitch0", frame)
+        assert 0.1 < passes["mask"].mean() < 0.9 and not passes["mask"][0].any(), frame
+        spacing.append(abs(render.landmarks["eye_L"][0] - render.landmarks["eye_R"][0]))
+    assert spacing[1] == pytest.approx(spacing[0], rel=0.05) and spacing[0] > 0.2 * SIZE
+
+
 def _hide_head(rig: bpy.types.Object) -> None:
     for mesh in rig_data.rig_meshes(rig):
         mesh.hide_render = True

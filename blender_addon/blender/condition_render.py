@@ -190,20 +190,23 @@ def _landmark_messages(rig: bpy.types.Object) -> list[str]:
             "correct them by hand)"] + report.messages()
 
 
-def _camera_frame(rig: bpy.types.Object, scene: ConditionScene, frames: list[int], rest: HeadFrame) -> tuple[HeadFrame, str | None]:
-    """The head box the cameras orbit: the rest pose's while the posed (evaluated) head stays inside
-    it in every frame to render (so every bundle of a rig is framed alike), else a box around the
-    posed head in all those frames, with a sentence saying so (a character opened mid-clip, a rest
-    pose far from where the animation puts the head)."""
+def _camera_frames(rig: bpy.types.Object, scene: ConditionScene, frames: list[int], rest: HeadFrame) -> tuple[list[HeadFrame], str | None]:
+    """The head box the cameras orbit in each frame to render (the current one when ``frames`` is
+    empty): the rest pose's while the posed (evaluated) head stays inside it (so every bundle of a rig
+    is framed alike); else, in every frame, a box centred on the posed head of that frame, its edge the
+    largest any frame needs (the head keeps its size in the picture while the cameras follow it), with
+    a sentence saying so (a character opened mid-clip, a rest pose far from where the animation puts it).
+    Every pass is in head space, which moves with the box; the bundle records the first frame's box."""
     meshes = rig_data.rig_meshes(rig)
-    points = np.concatenate([head_points(rig, meshes, scene.set_frame(frame)) for frame in frames] if frames
-                            else [head_points(rig, meshes, scene.evaluated())])
-    if len(points) == 0 or np.all(np.abs(points - np.asarray(rest.center)) <= rest.size / 2.0):
-        return rest, None
-    posed = rig_data.frame_around(points, rig)
-    offset = float(np.linalg.norm(np.asarray(posed.center) - np.asarray(rest.center)))
-    return posed, (f"the posed head of {rig.name!r} leaves its rest-pose box ({offset:.2f} m from it): the cameras frame "
-                   "the head as posed in the frames rendered; canonical coordinates still come from the rest pose")
+    posed = [head_points(rig, meshes, scene.set_frame(frame)) for frame in frames] if frames else [head_points(rig, meshes, scene.evaluated())]
+    if all(len(points) == 0 or np.all(np.abs(points - np.asarray(rest.center)) <= rest.size / 2.0) for points in posed):
+        return [rest] * len(posed), None
+    boxes = [rig_data.frame_around(points, rig) if len(points) else rest for points in posed]
+    size = max([rest.size] + [box.size for box in boxes])
+    offset = max(float(np.linalg.norm(np.asarray(box.center) - np.asarray(rest.center))) for box in boxes)
+    return [HeadFrame(center=box.center, size=size) for box in boxes], (
+        f"the posed head of {rig.name!r} leaves its rest-pose box (up to {offset:.2f} m from it): the cameras follow the "
+        "head as posed in each frame; canonical coordinates still come from the rest pose")
 
 
 def _random_expression_channels(rig: bpy.types.Object, layout: list[str], head_size: float) -> tuple[list[str], list[str]]:
@@ -258,7 +261,7 @@ def render_bundle(request: BundleRequest, source_scene: bpy.types.Scene) -> Iter
                     yield 0.0, NOTICE_PREFIX + (f"expression channel(s) {', '.join(still)} of rig {rig.name!r} move nothing the "
                                                 "render shows (a bone that deforms no vertex, a key that moves none): "
                                                 "random expressions keep them at rest")
-            head, framing = _camera_frame(rig, scene, [] if request.random_expressions else request.frames, rest)
+            heads, framing = _camera_frames(rig, scene, [] if request.random_expressions else request.frames, rest)
             if framing is not None:
                 yield 0.0, NOTICE_PREFIX + framing
             for step in range(steps):
@@ -269,6 +272,7 @@ def render_bundle(request: BundleRequest, source_scene: bpy.types.Scene) -> Iter
                     frame_index = request.frames[step] if request.frames else source_scene.frame_current
                     depsgraph = scene.set_frame(frame_index)
                 frames.append(Frame(frame_index, rig_data.expression_code(rig, layout, depsgraph)))
+                head = heads[min(step, len(heads) - 1)]
                 landmark_points = rig_data.landmark_head_points(rig_data.evaluated_landmarks(sources, depsgraph), head)
                 in_view = []
                 for view in request.views:
@@ -281,7 +285,7 @@ def render_bundle(request: BundleRequest, source_scene: bpy.types.Scene) -> Iter
     finally:
         _restore_pose(rig, backup)
     bundle = ConditionBundle(
-        width=request.width, height=request.height, head_frame=head, views=list(request.views), frames=frames,
+        width=request.width, height=request.height, head_frame=heads[0], views=list(request.views), frames=frames,
         renders=renders, expression_names=list(layout),
         source={"tool": "avatar_foundry blender add-on", "version": addon_version, "blender": bpy.app.version_string,
                 "rig": rig.name, "target": request.target, "random_expressions": request.random_expressions, "seed": request.seed},
