@@ -92,6 +92,22 @@ def test_a_gltf_rotated_armature_gets_its_landmarks_where_they_belong():
     assert any("looks along world +X" in problem and "rotate the character to face -Y" in problem for problem in report.problems)
 
 
+def test_landmarks_on_a_low_poly_head_sit_in_front_of_their_bones():
+    """18.6: on a low-poly head (a 7 x 5 segment sphere, faces centimetres wide) the eyes and ears lie on
+    the surface exactly in front of (beside) their source point, within 0.03 eye distances across the
+    view, instead of at the nearest vertex of the face they hit."""
+    _fresh()
+    rig = add_mixamo_character(head_segments=(7, 5))
+    find_landmarks(rig, bpy.context.evaluated_depsgraph_get())
+    found = _landmarks(rig)
+    for name in ("eye_L", "eye_R"):
+        across = found[name][[0, 2]] - np.asarray(MIXAMO_CONVENTION[name])[[0, 2]]
+        assert np.linalg.norm(across) <= 0.03 * EYE_DISTANCE, name
+    for name in ("ear_L", "ear_R"):
+        across = found[name][[1, 2]] - np.asarray(MIXAMO_CONVENTION[name])[[1, 2]]
+        assert np.linalg.norm(across) <= 0.03 * EYE_DISTANCE, name
+
+
 def test_a_character_posed_far_from_its_rest_pose_is_framed_where_it_stands(tmp_path):
     """18.2: with the hips posed 2 m from the rest pose, every view shows the head (the cameras frame the
     posed head, and the user is told), its eyes are on the face, and canonical coordinates still span the
