@@ -199,7 +199,7 @@ def _camera_frames(rig: bpy.types.Object, scene: ConditionScene, frames: list[in
     Every pass is in head space, which moves with the box; the bundle records the first frame's box."""
     meshes = rig_data.rig_meshes(rig)
     posed = [head_points(rig, meshes, scene.set_frame(frame)) for frame in frames] if frames else [head_points(rig, meshes, scene.evaluated())]
-    if all(len(points) == 0 or np.all(np.abs(points - np.asarray(rest.center)) <= rest.size / 2.0) for points in posed):
+    if all(rig_data.holds(rest, points) for points in posed):
         return [rest] * len(posed), None
     boxes = [rig_data.frame_around(points, rig) if len(points) else rest for points in posed]
     size = max([rest.size] + [box.size for box in boxes])

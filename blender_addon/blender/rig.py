@@ -176,6 +176,17 @@ def frame_around(points: np.ndarray, rig: bpy.types.Object) -> HeadFrame:
     return HeadFrame(center=tuple(float(x) for x in centre), size=diameter * HEAD_BOX_MARGIN)
 
 
+POSE_SLACK = 1.1
+"""A posed head may reach this much beyond the sphere its rest box was made around (an open jaw, a
+tilt) and still be framed by the rest box: well inside the margin, so nothing is cut."""
+
+
+def holds(frame: HeadFrame, points: np.ndarray) -> bool:
+    """True when the points lie inside the sphere the box frames (``frame_around``), with ``POSE_SLACK``."""
+    reach = frame.size / (2.0 * HEAD_BOX_MARGIN) * POSE_SLACK
+    return len(points) == 0 or bool(np.linalg.norm(points - np.asarray(frame.center), axis=1).max() <= reach)
+
+
 def shape_key_owner(rig: bpy.types.Object) -> bpy.types.Object | None:
     """The rig mesh with the most shape keys (the face)."""
     candidates = [mesh for mesh in rig_meshes(rig) if mesh.data.shape_keys is not None]
