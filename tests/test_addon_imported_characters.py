@@ -78,13 +78,23 @@ def test_a_gltf_rotated_armature_gets_its_landmarks_where_they_belong():
     """18.1/18.6: an armature object rotated 90 degrees about X (as glTF imports leave it) gets the same
     landmarks as the upright character, each within 0.1 eye distances of the convention's point (pupil,
     nose tip, neck base on its axis, ears at the head's sides); the user is told the face's direction came
-    from the eyes. The same character turned to face +X is warned about, naming the direction and the fix."""
+    from the eyes; a head bone an importer pointed at the eyes is not taken for up (within 0.15 then). The same character
+    turned to face +X is warned about, naming the direction and the fix."""
     for build in (add_mixamo_character, add_gltf_character):
         _fresh()
         rig = build()
         report = find_landmarks(rig, bpy.context.evaluated_depsgraph_get())
         assert "front from the eyes" in report.facing and not report.problems
         _assert_near(_landmarks(rig), MIXAMO_CONVENTION, 0.1)
+    _fresh()
+    rig = add_mixamo_character()  # an importer pointed the head bone at the eyes
+    bpy.context.view_layer.objects.active = rig
+    bpy.ops.object.mode_set(mode="EDIT")
+    rig.data.edit_bones["mixamorig:Head"].tail = (0.0, -0.2, 1.6)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    report = find_landmarks(rig, bpy.context.evaluated_depsgraph_get())
+    assert "the head bone points sideways" in report.facing and not report.problems
+    _assert_near(_landmarks(rig), MIXAMO_CONVENTION, 0.15)  # the head's axis now from its bounds, which the nose pulls forward
     _fresh()
     rig = add_gltf_character()
     rig.matrix_world = Matrix.Rotation(np.pi / 2.0, 4, "Z") @ rig.matrix_world

@@ -3,7 +3,7 @@
 Imported characters arrive with their armature or mesh object rotated (glTF's Y-up turned Z-up is a
 90 degree rotation about X), so the rig object's own axes say nothing about the face. What does:
 
-- up: the head bone's axis as posed (world +Z for a head without bones);
+- up: the head bone's axis as posed, unless it points sideways (world +Z then, and without bones);
 - forward: from the head's axis to its eyes (eye bones, else eye meshes found by name or shape),
   square to up; a head without eyes is taken to face the renders' front, world -Y.
 
@@ -19,7 +19,7 @@ import bpy
 import numpy as np
 
 from ..core.rig_naming import face_part, find_bone
-from .head_region import head_bone_line, is_hair
+from .head_region import head_bone_line, is_hair, upright_head_line
 from .mesh_points import world_vertices
 
 RENDER_FRONT = np.array([0.0, -1.0, 0.0])
@@ -124,14 +124,15 @@ def eye_mesh_centres(meshes: list[bpy.types.Object], depsgraph: bpy.types.Depsgr
 def head_axes(rig: bpy.types.Object, head_points: np.ndarray, eyes: list[np.ndarray], eyes_how: str,
               depsgraph: bpy.types.Depsgraph) -> HeadAxes:
     """The head's axes from its bone and eyes (see the module docstring); ``how`` says what was used."""
-    line = head_bone_line(rig, depsgraph)
+    line = upright_head_line(rig, depsgraph)
     low, high = head_points.min(axis=0), head_points.max(axis=0)
     middle = (low + high) / 2.0
-    if line is not None and np.linalg.norm(line[1] - line[0]) > 0:
+    if line is not None:
         base, tip = line
         up, up_how = _unit(tip - base), "up from the head bone"
     else:
-        base, up, up_how = middle, np.array([0.0, 0.0, 1.0]), "up is world +Z"
+        base, up = middle, np.array([0.0, 0.0, 1.0])
+        up_how = "up is world +Z" + (" (the head bone points sideways)" if head_bone_line(rig, depsgraph) is not None else "")
     height = float(np.ptp(head_points @ up))
     if eyes:
         eye_middle = np.mean(eyes, axis=0)

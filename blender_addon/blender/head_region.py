@@ -141,9 +141,24 @@ def head_bone_line(rig: bpy.types.Object, depsgraph: bpy.types.Depsgraph | None 
     return np.array(matrix @ base, dtype=np.float64), np.array(matrix @ tip, dtype=np.float64)
 
 
-def _above_neck(rig: bpy.types.Object, points: np.ndarray, depsgraph: bpy.types.Depsgraph | None) -> np.ndarray:
-    """The points no lower (along the head bone) than its base minus ``NECK_ALLOWANCE`` of its length."""
+UPRIGHT_COSINE = float(np.cos(np.radians(50.0)))
+"""A head bone tilted further than this from world +Z (importers orient bones toward a child, which
+may be the eyes) does not say where the head's up is."""
+
+
+def upright_head_line(rig: bpy.types.Object, depsgraph: bpy.types.Depsgraph | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """``head_bone_line`` when the bone points up (within ``UPRIGHT_COSINE`` of world +Z), else None."""
     line = head_bone_line(rig, depsgraph)
+    if line is None:
+        return None
+    axis = line[1] - line[0]
+    length = float(np.linalg.norm(axis))
+    return line if length > 0.0 and axis[2] / length >= UPRIGHT_COSINE else None
+
+
+def _above_neck(rig: bpy.types.Object, points: np.ndarray, depsgraph: bpy.types.Depsgraph | None) -> np.ndarray:
+    """The points no lower (along an upright head bone) than its base minus ``NECK_ALLOWANCE`` of its length."""
+    line = upright_head_line(rig, depsgraph)
     if line is None or len(points) == 0:
         return points
     base, tip = line
