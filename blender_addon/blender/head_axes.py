@@ -56,8 +56,9 @@ class HeadAxes:
             angle = math.degrees(math.acos(float(np.clip(flat @ RENDER_FRONT / np.linalg.norm(flat), -1.0, 1.0))))
         if angle <= FACING_TOLERANCE_DEGREES:
             return None
-        looks = "world " + "".join(f"{'+' if value > 0 else '-'}{axis}" for axis, value in zip("XYZ", self.forward) if abs(value) > 0.5)
-        return (f"the face looks along {looks or 'an oblique direction'} ({self.how}), {angle:.0f} degrees from the "
+        axes = "".join(f"{'+' if value > 0 else '-'}{axis}" for axis, value in zip("XYZ", self.forward) if abs(value) > 0.5)
+        looks = f"world {axes}" if axes else "an oblique direction"
+        return (f"the face looks along {looks} ({self.how}), {angle:.0f} degrees from the "
                 "front view (-Y): the yaw-0 view will not show the face; rotate the character to face -Y")
 
 
