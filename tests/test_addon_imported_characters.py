@@ -17,6 +17,7 @@ from blender_addon.formats.errors import FormatError
 
 bpy = pytest.importorskip("bpy")
 
+import bmesh  # noqa: E402
 from mathutils import Matrix, Quaternion  # noqa: E402
 
 from blender_addon.blender import rig as rig_data  # noqa: E402
@@ -289,6 +290,27 @@ def test_a_mesh_only_head_renders_with_its_eyes_and_teeth_under_empties(tmp_path
         x, y, visible = render.landmarks[name]
         assert visible == 1.0
         assert with_eyes["depth"][int(y), int(x)] < holes["depth"][int(y), int(x)] - 0.1, f"{name}: the eye opening is a hole"
+
+
+def test_loose_eyeballs_inside_a_mesh_only_head_belong_to_it():
+    """18.7: eyeballs an import left as loose top-level objects beside a mesh-only head (no empties, no
+    bones) belong to the head: they are among its meshes and give its eyes; a mesh elsewhere does not."""
+    _fresh()
+    face = add_family_head("facecap")
+    for name, x in (("Eye_L", 0.034), ("Eye_R", -0.034)):
+        eye = bpy.data.objects.new(name, bpy.data.meshes.new(name))
+        bpy.context.scene.collection.objects.link(eye)
+        sphere = bmesh.new()
+        bmesh.ops.create_uvsphere(sphere, u_segments=12, v_segments=8, radius=0.016)
+        sphere.to_mesh(eye.data)
+        sphere.free()
+        eye.location = (x, -0.095, 1.68)
+    floor = bpy.data.objects.new("Floor", bpy.data.meshes.new("Floor"))
+    bpy.context.scene.collection.objects.link(floor)
+    bpy.context.view_layer.update()
+    assert {mesh.name for mesh in rig_data.rig_meshes(face)} == {"FamilyHead", "Eye_L", "Eye_R"}
+    report = find_landmarks(face, bpy.context.evaluated_depsgraph_get())
+    assert report.found["eye_L"] == "eye mesh Eye_L" and report.found["eye_R"] == "eye mesh Eye_R"
 
 
 def test_a_wide_square_head_is_inside_the_frame_at_every_yaw(tmp_path):

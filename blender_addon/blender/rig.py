@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import bpy
 import numpy as np
+from mathutils import Vector
 
 from ..core.expression_code import extract_code, rig_layout
 from ..core.projection import head_points_from_blender
@@ -81,9 +82,11 @@ def find_rig(name: str | None, context_object: bpy.types.Object | None = None) -
 
 def rig_meshes(rig: bpy.types.Object) -> list[bpy.types.Object]:
     """The meshes of a rig: its child meshes (and meshes deformed by it). A mesh rig is its own first
-    mesh, followed by the meshes of its hierarchy (``head_hierarchy``: eyes and teeth beside it)."""
+    mesh, followed by the meshes of its hierarchy (``head_hierarchy``: eyes and teeth beside it) and
+    the loose meshes of its collection that sit inside it (``_inside_head``)."""
     if rig.type == "MESH":
-        return [rig] + [obj for obj in head_hierarchy(rig) if obj.type == "MESH" and obj is not rig and _armature_of(obj) is None]
+        family = [obj for obj in head_hierarchy(rig) if obj.type == "MESH" and obj is not rig and _armature_of(obj) is None]
+        return [rig] + family + [obj for obj in _inside_head(rig) if obj not in family]
     children = [child for child in rig.children_recursive if child.type == "MESH"]
     deformed = [obj for obj in bpy.data.objects if obj.type == "MESH" and obj not in children and obj is not rig
                 and rig.type == "ARMATURE" and _armature_of(obj) is rig]
@@ -98,6 +101,29 @@ def head_hierarchy(head: bpy.types.Object) -> list[bpy.types.Object]:
     while root.parent is not None:
         root = root.parent
     return [root] + list(root.children_recursive)
+
+
+def _world_bounds(obj: bpy.types.Object) -> np.ndarray:
+    """(2, 3) world-space low and high corners of an object's bounding box."""
+    corners = np.array([obj.matrix_world @ Vector(corner) for corner in obj.bound_box], dtype=np.float64)
+    return np.stack([corners.min(axis=0), corners.max(axis=0)])
+
+
+def _inside_head(head: bpy.types.Object) -> list[bpy.types.Object]:
+    """Meshes an import left loose beside a mesh-only head (eyeballs, teeth as top-level objects): in a
+    collection of the head, without parent or armature, their bounds' centre inside the head's bounds."""
+    low, high = _world_bounds(head)
+    collections = set(head.users_collection)
+    found = []
+    for obj in bpy.data.objects:
+        if obj is head or obj.type != "MESH" or obj.parent is not None or _armature_of(obj) is not None:
+            continue
+        if not collections.intersection(obj.users_collection):
+            continue
+        centre = _world_bounds(obj).mean(axis=0)
+        if np.all(centre >= low) and np.all(centre <= high):
+            found.append(obj)
+    return found
 
 
 def rig_objects(rig: bpy.types.Object) -> list[bpy.types.Object]:
