@@ -161,6 +161,21 @@ def test_cameras_follow_a_head_that_walks_out_of_its_rest_box(tmp_path):
     assert spacing[1] == pytest.approx(spacing[0], rel=0.05) and spacing[0] > 0.2 * SIZE
 
 
+def test_the_neck_inside_the_body_is_drawn_from_every_side(tmp_path):
+    """18.6: the neck landmark lies inside the neck (OpenPose's neck, between the shoulders), so it is drawn
+    wherever it falls on the rendered head, from the back too, where the nose and eyes are hidden."""
+    from blender_addon.blender.demo_head import add_demo_head
+
+    _fresh()
+    rig = add_demo_head(bpy.context)
+    out, _ = _render(rig.name, tmp_path / "neck", angles=((0.0, 0.0), (90.0, 0.0), (180.0, 0.0)))
+    for view in ("yaw0_pitch0", "yaw90_pitch0", "yaw180_pitch0"):
+        render, _ = _passes(out, view)
+        assert render.landmarks["neck"][2] == 1.0, view
+    back, _ = _passes(out, "yaw180_pitch0")
+    assert back.landmarks["nose_tip"][2] == back.landmarks["eye_L"][2] == 0.0
+
+
 def _hide_head(rig: bpy.types.Object) -> None:
     for mesh in rig_data.rig_meshes(rig):
         mesh.hide_render = True
@@ -336,7 +351,8 @@ def test_long_hair_keeps_the_face_framed_and_the_ears_off_the_hair(tmp_path):
     """18.6/18.9: hair weighted to the head and hanging to the waist does not shrink the face (the eyes
     are over 20% of the picture's width apart, at most 15% closer than without hair: the cap over the
     skull counts, the tail does not) nor push the top of the head out of any view; the ears are placed
-    on the skin under the hair (within 0.1 eye distances)."""
+    on the skin under the hair (within 0.1 eye distances); the neck is projected at the neck's base,
+    well below the eyes, in every view."""
     _fresh()
     rig = add_mixamo_character()
     bare, _ = _render(rig.name, tmp_path / "bare")
@@ -347,8 +363,9 @@ def test_long_hair_keeps_the_face_framed_and_the_ears_off_the_hair(tmp_path):
     out, _ = _render(rig.name, tmp_path / "hair", angles=angles)
     assert _eye_spacing(out) >= 0.85 * _eye_spacing(bare) and _eye_spacing(out) > 0.2
     for yaw, pitch in angles:
-        _, passes = _passes(out, f"yaw{int(yaw)}_pitch{int(pitch)}")
+        render, passes = _passes(out, f"yaw{int(yaw)}_pitch{int(pitch)}")
         assert not passes["mask"][0].any(), f"the top of the head is cut at yaw {yaw}"
+        assert render.landmarks["neck"][1] > render.landmarks["eye_L"][1] + 0.2 * SIZE, f"the neck is at the neck's base, yaw {yaw}"
     body = bpy.data.objects["MixamoRig_Body"]
     assert "landmark:ear_L" in body.vertex_groups and "landmark:ear_L" not in bpy.data.objects["MixamoRig_Hair"].vertex_groups
     _assert_near(_landmarks(rig), {"ear_L": MIXAMO_CONVENTION["ear_L"], "ear_R": MIXAMO_CONVENTION["ear_R"]}, 0.1)
