@@ -23,6 +23,7 @@ from mathutils import Matrix, Quaternion  # noqa: E402
 from blender_addon.blender import rig as rig_data  # noqa: E402
 from blender_addon.blender.condition_render import NOTICE_PREFIX, BundleRequest, render_bundle  # noqa: E402
 from blender_addon.blender.landmark_finder import find_landmarks  # noqa: E402
+from blender_addon.blender.mesh_points import DeformOnly  # noqa: E402
 from tests.fixtures.characters import (  # noqa: E402
     add_arkit_head, add_family_head, add_gltf_character, add_imported_mesh_head, add_long_hair, add_mixamo_character,
     add_rigify_head, add_shape_key_head, add_square_head, as_gltf_import,
@@ -64,9 +65,11 @@ def _passes(root: Path, view: str, frame: int | None = None):
 
 
 def _landmarks(rig: bpy.types.Object) -> dict[str, np.ndarray]:
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    depsgraph.update()
-    return rig_data.evaluated_landmarks(rig_data.landmark_sources(rig), depsgraph)
+    """World positions of the rig's landmarks as the renders evaluate them (generating modifiers off)."""
+    with DeformOnly(rig_data.rig_meshes(rig)):
+        depsgraph = bpy.context.evaluated_depsgraph_get()
+        depsgraph.update()
+        return rig_data.evaluated_landmarks(rig_data.landmark_sources(rig), depsgraph)
 
 
 def _assert_near(found: dict[str, np.ndarray], expected: dict, share: float, eye_distance: float = EYE_DISTANCE) -> None:
@@ -101,6 +104,22 @@ def test_a_gltf_rotated_armature_gets_its_landmarks_where_they_belong():
     rig.matrix_world = Matrix.Rotation(np.pi / 2.0, 4, "Z") @ rig.matrix_world
     report = find_landmarks(rig, bpy.context.evaluated_depsgraph_get())
     assert any("looks along world +X" in problem and "rotate the character to face -Y" in problem for problem in report.problems)
+
+
+def test_a_subdivided_character_gets_its_landmarks_and_framing(tmp_path):
+    """A character smoothed by a Subdivision Surface modifier (its evaluated mesh has other vertices than
+    its own) gets the same landmarks (within 0.1 eye distances) and the same framing as without it, and
+    the modifier is back on in the viewport afterwards."""
+    _fresh()
+    rig = add_mixamo_character()
+    bare, _ = _render(rig.name, tmp_path / "bare")
+    _fresh()
+    rig = add_mixamo_character()
+    smooth = bpy.data.objects["MixamoRig_Body"].modifiers.new("Subdivision", "SUBSURF")
+    out, _ = _render(rig.name, tmp_path / "smooth")
+    assert smooth.show_viewport
+    _assert_near(_landmarks(rig), MIXAMO_CONVENTION, 0.1)
+    assert read_bundle(out).head_frame.size == pytest.approx(read_bundle(bare).head_frame.size, rel=0.02)
 
 
 def test_landmarks_on_a_low_poly_head_sit_in_front_of_their_bones():

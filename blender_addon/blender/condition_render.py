@@ -34,6 +34,7 @@ from .detached_animation import DetachedAnimation
 from .expression_pose import apply_code, moving_channels
 from .head_region import HeadOnlyRender, head_points
 from .landmark_finder import existing_landmarks, find_landmarks, landmark_group_problems
+from .mesh_points import DeformOnly
 
 
 NOTICE_PREFIX = "note: "
@@ -249,7 +250,7 @@ def render_bundle(request: BundleRequest, source_scene: bpy.types.Scene) -> Iter
     rng = random.Random(request.seed)
     settings = RenderSettings(request.width, request.height, request.target_samples)
     try:
-        with DetachedAnimation(rig) if request.random_expressions else nullcontext(), \
+        with DetachedAnimation(rig) if request.random_expressions else nullcontext(), DeformOnly(rig_data.rig_meshes(rig)), \
                 HeadOnlyRender(rig, rig_data.rig_meshes(rig)) as head_only, \
                 ConditionScene(source_scene, [obj for obj in rig_data.rig_objects(rig) if obj not in head_only.outside], settings,
                                [obj for obj in targets if obj not in head_only.outside]) as scene:

@@ -32,7 +32,7 @@ from ..core.rig_naming import find_bone, strip_prefix
 from . import rig as rig_data
 from .head_axes import HeadAxes, eye_bone_points, eye_mesh_centres, head_axes
 from .head_region import head_points, is_hair
-from .mesh_points import world_vertices
+from .mesh_points import DeformOnly, world_vertices
 from .surface_hits import SurfaceHit, SurfaceIndex
 
 REGION_SHARE = 0.6
@@ -304,7 +304,15 @@ def find_landmarks(rig: bpy.types.Object, depsgraph: bpy.types.Depsgraph) -> Lan
     if not any(len(mesh.data.vertices) for mesh in meshes):
         report.missing = [name for name in LANDMARK_NAMES if name not in present]
         return report
-    reader = _HeadReader(rig, depsgraph)
+    with DeformOnly(meshes):
+        depsgraph.update()
+        _place_missing(_HeadReader(rig, depsgraph), present, report)
+    depsgraph.update()
+    return report
+
+
+def _place_missing(reader: _HeadReader, present: set[str], report: LandmarkReport) -> None:
+    """Find, place and store every landmark the rig lacks, recording how in ``report``."""
     report.facing = reader.axes.how
     if (problem := reader.axes.facing_problem()) is not None:
         report.problems.append(problem)
@@ -322,4 +330,3 @@ def find_landmarks(rig: bpy.types.Object, depsgraph: bpy.types.Depsgraph) -> Lan
         placed[landmark] = _Candidate(hit.point, candidate.how)
         report.found[landmark] = candidate.how
     report.missing.sort(key=LANDMARK_NAMES.index)
-    return report
