@@ -8,7 +8,10 @@ the face in a side view) is masked out of every render pass by a render-only Mas
 the viewport, the landmarks and the user's file stay as they were.
 
 A rig without a recognisable head bone (the demo head names it ``head``; a mesh-only head has no
-bones) keeps all of its geometry, and its head box is the bounds of all its meshes.
+bones) keeps all of its geometry, and its head box holds all its meshes.
+
+What frames the head is the skull and face: hair that hangs below the head (long hair weighted to
+the head bone, a hair mesh reaching below the face) is rendered but does not frame it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """What the add-on reads from a rig: its meshes, landmark positions, head frame and expression code.
 
 A rig is an armature whose meshes form the head (the demo head, or the user's full-body character),
-or a mesh with shape keys and no armature (a head that is only a mesh).
+or a mesh with shape keys and no armature (a head that is only a mesh, with the eyes and teeth an
+import leaves beside it).
 Landmarks are vertex groups ``landmark:<name>`` on those meshes (the weighted mean of their
 vertices, after shape keys and armature deformation).
 """
