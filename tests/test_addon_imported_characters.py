@@ -327,11 +327,12 @@ def test_a_mesh_only_head_renders_with_its_eyes_and_teeth_under_empties(tmp_path
 
 
 def test_loose_eyeballs_inside_a_mesh_only_head_belong_to_it():
-    """18.7: eyeballs an import left as loose top-level objects beside a mesh-only head (no empties, no
-    bones) belong to the head: they are among its meshes and give its eyes; a mesh elsewhere does not."""
+    """18.5/18.7: eyeballs an import left as loose top-level objects beside a mesh-only head (no empties,
+    no bones, named only ``Sphere``) belong to the head: they are among its meshes and, recognised by
+    their shape, give its eyes; a mesh elsewhere does not."""
     _fresh()
     face = add_family_head("facecap")
-    for name, x in (("Eye_L", 0.034), ("Eye_R", -0.034)):
+    for name, x in (("Sphere", 0.034), ("Sphere.001", -0.034)):
         eye = bpy.data.objects.new(name, bpy.data.meshes.new(name))
         bpy.context.scene.collection.objects.link(eye)
         sphere = bmesh.new()
@@ -342,9 +343,10 @@ def test_loose_eyeballs_inside_a_mesh_only_head_belong_to_it():
     floor = bpy.data.objects.new("Floor", bpy.data.meshes.new("Floor"))
     bpy.context.scene.collection.objects.link(floor)
     bpy.context.view_layer.update()
-    assert {mesh.name for mesh in rig_data.rig_meshes(face)} == {"FamilyHead", "Eye_L", "Eye_R"}
+    assert {mesh.name for mesh in rig_data.rig_meshes(face)} == {"FamilyHead", "Sphere", "Sphere.001"}
     report = find_landmarks(face, bpy.context.evaluated_depsgraph_get())
-    assert report.found["eye_L"] == "eye mesh Eye_L" and report.found["eye_R"] == "eye mesh Eye_R"
+    assert report.found["eye_L"] == "eye mesh Sphere" and report.found["eye_R"] == "eye mesh Sphere.001"
+    _assert_near(_landmarks(face), {"eye_L": (0.034, -0.111, 1.68), "eye_R": (-0.034, -0.111, 1.68)}, 0.1, 0.068)
 
 
 def test_a_wide_square_head_is_inside_the_frame_at_every_yaw(tmp_path):

@@ -81,45 +81,51 @@ def eye_bone_points(rig: bpy.types.Object, depsgraph: bpy.types.Depsgraph) -> di
     return found
 
 
-def _looks_like_eye(name: str, points: np.ndarray, head_points: np.ndarray) -> bool:
-    """An eye mesh by name (``Eyes``, ``EyeLeft``, not ``Eyelashes``) or by shape (small and round,
-    inside the head's bounds)."""
+def _eye_by_name(name: str) -> bool:
+    """``Eyes``, ``EyeLeft``, ``Wolf3D_Eyes``; not ``Eyelashes``, ``EyeBrows``, ``Eyelid``."""
     lowered = name.lower()
-    if any(word in lowered for word in NOT_EYE_WORDS):
+    return face_part(name) == "eye" and not any(word in lowered for word in NOT_EYE_WORDS)
+
+
+def _eye_by_shape(points: np.ndarray, head_points: np.ndarray) -> bool:
+    """Small and round, in the upper half of the head's bounds (an eyeball, not teeth or an earring)."""
+    if not len(head_points):
         return False
-    if face_part(name) == "eye":
-        return True
     extent = points.max(axis=0) - points.min(axis=0)
-    head_extent = float((head_points.max(axis=0) - head_points.min(axis=0)).max()) if len(head_points) else 0.0
+    low, high = head_points.min(axis=0), head_points.max(axis=0)
     centre = points.mean(axis=0)
-    inside = len(head_points) > 0 and bool(np.all(centre >= head_points.min(axis=0)) and np.all(centre <= head_points.max(axis=0)))
-    return (inside and extent.max() <= EYE_SIZE_SHARE * head_extent and extent.min() > 0
+    inside = bool(np.all(centre >= low) and np.all(centre <= high)) and centre[2] >= (low[2] + high[2]) / 2.0
+    return (inside and extent.min() > 0 and extent.max() <= EYE_SIZE_SHARE * float((high - low).max())
             and extent.max() <= EYE_ROUNDNESS * extent.min())
 
 
+def _eye_centres(mesh_object: bpy.types.Object, points: np.ndarray) -> list[tuple[np.ndarray, str]]:
+    """One centre for an eyeball mesh, two for one mesh holding both eyes (wider than tall: split
+    across its widest horizontal spread)."""
+    how = f"eye mesh {mesh_object.name}"
+    extent = points.max(axis=0) - points.min(axis=0)
+    if extent[:2].max() <= EYE_ROUNDNESS * extent[2]:
+        return [(points.mean(axis=0), how)]
+    spread = points[:, :2] - points[:, :2].mean(axis=0)
+    _, _, axes = np.linalg.svd(spread, full_matrices=False)
+    along = spread @ axes[0]
+    return [(points[along < 0].mean(axis=0), how), (points[along >= 0].mean(axis=0), how)]
+
+
 def eye_mesh_centres(meshes: list[bpy.types.Object], depsgraph: bpy.types.Depsgraph, head_points: np.ndarray) -> list[tuple[np.ndarray, str]]:
-    """Centres of the eyeballs among the meshes (not the largest one, the face): one per eye mesh, or
-    two for one mesh holding both eyes (split across its widest horizontal spread)."""
+    """Centres of the two eyeballs among the meshes other than the face (the largest): meshes named
+    as eyes, else meshes shaped as eyes; none unless exactly two eyes are found."""
     if len(meshes) < 2:
         return []
     face = max(meshes, key=lambda mesh: len(mesh.data.vertices))
-    centres = []
-    for mesh_object in meshes:
-        if mesh_object is face or is_hair(mesh_object) or not len(mesh_object.data.vertices):
-            continue
-        points = world_vertices(mesh_object, depsgraph)
-        if not _looks_like_eye(mesh_object.name, points, head_points):
-            continue
-        spread = points[:, :2] - points[:, :2].mean(axis=0)
-        _, _, axes = np.linalg.svd(spread, full_matrices=False)
-        along = spread @ axes[0]
-        extent = points.max(axis=0) - points.min(axis=0)
-        if extent[:2].max() > EYE_ROUNDNESS * extent[2]:  # wider than tall: both eyes in one mesh
-            centres += [(points[along < 0].mean(axis=0), f"eye mesh {mesh_object.name}"),
-                        (points[along >= 0].mean(axis=0), f"eye mesh {mesh_object.name}")]
-        else:
-            centres.append((points.mean(axis=0), f"eye mesh {mesh_object.name}"))
-    return centres if len(centres) == 2 else []
+    others = [(mesh, world_vertices(mesh, depsgraph)) for mesh in meshes
+              if mesh is not face and not is_hair(mesh) and len(mesh.data.vertices)]
+    for chosen in ([(mesh, points) for mesh, points in others if _eye_by_name(mesh.name)],
+                   [(mesh, points) for mesh, points in others if _eye_by_shape(points, head_points)]):
+        centres = [centre for mesh, points in chosen for centre in _eye_centres(mesh, points)]
+        if len(centres) == 2:
+            return centres
+    return []
 
 
 def head_axes(rig: bpy.types.Object, head_points: np.ndarray, eyes: list[np.ndarray], eyes_how: str,
