@@ -1,11 +1,12 @@
 """Which shape keys locate a landmark, across the naming families imported characters arrive with.
 
 ARKit (``mouthSmileLeft``), its ``_L``/``_R`` spelling (Face Cap, many Blender exports:
-``mouthSmile_L``), VRoid's ``Fcl_*`` keys, the VRM expression presets (``blink_l``/``blinkLeft``,
-``aa``) and Ready Player Me's Oculus visemes (``viseme_aa``, ``viseme_I``) for heads without ARKit keys. A landmark has several alternatives, tried in order; an alternative is a list of parts,
-each a key name and, for a key that moves both sides at once (``browInnerUp``, ``Fcl_BRW_Angry``),
-the side of the face whose vertices count. Names compare case-insensitively. Plain Python, so the
-choice is testable without Blender.
+``mouthSmile_L``), VRoid's ``Fcl_*`` keys, the VRM expression presets (1.0 ``blinkLeft``/``aa``,
+0.x ``Blink_L``/``A``) and Ready Player Me's Oculus visemes (``viseme_aa``, ``viseme_I``) for heads
+without ARKit keys. A landmark has several alternatives, tried in order; an alternative is a list of
+parts, each a key name and, for a key that moves both sides at once (``browInnerUp``,
+``Fcl_BRW_Angry``), the side of the face whose vertices count. Names compare case-insensitively.
+Plain Python, so the choice is testable without Blender.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ _BROWS = {
 """Brows at mid-brow: ``browDown`` moves the whole brow; outer and inner raises together span it."""
 
 KEY_ALTERNATIVES: dict[str, list[list[KeyPart]]] = {
-    "chin": [[KeyPart(name)] for name in ("jawOpen", "Fcl_MTH_A", "aa", "viseme_aa", "mouthOpen")],
+    "chin": [[KeyPart(name)] for name in ("jawOpen", "Fcl_MTH_A", "aa", "A", "viseme_aa", "mouthOpen")],
     "nose_tip": [[KeyPart("noseSneerLeft"), KeyPart("noseSneerRight")], [KeyPart("noseSneer_L"), KeyPart("noseSneer_R")]],
     "eye_L": _EYES["L"], "eye_R": _EYES["R"],
     "mouth_L": _MOUTH["L"], "mouth_R": _MOUTH["R"],
