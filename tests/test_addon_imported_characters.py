@@ -203,8 +203,9 @@ def _hide_head(rig: bpy.types.Object) -> None:
 def test_bundles_that_cannot_condition_a_pose_controlnet_are_refused(tmp_path, capsys):
     """18.3: a head whose landmarks can't draw a usable skeleton (only a chin) is refused on the command
     line (exit code 2) and by the Render Conditions button, naming the missing landmarks and Find
-    Landmarks; a head that renders in no view is refused naming the empty masks; a deferred dataset whose
-    view shows no head says its mask is empty instead of blaming the light."""
+    Landmarks; a head that renders in no view is refused naming the empty masks, one whose face landmarks
+    no front view shows is refused naming them; a deferred dataset whose view shows no head says its mask
+    is empty instead of blaming the light."""
     import blender_addon
     from backend.cli import main
 
@@ -231,6 +232,16 @@ def test_bundles_that_cannot_condition_a_pose_controlnet_are_refused(tmp_path, c
     with pytest.raises(FormatError, match="every view of frame 1 rendered an empty mask") as refused:
         _render(rig.name, tmp_path / "hidden", angles=((0.0, 0.0), (90.0, 0.0)))
     assert "render" in refused.value.hint
+    _fresh()
+    head = add_square_head()  # its face landmarks painted on the back of the head
+    positions = np.array([vertex.co for vertex in head.data.vertices])
+    back = int(np.argmax(positions[:, 1]))
+    for name in ("nose_tip", "eye_L", "eye_R"):
+        group = head.vertex_groups["landmark:" + name]
+        group.remove(list(range(len(positions))))
+        group.add([back], 1.0, "REPLACE")
+    with pytest.raises(FormatError, match="no front view of frame 1 shows the landmarks nose_tip, eye_L, eye_R"):
+        _render(head.name, tmp_path / "backwards", angles=((0.0, 0.0), (30.0, 0.0)))
     _fresh()
     rig = add_mixamo_character(eyeballs=True)
     _hide_head(rig)

@@ -139,9 +139,21 @@ def _refuse_unusable_skeleton(rig: bpy.types.Object, sources: dict) -> None:
                           f"vertex groups landmark:{missing[0]} ... on the head mesh holding the vertices at those points")
 
 
-def _refuse_empty_frame(frame: int, in_view: list[bool]) -> None:
-    if in_view and not any(in_view):
+FRONT_VIEW_DEGREES = 45.0
+"""Views within this yaw of the front must show the face's keypoints (nose or an eye) when they show the head."""
+
+
+def _refuse_unusable_frame(frame: int, views: list[View], renders: list[Render], in_view: list[bool]) -> None:
+    """Refuse a frame that conditions nothing: every mask empty, or front views that show the head
+    but none of its face keypoints (landmarks far from the face: a skeleton that contradicts the render)."""
+    if views and not any(in_view):
         raise FormatError("mask", f"every view of frame {frame} rendered an empty mask: the head is in none of them", EMPTY_MASK_HINT)
+    fronts = [render for view, render, shown in zip(views, renders, in_view)
+              if shown and abs(view.yaw) <= FRONT_VIEW_DEGREES and abs(view.pitch) <= FRONT_VIEW_DEGREES]
+    if fronts and not any(render.landmarks.get(name, (0, 0, 0))[2] > 0.5 for render in fronts for name in REQUIRED_LANDMARKS):
+        raise FormatError("rig.landmarks", f"no front view of frame {frame} shows the landmarks {', '.join(REQUIRED_LANDMARKS)} on the "
+                          "head: they lie away from the face, so the pose skeleton would contradict the render",
+                          "check the landmark: vertex groups (or delete them and press Find Landmarks)")
 
 
 @dataclass
@@ -275,14 +287,15 @@ def render_bundle(request: BundleRequest, source_scene: bpy.types.Scene) -> Iter
                 frames.append(Frame(frame_index, rig_data.expression_code(rig, layout, depsgraph)))
                 head = heads[min(step, len(heads) - 1)]
                 landmark_points = rig_data.landmark_head_points(rig_data.evaluated_landmarks(sources, depsgraph), head)
-                in_view = []
+                in_view, frame_renders = [], []
                 for view in request.views:
                     scene.place_camera(view.label, head)
                     render, shows_head = _write_render(root, view, frame_index, scene, (head, rest), landmark_points, request.width, request.height)
                     renders.append(render)
                     in_view.append(shows_head)
+                    frame_renders.append(render)
                     yield len(renders) / total, f"rendered {view.id} frame {frame_index} ({len(renders)}/{total})"
-                _refuse_empty_frame(frame_index, in_view)
+                _refuse_unusable_frame(frame_index, request.views, frame_renders, in_view)
     finally:
         _restore_pose(rig, backup)
     bundle = ConditionBundle(
