@@ -168,11 +168,10 @@ class _HeadReader:
 
     # --- sources ---------------------------------------------------------------------------------
 
-    def bone_head(self, name: str | None) -> np.ndarray | None:
-        if name is None:
-            return None
+    def bone_point(self, name: str, end: str = "head") -> np.ndarray:
+        """World position of a posed bone's head (or tail)."""
         evaluated = self.rig.evaluated_get(self.depsgraph)
-        return np.array(evaluated.matrix_world @ evaluated.pose.bones[name].head, dtype=np.float64)
+        return np.array(evaluated.matrix_world @ getattr(evaluated.pose.bones[name], end), dtype=np.float64)
 
     def rigify_bone(self, base: str) -> str | None:
         matches = [name for name in self.bone_names if strip_prefix(name).lower() == base.lower()]
@@ -232,7 +231,7 @@ class _HeadReader:
     def neck_point(self) -> _Candidate:
         name = find_bone(self.bone_names, "neck")
         if name is not None:
-            return _Candidate(self.bone_head(name), f"bone {name} (its base)")
+            return _Candidate(self.bone_point(name), f"bone {name} (its base)")
         low = float(self.relative(self.points)[:, 1].min())
         return _Candidate(self.axes.centre + self.axes.up * low, "the bottom of the head")
 
@@ -250,8 +249,7 @@ class _HeadReader:
             looks = [axes.forward]
         hits = [self.index.ray(candidate.point, look, self.reach, skip=self.hair) for look in looks]
         if hits[0] is None:
-            nearest = self.index.nearest(candidate.point, NEAREST_SHARE * axes.height, skip=self.hair)
-            return nearest
+            return self.index.nearest(candidate.point, NEAREST_SHARE * axes.height, skip=self.hair)
         if len(hits) == 2 and hits[1] is not None and hits[1].mesh is hits[0].mesh:
             front, back = hits
             return SurfaceHit(front.mesh, (front.point + back.point) / 2.0, front.vertices + back.vertices,
@@ -270,15 +268,14 @@ def _candidate(reader: _HeadReader, landmark: str, found: dict[str, _Candidate])
     if landmark == "neck":
         return reader.neck_point()
     if landmark in RIGIFY_FACE_BONES and (bone := reader.rigify_bone(RIGIFY_FACE_BONES[landmark])) is not None:
-        return _Candidate(reader.bone_head(bone), f"bone {bone}")
+        return _Candidate(reader.bone_point(bone), f"bone {bone}")
     if landmark.startswith("ear_"):
         nose = found.get("nose_tip")
         return _Candidate(reader.ear_point(nose.point if nose else None), "the side of the head")
     if (by_key := reader.key_point(landmark)) is not None:
         return by_key
     if landmark == "chin" and (jaw := find_bone(reader.bone_names, "jaw")) is not None:
-        evaluated = reader.rig.evaluated_get(reader.depsgraph)
-        return _Candidate(np.array(evaluated.matrix_world @ evaluated.pose.bones[jaw].tail, dtype=np.float64), f"bone {jaw} (its tip)")
+        return _Candidate(reader.bone_point(jaw, "tail"), f"bone {jaw} (its tip)")
     if landmark == "nose_tip":
         return reader.nose_by_shape()
     return None
