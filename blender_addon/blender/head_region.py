@@ -8,7 +8,10 @@ the face in a side view) is masked out of every render pass by a render-only Mas
 the viewport, the landmarks and the user's file stay as they were.
 
 A rig without a recognisable head bone (the demo head names it ``head``; a mesh-only head has no
-bones) keeps all of its geometry, and its head box is the bounds of all its meshes.
+bones) keeps all of its geometry, and its head box holds all its meshes.
+
+What frames the head is the skull and face: hair that hangs below the head (long hair weighted to
+the head bone, a hair mesh reaching below the face) is rendered but does not frame it.
 """
 
 from __future__ import annotations
@@ -89,19 +92,86 @@ def vertices_in(mesh_object: bpy.types.Object, rig: bpy.types.Object, bones: fro
     return inside
 
 
-def head_points(rig: bpy.types.Object, meshes: list[bpy.types.Object]) -> np.ndarray:
-    """World rest positions of the head's vertices: those of the head bone and its children on a
-    full-body character, every vertex of the meshes otherwise; (N, 3)."""
+HAIR_WORD = "hair"
+"""Meshes with this in their name are hair: they frame the head only where the skull is."""
+NECK_ALLOWANCE = 0.35
+"""Head vertices this share of the head bone's length below its base still frame the head (the jaw,
+the chin); lower ones (long hair weighted to the head) would only shrink the face."""
+
+
+def is_hair(mesh_object: bpy.types.Object) -> bool:
+    return HAIR_WORD in mesh_object.name.lower()
+
+
+def head_points(rig: bpy.types.Object, meshes: list[bpy.types.Object], depsgraph: bpy.types.Depsgraph | None = None) -> np.ndarray:
+    """World positions of the head's vertices, (N, 3): those of the head bone and its children on a
+    full-body character, every vertex of the meshes otherwise; of the evaluated (posed) head given a
+    depsgraph, of the rest pose without. What hangs below the head (long hair weighted to the head,
+    a hair mesh below the face) is left out: framing follows the skull and face."""
     bones = head_bones(rig)
-    chunks = []
+    chunks, hair = [], []
     for mesh_object in meshes:
-        world = world_vertices(mesh_object)
-        chunks.append(world if bones is None else world[vertices_in(mesh_object, rig, bones.head)])
+        world = world_vertices(mesh_object, depsgraph)
+        if bones is not None and len(world) == len(mesh_object.data.vertices):
+            world = world[vertices_in(mesh_object, rig, bones.head)]
+        (hair if is_hair(mesh_object) else chunks).append(world)
     points = np.concatenate(chunks) if chunks else np.zeros((0, 3))
+    if hair and len(points):
+        hair_points = np.concatenate(hair)
+        points = np.concatenate([points, hair_points[hair_points[:, 2] >= points[:, 2].min()]])
+    if bones is not None:
+        points = _above_neck(rig, points, depsgraph)
     if len(points) == 0 and bones is not None:
         points = np.array([rig.matrix_world @ rig.data.bones[name].head_local for name in bones.head]
                           + [rig.matrix_world @ rig.data.bones[name].tail_local for name in bones.head], dtype=np.float64)
     return points
+
+
+def head_bone_line(rig: bpy.types.Object, depsgraph: bpy.types.Depsgraph | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """World (base, tip) of the head bone, posed given a depsgraph, at rest without; None without one."""
+    name = find_bone([bone.name for bone in rig.data.bones], "head") if rig.type == "ARMATURE" else None
+    if name is None:
+        return None
+    if depsgraph is None:
+        bone = rig.data.bones[name]
+        base, tip = bone.head_local, bone.tail_local
+        matrix = rig.matrix_world
+    else:
+        evaluated = rig.evaluated_get(depsgraph)
+        bone = evaluated.pose.bones[name]
+        base, tip = bone.head, bone.tail
+        matrix = evaluated.matrix_world
+    return np.array(matrix @ base, dtype=np.float64), np.array(matrix @ tip, dtype=np.float64)
+
+
+UPRIGHT_COSINE = float(np.cos(np.radians(50.0)))
+"""A head bone tilted further than this from world +Z (importers orient bones toward a child, which
+may be the eyes) does not say where the head's up is."""
+
+
+def upright_head_line(rig: bpy.types.Object, depsgraph: bpy.types.Depsgraph | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """``head_bone_line`` when the bone points up (within ``UPRIGHT_COSINE`` of world +Z), else None."""
+    line = head_bone_line(rig, depsgraph)
+    if line is None:
+        return None
+    axis = line[1] - line[0]
+    length = float(np.linalg.norm(axis))
+    return line if length > 0.0 and axis[2] / length >= UPRIGHT_COSINE else None
+
+
+def _above_neck(rig: bpy.types.Object, points: np.ndarray, depsgraph: bpy.types.Depsgraph | None) -> np.ndarray:
+    """The points no lower (along an upright head bone) than its base minus ``NECK_ALLOWANCE`` of its length."""
+    line = upright_head_line(rig, depsgraph)
+    if line is None or len(points) == 0:
+        return points
+    base, tip = line
+    axis = tip - base
+    length = float(np.linalg.norm(axis))
+    if length == 0.0:
+        return points
+    along = (points - base) @ (axis / length)
+    kept = points[along >= -NECK_ALLOWANCE * length]
+    return kept if len(kept) else points
 
 
 class HeadOnlyRender:

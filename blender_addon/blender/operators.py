@@ -108,7 +108,7 @@ class AVATAR_OT_add_demo_head(bpy.types.Operator):
 
 
 class AVATAR_OT_find_landmarks(bpy.types.Operator):
-    """Add landmark:<name> vertex groups the rig lacks, from its bones and ARKit shape keys (existing groups are kept)"""
+    """Add landmark:<name> vertex groups the rig lacks, from its bones, eye meshes, face shape keys and head shape (existing groups are kept)"""
 
     bl_idname = "avatar_foundry.find_landmarks"
     bl_label = "Find Landmarks"
@@ -127,7 +127,7 @@ class AVATAR_OT_find_landmarks(bpy.types.Operator):
         for message in report.messages():
             self.report({"WARNING"}, message)
         found = ", ".join(f"{name} ({how})" for name, how in report.found.items()) or "none"
-        self.report({"INFO"}, f"found landmarks: {found}; kept {len(report.kept)} existing")
+        self.report({"INFO"}, f"found landmarks: {found}; kept {len(report.kept)} existing" + (f"; {report.facing}" if report.facing else ""))
         return {"FINISHED"}
 
 

@@ -1,7 +1,8 @@
 """What the add-on reads from a rig: its meshes, landmark positions, head frame and expression code.
 
 A rig is an armature whose meshes form the head (the demo head, or the user's full-body character),
-or a mesh with shape keys and no armature (a head that is only a mesh).
+or a mesh with shape keys and no armature (a head that is only a mesh, with the eyes and teeth an
+import leaves beside it).
 Landmarks are vertex groups ``landmark:<name>`` on those meshes (the weighted mean of their
 vertices, after shape keys and armature deformation).
 """
@@ -12,12 +13,14 @@ from dataclasses import dataclass
 
 import bpy
 import numpy as np
+from mathutils import Vector
 
 from ..core.expression_code import extract_code, rig_layout
 from ..core.projection import head_points_from_blender
 from ..core.pose_skeleton import LANDMARK_GROUP_PREFIX, LANDMARK_NAMES
 from ..formats.cameras import HeadFrame
 from ..formats.errors import FormatError
+from .blender_versions import action_fcurves
 from .head_region import head_points
 from .mesh_points import world_vertices
 
@@ -79,17 +82,55 @@ def find_rig(name: str | None, context_object: bpy.types.Object | None = None) -
 
 
 def rig_meshes(rig: bpy.types.Object) -> list[bpy.types.Object]:
-    """The meshes of a rig: its child meshes (and meshes deformed by it); a mesh rig is its own first mesh."""
-    own = [rig] if rig.type == "MESH" else []
+    """The meshes of a rig: its child meshes (and meshes deformed by it). A mesh rig is its own first
+    mesh, followed by the meshes of its hierarchy (``head_hierarchy``: eyes and teeth beside it) and
+    the loose meshes of its collection that sit inside it (``_inside_head``)."""
+    if rig.type == "MESH":
+        family = [obj for obj in head_hierarchy(rig) if obj.type == "MESH" and obj is not rig and _armature_of(obj) is None]
+        return [rig] + family + [obj for obj in _inside_head(rig) if obj not in family]
     children = [child for child in rig.children_recursive if child.type == "MESH"]
     deformed = [obj for obj in bpy.data.objects if obj.type == "MESH" and obj not in children and obj is not rig
                 and rig.type == "ARMATURE" and _armature_of(obj) is rig]
-    return own + children + deformed
+    return children + deformed
+
+
+def head_hierarchy(head: bpy.types.Object) -> list[bpy.types.Object]:
+    """Everything in a mesh-only head's parent hierarchy: its topmost parent (often an empty a glTF or
+    FBX import adds) and all that parent's descendants, so eyes and teeth that are siblings of the
+    face under empties belong to the head; just the head and its children when it has no parent."""
+    root = head
+    while root.parent is not None:
+        root = root.parent
+    return [root] + list(root.children_recursive)
+
+
+def _world_bounds(obj: bpy.types.Object) -> np.ndarray:
+    """(2, 3) world-space low and high corners of an object's bounding box."""
+    corners = np.array([obj.matrix_world @ Vector(corner) for corner in obj.bound_box], dtype=np.float64)
+    return np.stack([corners.min(axis=0), corners.max(axis=0)])
+
+
+def _inside_head(head: bpy.types.Object) -> list[bpy.types.Object]:
+    """Meshes an import left loose beside a mesh-only head (eyeballs, teeth as top-level objects): in a
+    collection of the head, without parent or armature, their bounds' centre inside the head's bounds."""
+    low, high = _world_bounds(head)
+    collections = set(head.users_collection)
+    found = []
+    for obj in bpy.data.objects:
+        if obj is head or obj.type != "MESH" or obj.parent is not None or _armature_of(obj) is not None:
+            continue
+        if not collections.intersection(obj.users_collection):
+            continue
+        centre = _world_bounds(obj).mean(axis=0)
+        if np.all(centre >= low) and np.all(centre <= high):
+            found.append(obj)
+    return found
 
 
 def rig_objects(rig: bpy.types.Object) -> list[bpy.types.Object]:
-    """Everything a condition render links: the rig, its children and the meshes it deforms."""
-    objects = [rig] + list(rig.children_recursive)
+    """Everything a condition render links: the rig, its children and the meshes it deforms (for a
+    mesh-only head, its whole hierarchy, empties included, so the parents' transforms hold)."""
+    objects = head_hierarchy(rig) if rig.type == "MESH" else [rig] + list(rig.children_recursive)
     return objects + [mesh for mesh in rig_meshes(rig) if mesh not in objects]
 
 
@@ -126,7 +167,7 @@ def landmark_sources(rig: bpy.types.Object) -> dict[str, LandmarkSource]:
     if not sources:
         expected = ", ".join(LANDMARK_GROUP_PREFIX + name for name in LANDMARK_NAMES[:3])
         raise FormatError("rig.landmarks", f"rig {rig.name!r} has no landmark vertex groups ({expected}, ...) and Find Landmarks "
-                          "found none from its bones (eye, neck, jaw) or ARKit shape keys",
+                          "found none from its bones, eye meshes, face shape keys or head shape",
                           "add vertex groups named landmark:<name> on the head mesh, or use Add Demo Head")
     return sources
 
@@ -143,16 +184,34 @@ def evaluated_landmarks(sources: dict[str, LandmarkSource], depsgraph: bpy.types
     return positions
 
 
-def head_frame(rig: bpy.types.Object) -> HeadFrame:
-    """The head box around the rest pose of the head (``head_region.head_points``: on a full-body
-    character the head bone's vertices, not the body): centred on their bounds, edge = largest
-    extent x margin. The camera orbits its centre."""
-    points = head_points(rig, rig_meshes(rig))
+def head_frame(rig: bpy.types.Object, depsgraph: bpy.types.Depsgraph | None = None) -> HeadFrame:
+    """The head box around the head (``head_region.head_points``: on a full-body character the head
+    bone's vertices, not the body): of the rest pose without a depsgraph, of the posed head with one."""
+    return frame_around(head_points(rig, rig_meshes(rig), depsgraph), rig)
+
+
+def frame_around(points: np.ndarray, rig: bpy.types.Object) -> HeadFrame:
+    """The head box of these points: centred on their bounds, its edge the diameter of the sphere
+    around that centre holding them all, x margin. The camera orbits its centre; the sphere looks the
+    same from every yaw and pitch, so a square head's diagonal is in the picture as well as its
+    side (for a rounded head this is its largest extent, as a plain bounding box would give)."""
     if len(points) == 0:
         raise FormatError("rig", f"the meshes of {rig.name!r} have no vertices", "pick the rig whose meshes form the head")
     low, high = points.min(axis=0), points.max(axis=0)
     centre = (low + high) / 2.0
-    return HeadFrame(center=tuple(float(x) for x in centre), size=float((high - low).max() * HEAD_BOX_MARGIN))
+    diameter = 2.0 * float(np.linalg.norm(points - centre, axis=1).max())
+    return HeadFrame(center=tuple(float(x) for x in centre), size=diameter * HEAD_BOX_MARGIN)
+
+
+POSE_SLACK = 1.1
+"""A posed head may reach this much beyond the sphere its rest box was made around (an open jaw, a
+tilt) and still be framed by the rest box: well inside the margin, so nothing is cut."""
+
+
+def holds(frame: HeadFrame, points: np.ndarray) -> bool:
+    """True when the points lie inside the sphere the box frames (``frame_around``), with ``POSE_SLACK``."""
+    reach = frame.size / (2.0 * HEAD_BOX_MARGIN) * POSE_SLACK
+    return len(points) == 0 or bool(np.linalg.norm(points - np.asarray(frame.center), axis=1).max() <= reach)
 
 
 def shape_key_owner(rig: bpy.types.Object) -> bpy.types.Object | None:
@@ -259,9 +318,33 @@ def active_actions(rig: bpy.types.Object) -> list[tuple[str, str]]:
     return found
 
 
+HAND_SET_TOLERANCE = 1e-4
+"""A channel whose current value differs from its action's value at the current frame by more than
+this was set by hand, and the action will overwrite it on the next evaluation."""
+
+
+def overridden_channels(owner: bpy.types.ID, frame: float) -> list[str]:
+    """The animated channels of ``owner`` whose current value is not what its action gives at
+    ``frame``: values set by hand that the action overrides (empty for the artist's own keys)."""
+    data = owner.animation_data
+    if data is None or data.action is None:
+        return []
+    changed = []
+    for curve in action_fcurves(data):
+        try:
+            value = owner.path_resolve(curve.data_path)
+        except ValueError:
+            continue
+        current = value[curve.array_index] if hasattr(value, "__getitem__") else value
+        if isinstance(current, (int, float)) and abs(float(current) - curve.evaluate(frame)) > HAND_SET_TOLERANCE:
+            changed.append(curve.data_path + (f"[{curve.array_index}]" if hasattr(value, "__getitem__") else ""))
+    return changed
+
+
 def animation_notice(rig: bpy.types.Object, random_expressions: bool = False) -> str | None:
     """What the user must know when actions drive the rig: conditions follow the evaluated animation,
-    so an action (often one a glTF/FBX import left active) overrides poses and keys set by hand.
+    so an action (often one a glTF/FBX import left active) overrides poses and keys set by hand; said
+    only when a value set by hand differs from the action's (never for the artist's own keyframes).
     Random expressions set the actions aside instead (``detached_animation``)."""
     actions = active_actions(rig)
     if not actions:
@@ -270,8 +353,13 @@ def animation_notice(rig: bpy.types.Object, random_expressions: bool = False) ->
     if random_expressions:
         return (f"action {listed} is active: it is set aside (with the NLA) while the random expressions render, "
                 "so they are not overridden, and reattached afterwards")
+    frame = bpy.context.scene.frame_current
+    overridden = [channel for owner in animated_owners(rig) for channel in overridden_channels(owner, frame)]
+    if not overridden:
+        return None
+    shown = ", ".join(overridden[:3]) + (f" and {len(overridden) - 3} more" if len(overridden) > 3 else "")
     return (f"action {listed} is active: conditions follow the evaluated animation, so its keys override "
-            "values set by hand; unlink it in the Action Editor (or mute it in the NLA) to use your own keys")
+            f"values set by hand ({shown}); unlink it in the Action Editor (or mute it in the NLA) to use your own keys")
 
 
 def landmark_head_points(positions: dict[str, np.ndarray], frame: HeadFrame) -> tuple[list[str], np.ndarray]:

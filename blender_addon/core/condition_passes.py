@@ -36,7 +36,10 @@ class ConditionPasses:
     mask: np.ndarray  # (H, W) uint8, 0 or 255
 
 
-def compute_passes(raw: RawRender, label: Sequence[float], frame: HeadFrame) -> ConditionPasses:
+def compute_passes(raw: RawRender, label: Sequence[float], frame: HeadFrame, canonical_frame: HeadFrame | None = None) -> ConditionPasses:
+    """The passes of one render. ``frame`` is the head box the camera was placed on (the posed head);
+    canonical coordinates are rest-pose positions, so they are mapped through the rest pose's box,
+    ``canonical_frame`` (the same box when not given), and stay inside it wherever the pose moved the head."""
     cam2world, _ = parse_label(label)
     matrix = np.asarray(cam2world, dtype=np.float64)
     rotation, camera_position = matrix[:3, :3], matrix[:3, 3]
@@ -46,7 +49,7 @@ def compute_passes(raw: RawRender, label: Sequence[float], frame: HeadFrame) -> 
     normal = head_directions_from_blender(raw.normal) @ rotation
     length = np.linalg.norm(normal, axis=-1, keepdims=True)
     normal = np.divide(normal, length, out=np.zeros_like(normal), where=length > 1e-8)
-    canonical = np.clip(head_points_from_blender(raw.canonical, frame), -0.5, 0.5)
+    canonical = np.clip(head_points_from_blender(raw.canonical, canonical_frame or frame), -0.5, 0.5)
     return ConditionPasses(
         depth=np.where(inside, depth, 0.0).astype(np.float32),
         normal=np.where(inside[..., None], normal, 0.0).astype(np.float32),

@@ -31,6 +31,33 @@ LANDMARK_NAMES = (
 
 LANDMARK_GROUP_PREFIX = "landmark:"
 
+LANDMARK_CONVENTION: dict[str, str] = {
+    "nose_tip": "the tip of the nose, on the surface (OpenPose nose)",
+    "neck": "the base of the neck between the shoulders, inside the neck on its axis (OpenPose neck: the "
+            "shoulders' midpoint); not the front of the neck under the chin",
+    "eye_L": "the pupil: the front of the eyeball on the surface a camera in front sees (OpenPose eye)",
+    "eye_R": "the pupil, as eye_L",
+    "ear_L": "the ear: the side of the head midway between eye and nose height, at the depth of the head's "
+             "axis, on the skin or ear, never on hair (OpenPose ear)",
+    "ear_R": "the ear, as ear_L",
+    "brow_L": "mid-brow: the middle of the eyebrow, on the surface (annotator face point)",
+    "brow_R": "mid-brow, as brow_L",
+    "mouth_L": "the mouth corner, on the surface (annotator face point)",
+    "mouth_R": "the mouth corner, as mouth_L",
+    "chin": "the lowest point of the chin's front, on the surface (annotator face point)",
+}
+"""Where each landmark sits on the head: the one convention for groups painted by hand and for Find
+Landmarks, chosen so the drawn skeleton matches what the OpenPose annotator detects in a photo
+(the pose ControlNets' training images). ``_L`` is the character's own left."""
+
+REQUIRED_LANDMARKS = ("nose_tip", "eye_L", "eye_R")
+"""Without these the skeleton shows neither where the face is nor which way it looks: a bundle
+missing any of them can't condition a pose ControlNet and is refused."""
+
+INTERIOR_LANDMARKS = ("neck",)
+"""Landmarks inside the body: OpenPose draws them whenever the body around them is in view, so they
+count as visible wherever they fall on the rendered head, even with the neck's surface in front."""
+
 BODY_KEYPOINT_OF_LANDMARK: dict[str, int] = {
     "nose_tip": 0, "neck": 1, "shoulder_R": 2, "shoulder_L": 5,
     "eye_R": 14, "eye_L": 15, "ear_R": 16, "ear_L": 17,
