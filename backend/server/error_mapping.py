@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from blender_addon.formats import protocol
 from blender_addon.formats.errors import FormatError
 
-from ..errors import AvatarFoundryError, DataDirUnwritable, DiskFull, InvalidInput, OutOfMemory
+from ..errors import AvatarFoundryError, DataDirUnwritable, DiskFull, InvalidInput, OutOfMemory, ServerBusy
 
 log = logging.getLogger("avatar_foundry.server")
 
@@ -85,7 +85,21 @@ def _storage_error(error: BaseException) -> AvatarFoundryError | None:
             return DiskFull()
         if code in _UNWRITABLE_SQLITE_CODES:
             return DataDirUnwritable(f"cannot write the job database ({error})", _WRITABLE_HINT)
+        if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "database is locked" in str(error):
+            return DatabaseLocked()
+        if code == sqlite3.SQLITE_CORRUPT or "malformed" in str(error):
+            return InternalError("the job database (jobs.sqlite3 in the data dir) is damaged",
+                                 "restart the backend: it sets the damaged file aside and rebuilds the jobs from their folders")
     return None
+
+
+class DatabaseLocked(ServerBusy):
+    """Another program holds the job database's lock (a database browser, a backup tool)."""
+
+    def __init__(self, message: str = "the job database (jobs.sqlite3 in the data dir) is locked by another program",
+                 hint: str = "close the program that has it open (a database browser, a backup tool), then try again",
+                 field: str | None = None) -> None:
+        super().__init__(message, hint, field)
 
 
 def _is_out_of_memory(error: BaseException) -> bool:
