@@ -37,6 +37,7 @@ from .. import __version__
 from ..data_dir import DataDir
 from ..device import describe, pick_device
 from ..errors import AvatarFoundryError, DataDirUnwritable, InvalidInput, NotFound
+from ..job_estimates import Machine, check_job_fits, estimate_job, fit_unset_params, this_machine
 from ..jobs.registry import JobKind, all_kinds, get_kind
 from ..model_cache import ModelCache
 from .auth import AccessGuard
@@ -78,6 +79,15 @@ class ScanRequest(BaseModel):
     folder: str = Field(max_length=4096)
 
 
+class EstimateRequest(BaseModel):
+    """The body of POST /v1/jobs/estimate: a job request, and how many renders its bundle will hold."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: str = Field(max_length=64)
+    params: dict[str, Any] = Field({}, max_length=256)
+    renders: int = Field(1, ge=1, le=1_000_000)
+
+
 class JobStillActive(AvatarFoundryError):
     code = protocol.CONFLICT
     http_status = 409
@@ -96,6 +106,7 @@ class Backend:
     device: Any
     streams: EventStreams
     quick_limiter: anyio.CapacityLimiter
+    machine: Machine
 
     async def quick(self, function: Callable[..., T], *arguments: Any) -> T:
         """Run a short blocking call (the database) off the event loop, on the API's own threads."""
@@ -148,7 +159,7 @@ def start_backend(config: ServerConfig, data_dir: DataDir, loop: asyncio.Abstrac
     worker.start()
     quick_limiter = anyio.CapacityLimiter(QUICK_THREADS)
     streams = EventStreams(store, StoreChanges(store, loop), config.max_event_streams, quick_limiter)
-    return Backend(config, data_dir, store, models, worker, resolver, device, streams, quick_limiter)
+    return Backend(config, data_dir, store, models, worker, resolver, device, streams, quick_limiter, this_machine(device))
 
 
 def _backend(request: Request) -> Backend:
@@ -190,6 +201,19 @@ def _add_routes(app: FastAPI) -> None:
                 await bundle.close()
         backend.worker.wake()
         return JSONResponse(job.to_json(), status_code=201)
+
+    @app.post(f"{prefix}/jobs/estimate")
+    async def estimate(request: Request, body: EstimateRequest) -> dict:
+        """Memory and time the job would take here, and whether it would be accepted (the same
+        check a submission gets), without submitting it; ``params`` are the params it would run
+        with (unset sizes chosen to fit)."""
+        backend = _backend(request)
+        kind = get_kind(body.kind)
+        try:
+            params = kind.params.model_validate(body.params)
+        except ValidationError as error:
+            raise invalid_input_from_validation(error.errors(), "params") from None
+        return await backend.quick(describe_estimate, backend, kind.name, params, body.renders)
 
     @app.get(f"{prefix}/jobs")
     async def list_jobs(request: Request, limit: int = 200, before: int | None = None) -> dict:
@@ -309,13 +333,37 @@ async def _create_job(backend: Backend, raw_request: bytes | str, bundle: Upload
     _check_upload_allowed(kind, bundle)
     job_id = new_job_id()
     try:
+        renders = 1
         if bundle is not None:
-            await anyio.to_thread.run_sync(unpack_upload, bundle.file, backend.data_dir.inputs_dir(job_id),
-                                           backend.config.max_extracted_bytes, kind.requires_upload)
+            unpacked = await anyio.to_thread.run_sync(unpack_upload, bundle.file, backend.data_dir.inputs_dir(job_id),
+                                                      backend.config.max_extracted_bytes, kind.requires_upload)
+            renders = len(unpacked.renders) if unpacked is not None else 1
+        params = await backend.quick(fitted_params, backend, kind.name, params, renders)
         return await backend.quick(backend.store.add, job_id, kind.name, params.model_dump(mode="json"), bundle is not None)
     except BaseException:
         shutil.rmtree(backend.data_dir.job_dir(job_id), ignore_errors=True)
         raise
+
+
+def fitted_params(backend: Backend, kind: str, params: Any, renders: int) -> Any:
+    """The params the job runs with (unset sizes chosen to fit this machine); InvalidInput naming
+    the param when the job cannot fit this machine's memory or time."""
+    fitted = fit_unset_params(kind, params, backend.machine, renders, backend.resolver)
+    check_job_fits(kind, fitted, backend.machine, renders, backend.resolver)
+    return fitted
+
+
+def describe_estimate(backend: Backend, kind: str, params: Any, renders: int) -> dict:
+    """The answer of POST /v1/jobs/estimate."""
+    fitted = fit_unset_params(kind, params, backend.machine, renders, backend.resolver)
+    estimate = estimate_job(kind, fitted, backend.machine, renders, backend.resolver)
+    problem = None
+    try:
+        check_job_fits(kind, fitted, backend.machine, renders, backend.resolver)
+    except InvalidInput as refusal:
+        problem = refusal.to_json()
+    figures = estimate.to_json(backend.machine) if estimate is not None else {"fits": True}
+    return {"kind": kind, **figures, "problem": problem, "params": fitted.model_dump(mode="json")}
 
 
 def _request_error(error: ValidationError) -> InvalidInput:

@@ -106,7 +106,11 @@ def _is_out_of_memory(error: BaseException) -> bool:
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(error, getattr(torch, "OutOfMemoryError", ())):
         return True
-    return isinstance(error, (RuntimeError, MemoryError)) and (isinstance(error, MemoryError) or "out of memory" in str(error).lower())
+    if isinstance(error, MemoryError):
+        return True
+    message = str(error).lower()
+    # CUDA: "CUDA out of memory"; the CPU allocator: "DefaultCPUAllocator: can't allocate memory: you tried to allocate ..."
+    return isinstance(error, RuntimeError) and ("out of memory" in message or "can't allocate memory" in message)
 
 
 def error_response(error: AvatarFoundryError, headers: dict[str, str] | None = None):
