@@ -32,7 +32,7 @@ MAX_JOB_SECONDS = 14 * 24 * 3600.0
 CPU_FLOPS = 1.0e11
 """Effective float32 operations per second of a CPU job (train-deferred's first step at its defaults
 took ~300 s on the 2-core test machine: ~3.6e12 operations per image, 8 images)."""
-GPU_FLOPS = 2.0e14
+GPU_FLOPS = 1.0e14
 """Effective operations per second on a CUDA GPU (mixed precision; well under a data-centre GPU's peak)."""
 MPS_FLOPS = 5.0e12
 HOST_SHARE = 0.8
