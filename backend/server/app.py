@@ -36,7 +36,7 @@ from blender_addon.formats.errors import FormatError
 from .. import __version__
 from ..data_dir import DataDir
 from ..device import describe, pick_device
-from ..errors import AvatarFoundryError, DataDirUnwritable, InvalidInput, NotFound
+from ..errors import AvatarFoundryError, DataDirUnwritable, InvalidInput, NotFound, ServerBusy
 from ..job_estimates import Machine, check_job_fits, estimate_job, fit_unset_params, this_machine
 from ..jobs.registry import JobKind, all_kinds, get_kind
 from ..model_cache import ModelCache
@@ -58,6 +58,8 @@ MAX_JSON_REQUEST_BYTES = 8 << 20
 """Largest job request sent as plain JSON (the largest params, a full style code, take ~5 MiB)."""
 QUICK_THREADS = 8
 """Threads for the API's own database calls (they queue on the store's one lock anyway)."""
+SCAN_THREADS = 2
+"""Model-folder scans at once (POST /v1/models/scan); more are refused with 503 BUSY."""
 MAX_LIST_JOBS = 500
 MAX_LIST_BYTES = 1 << 20
 """A page of GET /v1/jobs holds at most this many jobs and bytes; ``next_before`` continues it."""
@@ -107,6 +109,7 @@ class Backend:
     streams: EventStreams
     quick_limiter: anyio.CapacityLimiter
     machine: Machine
+    scan_limiter: anyio.CapacityLimiter
 
     async def quick(self, function: Callable[..., T], *arguments: Any) -> T:
         """Run a short blocking call (the database) off the event loop, on the API's own threads."""
@@ -159,7 +162,8 @@ def start_backend(config: ServerConfig, data_dir: DataDir, loop: asyncio.Abstrac
     worker.start()
     quick_limiter = anyio.CapacityLimiter(QUICK_THREADS)
     streams = EventStreams(store, StoreChanges(store, loop), config.max_event_streams, quick_limiter)
-    return Backend(config, data_dir, store, models, worker, resolver, device, streams, quick_limiter, this_machine(device))
+    return Backend(config, data_dir, store, models, worker, resolver, device, streams, quick_limiter, this_machine(device),
+                   anyio.CapacityLimiter(SCAN_THREADS))
 
 
 def _backend(request: Request) -> Backend:
@@ -281,11 +285,15 @@ def _add_routes(app: FastAPI) -> None:
         return {"models": [{"name": e.name, "role": e.role, "path": str(e.path), "format": e.format} for e in entries]}
 
     @app.post(f"{prefix}/models/scan")
-    def scan_models(request: Request, body: ScanRequest) -> dict:
-        """Register the models a local folder holds (the add-on's "models folder" preference)."""
-        from ..models.discovery import scan_folder
-
-        return scan_folder(_backend(request).resolver.models, body.folder).to_json()
+    async def scan_models(request: Request, body: ScanRequest) -> dict:
+        """Register the models a local folder holds (the add-on's "models folder" preference),
+        bounded in depth, entries and time, on threads of its own; the ``scan-models`` job kind
+        does the same with progress and cancel."""
+        backend = _backend(request)
+        if backend.scan_limiter.borrowed_tokens >= backend.scan_limiter.total_tokens:
+            raise ServerBusy(f"{SCAN_THREADS} model-folder scans are running already",
+                             "wait for them to finish, or submit a 'scan-models' job")
+        return await anyio.to_thread.run_sync(scan_bounded, backend.resolver.models, body.folder, limiter=backend.scan_limiter)
 
 
 async def _read_submission(request: Request) -> tuple[bytes | str, UploadFile | None]:
@@ -343,6 +351,14 @@ async def _create_job(backend: Backend, raw_request: bytes | str, bundle: Upload
     except BaseException:
         shutil.rmtree(backend.data_dir.job_dir(job_id), ignore_errors=True)
         raise
+
+
+def scan_bounded(store: Any, folder: str) -> dict:
+    from ..models.discovery import scan_folder
+    from ..models.scan_bounds import check_scan_bounds
+
+    check_scan_bounds(folder)
+    return scan_folder(store, folder).to_json()
 
 
 def fitted_params(backend: Backend, kind: str, params: Any, renders: int) -> Any:
