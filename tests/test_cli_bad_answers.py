@@ -204,3 +204,17 @@ def test_the_token_comes_from_the_environment_or_a_file_and_token_on_the_command
     assert main(["jobs", "--url", server.url, "--token", "typed", "list"]) == 0
     assert "visible to every user" in capsys.readouterr().err
     assert seen == ["Bearer from-the-environment", "Bearer from-a-file", "Bearer typed"]
+
+
+def test_jobs_follow_reconnect_waits_for_the_backend_and_goes_on_to_the_end(server, capsys):
+    """Item 8: with --reconnect, a dropped stream is followed again once the backend answers,
+    until the job's final state (exit 0 for a success)."""
+    finished = {**JOB, "state": "succeeded", "progress": 1.0, "stage": "done", "eta_seconds": None}
+    answers = iter([_stream(f"data: {json.dumps(JOB)}\n\n".encode()),
+                    _stream(f"data: {json.dumps(finished)}\n\n".encode())])
+    server.answers[f"/v1/jobs/{JOB['id']}/events"] = lambda handler: next(answers)(handler)
+    server.answers["/v1/health"] = _send(200, b'{"status": "ok"}')
+    assert _jobs(server, "follow", "--reconnect", JOB["id"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[-1].split()[2] == "succeeded"
+    assert "waiting for it to start again" in captured.err
