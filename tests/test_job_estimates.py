@@ -4,15 +4,24 @@ presets fit, and an allocation failure ends the job as OUT_OF_MEMORY, never the 
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
+from pydantic import Field
 
+from backend.data_dir import DataDir
 from backend.device import pick_device
 from backend.errors import InvalidInput
 from backend.job_estimates import (CPU_FLOPS, GPU_FLOPS, MAX_JOB_SECONDS, Machine, check_job_fits, estimate_job,
                                    fit_unset_params, this_machine)
-from backend.jobs.registry import get_kind
+from backend.jobs import registry
+from backend.jobs.registry import JobParams, get_kind, job_kind
+from backend.model_cache import ModelCache
 from backend.server.error_mapping import to_foundry_error
+from backend.server.job_store import JobStore
+from backend.server.references import ReferenceResolver
+from backend.server.worker import JobWorker
 from blender_addon.formats import protocol
 from tests.fixtures.server import start_backend
 
@@ -107,3 +116,41 @@ def test_the_server_refuses_what_cannot_fit_and_estimates_for_the_panel(tmp_path
             assert 1 <= figures["params"]["batch_size"] <= 16
     finally:
         backend.stop()
+
+
+class _AllocationParams(JobParams):
+    bytes: int = Field(1, ge=1, le=2**62)
+
+
+@pytest.fixture
+def allocating_kind():
+    """A job kind (registered for this test only) that allocates a tensor of ``bytes`` bytes."""
+    @job_kind("test-allocate", _AllocationParams, "test only: allocate a tensor of the given size")
+    def allocate(params: _AllocationParams, context) -> None:
+        torch.empty(params.bytes, dtype=torch.uint8).fill_(1)
+
+    yield
+    registry._KINDS.pop("test-allocate")
+
+
+def test_a_job_that_runs_out_of_memory_fails_as_such_and_the_next_job_runs(tmp_path, allocating_kind):
+    """An allocation the machine cannot make ends that job (OUT_OF_MEMORY with the advice to lower
+    sizes), not the worker: the job queued after it succeeds."""
+    data_dir = DataDir.at(tmp_path / "data")
+    data_dir.create()
+    store = JobStore(data_dir.database_path)
+    store.add("0000000000000001", "test-allocate", {"bytes": 2**50}, has_inputs=False)
+    store.add("0000000000000002", "test-allocate", {"bytes": 1024}, has_inputs=False)
+    worker = JobWorker(store, data_dir, ModelCache(idle_seconds=None), "cpu", ReferenceResolver(data_dir, store))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not store.get("0000000000000002").finished:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+        store.close()
+    failed, succeeded = store_jobs = [JobStore(data_dir.database_path).get(job_id) for job_id in ("0000000000000001", "0000000000000002")]
+    assert failed.state == "failed" and failed.error["code"] == protocol.OUT_OF_MEMORY and failed.error["hint"]
+    assert succeeded.state == "succeeded", store_jobs
