@@ -121,7 +121,7 @@ def _eg3d_units(preset_name: str) -> tuple[int, int]:
 def _generator_units(generator: Any) -> tuple[int, int]:
     samples = generator.stratified_samples + generator.importance_samples
     units = generator.neural_rendering_resolution ** 2 * samples * generator.decoder_hidden
-    parameters = generator.channel_base * 1_000 + generator.sr_channel_base * 200
+    parameters = generator.channel_base * 1_000 + generator.sr_channel_base * 200  # StyleGAN2 backbones grow with channel_base
     return units, parameters
 
 
@@ -240,6 +240,7 @@ ESTIMATORS: dict[str, Callable[..., Estimate]] = {
     "train-style-prior": estimate_train_style_prior,
     "echo-conditions": estimate_echo_conditions,
 }
+_PRESET_SIZES = ("batch_size", "total_images")
 SMALLER_PRESETS = {"full": ("small", "tiny"), "small": ("tiny",), "tiny": ()}
 
 
@@ -330,8 +331,8 @@ def _time_fix(kind: str, params: Any, machine: Machine, renders: int, resolver: 
 def _largest_fitting(params: Any, name: str, fits: Callable[[Any], bool]) -> int | None:
     """The largest positive int value of param ``name`` (up to its current one) with which ``fits``."""
     current = getattr(params, name, None)
-    if current is None and hasattr(params, "config"):
-        current = _eg3d_settings(params)[0 if name == "batch_size" else 1] if name in ("batch_size", "total_images") else None
+    if current is None and name in _PRESET_SIZES and hasattr(params, "dataset"):  # train-eg3d: the preset's value
+        current = _eg3d_settings(params)[_PRESET_SIZES.index(name)]
     if not isinstance(current, int) or current < 1:
         return None
     low, high = 0, current
