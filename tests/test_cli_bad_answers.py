@@ -218,3 +218,13 @@ def test_jobs_follow_reconnect_waits_for_the_backend_and_goes_on_to_the_end(serv
     captured = capsys.readouterr()
     assert captured.out.splitlines()[-1].split()[2] == "succeeded"
     assert "waiting for it to start again" in captured.err
+
+
+def test_jobs_fetch_into_a_folder_that_cannot_be_made_names_it(server, capsys, tmp_path):
+    """A destination that is a file, not a folder: one line naming it, no traceback."""
+    server.answers[f"/v1/jobs/{JOB['id']}/artifacts"] = _send(200, b'{"artifacts": [{"name": "a/b.png", "size": 1}]}')
+    server.answers[f"/v1/jobs/{JOB['id']}/artifacts/a/b.png"] = _send(200, b"x", "image/png")
+    (tmp_path / "a").write_text("a file where the folder belongs")
+    assert _jobs(server, "fetch", JOB["id"], str(tmp_path)) == 2
+    line = _one_error(capsys)
+    assert str(tmp_path / "a") in line
