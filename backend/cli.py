@@ -56,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     except AvatarFoundryError as error:
         print(f"error [{error.code}]: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a file the command reads or writes (a download folder that is not writable...)
+        where = f" {error.filename}" if error.filename else ""
+        print(f"error:{where}: {error.strerror or error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

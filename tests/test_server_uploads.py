@@ -212,3 +212,38 @@ def test_a_pass_path_too_long_for_a_file_system_is_refused_naming_the_pass(tmp_p
     with pytest.raises(FormatError, match="bytes") as refused:
         unpack_upload(_bundle_with_manifest(tmp_path, long_pose_path), tmp_path / "inputs", 16 * MiB, bundle_required=True)
     assert refused.value.field == "renders[0].passes.pose"
+
+
+def _zip_declaring_one_entry(listed: int) -> io.BytesIO:
+    """A zip whose central directory lists its one file ``listed`` times while the end record
+    declares a single entry (and the directory's true size)."""
+    archive, _ = _zip_listing(listed)
+    data = bytearray(archive.getvalue())
+    end = data.rfind(b"PK\x05\x06")
+    single = _zip({"a": b"x"}, zipfile.ZIP_STORED).getvalue()
+    directory_size, directory_offset = struct.unpack_from("<LL", single, single.rfind(b"PK\x05\x06") + 12)
+    data[end + 8:end + 20] = struct.pack("<HHLL", 1, 1, directory_size * listed, directory_offset)
+    return io.BytesIO(bytes(data[:directory_offset + directory_size * listed]) + bytes(data[end:]))
+
+
+def test_a_zip_whose_directory_outgrows_its_declared_entry_count_is_refused_before_it_is_parsed(tmp_path):
+    """Issue 23 item 15: an end record declaring 1 entry before a directory of a million records is
+    refused from the end record alone, without holding the directory in memory."""
+    archive = _zip_declaring_one_entry(20_000)
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidInput, match="declares 1 entries but a central directory of") as refused:
+            extract_zip(archive, tmp_path, MiB)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert refused.value.field == "bundle" and peak < 200_000
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_zip_whose_directory_holds_another_count_than_declared_is_refused(tmp_path):
+    """Issue 23 item 15: a directory of two records under an end record declaring one is refused
+    once parsed, before anything is extracted."""
+    with pytest.raises(InvalidInput, match="holds 2 entries but its end record declares 1") as refused:
+        extract_zip(_zip_declaring_one_entry(2), tmp_path, MiB)
+    assert refused.value.field == "bundle" and not list(tmp_path.iterdir())

@@ -23,6 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="free loaded models after this long without jobs; 0 never (default %(default)s)")
     parser.add_argument("--max-event-streams", type=int, default=64,
                         help="most job event streams open at once; more are refused with 503 (default %(default)s)")
+    parser.add_argument("--max-connections", type=int, default=256,
+                        help="most connections open at once; more are closed at once (default %(default)s)")
+    parser.add_argument("--request-timeout-seconds", type=float, default=30.0,
+                        help="close a connection that sends no complete request for this long (default %(default)s)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
     parser.add_argument("--allow-remote", action="store_true",
                         help="allow a non-loopback --host (other computers can then reach the backend)")
@@ -35,5 +39,7 @@ def serve(args: argparse.Namespace) -> int:
 
     run_server(ServerConfig(host=args.host, port=args.port, data_dir=args.data_dir, max_upload_mb=args.max_upload_mb,
                             max_extracted_mb=args.max_extracted_mb, idle_unload_seconds=args.idle_unload_seconds,
-                            max_event_streams=args.max_event_streams, device=args.device, allow_remote=args.allow_remote))
+                            max_event_streams=args.max_event_streams, max_connections=args.max_connections,
+                            request_timeout_seconds=args.request_timeout_seconds, device=args.device,
+                            allow_remote=args.allow_remote))
     return 0

@@ -25,6 +25,10 @@ class ServerConfig:
     """'cpu', 'cuda', 'cuda:1', 'mps'; None picks the best available."""
     max_event_streams: int = 64
     """Most event streams (GET /v1/jobs/{id}/events) open at once; past it they get 503 BUSY."""
+    max_connections: int = 256
+    """Most connections open at once (also kept under a quarter of the open-file limit); more are closed at once."""
+    request_timeout_seconds: float = 30.0
+    """A connection that sends no complete request line and headers for this long is closed."""
     allow_remote: bool = False
     """Required to bind to a non-loopback address; the Host header check is then skipped."""
 

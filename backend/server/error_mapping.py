@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from blender_addon.formats import protocol
 from blender_addon.formats.errors import FormatError
 
-from ..errors import AvatarFoundryError, DataDirUnwritable, DiskFull, InvalidInput, OutOfMemory
+from ..errors import AvatarFoundryError, DataDirUnwritable, DiskFull, InvalidInput, OutOfMemory, ServerBusy
 
 log = logging.getLogger("avatar_foundry.server")
 
@@ -85,14 +85,32 @@ def _storage_error(error: BaseException) -> AvatarFoundryError | None:
             return DiskFull()
         if code in _UNWRITABLE_SQLITE_CODES:
             return DataDirUnwritable(f"cannot write the job database ({error})", _WRITABLE_HINT)
+        if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "database is locked" in str(error):
+            return DatabaseLocked()
+        if code == sqlite3.SQLITE_CORRUPT or "malformed" in str(error):
+            return InternalError("the job database (jobs.sqlite3 in the data dir) is damaged",
+                                 "restart the backend: it sets the damaged file aside and rebuilds the jobs from their folders")
     return None
+
+
+class DatabaseLocked(ServerBusy):
+    """Another program holds the job database's lock (a database browser, a backup tool)."""
+
+    def __init__(self, message: str = "the job database (jobs.sqlite3 in the data dir) is locked by another program",
+                 hint: str = "close the program that has it open (a database browser, a backup tool), then try again",
+                 field: str | None = None) -> None:
+        super().__init__(message, hint, field)
 
 
 def _is_out_of_memory(error: BaseException) -> bool:
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(error, getattr(torch, "OutOfMemoryError", ())):
         return True
-    return isinstance(error, (RuntimeError, MemoryError)) and (isinstance(error, MemoryError) or "out of memory" in str(error).lower())
+    if isinstance(error, MemoryError):
+        return True
+    message = str(error).lower()
+    # CUDA: "CUDA out of memory"; the CPU allocator: "DefaultCPUAllocator: can't allocate memory: you tried to allocate ..."
+    return isinstance(error, RuntimeError) and ("out of memory" in message or "can't allocate memory" in message)
 
 
 def error_response(error: AvatarFoundryError, headers: dict[str, str] | None = None):

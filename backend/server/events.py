@@ -4,13 +4,18 @@ Streams wait on the event loop, not in threads: the store calls ``StoreChanges``
 thread, which wakes the waiting streams through the loop. So open streams never take the threads
 that serve other requests, and their number is capped (``--max-event-streams``): past the cap a
 stream is refused with 503 BUSY. A comment line is sent when nothing changed for a while, which
-also notices clients that went away (and frees their place).
+also notices clients that went away (and frees their place). The job is read from the store in the
+API's own threads, never on the loop. When the backend stops, every stream sends the job's state
+as the worker left it (a running job recorded as interrupted) and a ``: backend stopping`` comment,
+then ends, so a client can tell a stop from a lost connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 from typing import AsyncIterator, Callable
+
+import anyio
 
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -19,6 +24,7 @@ from ..errors import ServerBusy
 from .job_store import JobStore, strict_json
 
 KEEPALIVE_SECONDS = 15.0
+STOPPING_COMMENT = ": backend stopping\n\n"
 
 
 def sse_message(payload: dict) -> str:
@@ -32,7 +38,13 @@ class StoreChanges:
         self._store = store
         self._loop = loop
         self._waiting: set[asyncio.Event] = set()
+        self.stopping = False
         store.add_listener(self._changed)
+
+    def stop(self) -> None:
+        """From the loop: the backend is stopping; wake every stream to send its last state."""
+        self.stopping = True
+        self._wake_all()
 
     def _changed(self) -> None:
         try:
@@ -49,7 +61,7 @@ class StoreChanges:
         event = asyncio.Event()
         self._waiting.add(event)
         try:
-            if self._store.change_count == seen:
+            if self._store.change_count == seen and not self.stopping:
                 await asyncio.wait_for(event.wait(), timeout)
         except TimeoutError:
             pass
@@ -58,12 +70,12 @@ class StoreChanges:
         return self._store.change_count
 
 
-async def job_events(store: JobStore, changes: StoreChanges, job_id: str,
+async def job_events(store: JobStore, changes: StoreChanges, job_id: str, limiter: anyio.CapacityLimiter,
                      keepalive_seconds: float = KEEPALIVE_SECONDS) -> AsyncIterator[str]:
     seen = store.change_count
     last_sent: dict | None = None
     while True:
-        job = store.get(job_id)
+        job = await anyio.to_thread.run_sync(store.get, job_id, limiter=limiter)
         if job is None:
             return
         payload = job.to_json()
@@ -71,6 +83,9 @@ async def job_events(store: JobStore, changes: StoreChanges, job_id: str,
             yield sse_message(payload)
             last_sent = payload
         if job.finished:
+            return
+        if changes.stopping:
+            yield STOPPING_COMMENT
             return
         changed = await changes.wait(seen, keepalive_seconds)
         if changed == seen:
@@ -81,10 +96,11 @@ async def job_events(store: JobStore, changes: StoreChanges, job_id: str,
 class EventStreams:
     """The open event streams, at most ``limit`` at a time."""
 
-    def __init__(self, store: JobStore, changes: StoreChanges, limit: int) -> None:
+    def __init__(self, store: JobStore, changes: StoreChanges, limit: int, limiter: anyio.CapacityLimiter) -> None:
         self._store = store
         self._changes = changes
         self._limit = limit
+        self._limiter = limiter
         self.open_count = 0
 
     def open(self, job_id: str) -> StreamingResponse:
@@ -94,7 +110,11 @@ class EventStreams:
                              "close streams you no longer follow, poll GET /v1/jobs/{id} instead, or start the backend "
                              "with a larger --max-event-streams")
         self.open_count += 1
-        return _EventStreamResponse(job_events(self._store, self._changes, job_id), self._close_one)
+        return _EventStreamResponse(job_events(self._store, self._changes, job_id, self._limiter), self._close_one)
+
+    def stop(self) -> None:
+        """The backend is stopping: each stream sends its job's last state and ends."""
+        self._changes.stop()
 
     def _close_one(self) -> None:
         self.open_count -= 1

@@ -17,6 +17,7 @@ from ..errors import InvalidInput
 from .app import create_app
 from .auth import is_loopback_name
 from .config import ServerConfig
+from .connections import connection_cap, guarded_protocol, raise_open_file_limit
 
 
 def check_binding(config: ServerConfig) -> None:
@@ -83,6 +84,24 @@ def _exit_after_graceful_shutdown() -> None:
         signal.signal(signum, exit_quietly)
 
 
+def _server_stopping_first(app, uvicorn_config):
+    """A uvicorn server that, as it starts shutting down, first stops the worker (a running job is
+    recorded as interrupted) and then ends every event stream with its job's last state; without
+    this the streams would wait for the graceful-shutdown timeout and be cut off mid-job."""
+    import anyio
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets=None) -> None:
+            backend = getattr(app.state, "backend", None)
+            if backend is not None:
+                await anyio.to_thread.run_sync(backend.worker.stop)
+                backend.streams.stop()
+            await super().shutdown(sockets)
+
+    return Server(uvicorn_config)
+
+
 def run_server(config: ServerConfig) -> None:
     """Serve until SIGINT/SIGTERM; the lock, socket and server.json are released on the way out."""
     import uvicorn
@@ -99,13 +118,17 @@ def run_server(config: ServerConfig) -> None:
         check_device(config.device)
         sock = bind_socket(config.host, config.port)
         cleanup.callback(sock.close)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         app = create_app(config)
         url = server_url(sock)
         atomic_write_json(data_dir.server_info_path,
                           {"url": url, "pid": os.getpid(), "protocol_version": protocol.PROTOCOL_VERSION})
         cleanup.callback(data_dir.server_info_path.unlink, missing_ok=True)
         print(f"Avatar Foundry backend on {url}\n  data dir: {data_dir.root}\n  token:    {data_dir.token_path}", file=sys.stderr)
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         _exit_after_graceful_shutdown()
-        uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=10)).run(sockets=[sock])
+        protocol_class = guarded_protocol(connection_cap(config.max_connections, raise_open_file_limit()),
+                                          config.request_timeout_seconds)
+        uvicorn_config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=10, proxy_headers=False,
+                                        http=protocol_class)
+        _server_stopping_first(app, uvicorn_config).run(sockets=[sock])
     print("Avatar Foundry backend stopped", file=sys.stderr)

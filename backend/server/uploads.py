@@ -9,7 +9,9 @@ the target folder (absolute, ``..``, drive letters), holds links or devices, or 
 size cap (zip bombs: declared sizes are checked first, real bytes are counted while extracting,
 so a lying header does not help). The entry count and central directory size are read from the
 zip's end record before the directory itself is parsed, so a zip listing millions of entries is
-refused without holding them in memory.
+refused without holding them in memory; a directory larger than its declared entries can fill (an
+end record claiming one entry before a directory of a million) is refused the same way, and a
+directory holding another number of entries than declared is refused once parsed.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from blender_addon.formats.condition_bundle import MANIFEST_NAME, ConditionBundle, check_relative_path, read_bundle
+from blender_addon.formats.condition_bundle import (MANIFEST_NAME, MAX_PATH_CHARACTERS, ConditionBundle,
+                                                    check_relative_path, read_bundle)
 from blender_addon.formats.errors import FormatError
 
 from ..errors import InvalidInput
@@ -33,6 +36,9 @@ from ..errors import InvalidInput
 _CHUNK = 1 << 20
 _MAX_ENTRIES = 100_000
 _MAX_DIRECTORY_BYTES = 64 << 20
+_MAX_RECORD_BYTES = 46 + 4 * MAX_PATH_CHARACTERS + 2048
+"""The largest central directory record an accepted entry can have: the fixed part, a name of the
+longest accepted path in UTF-8, and 2 KiB of extra field and comment (real zips use a few dozen bytes)."""
 _END_RECORD = struct.Struct("<4s4H2LH")
 _END_RECORD_SIGNATURE = b"PK\x05\x06"
 _ZIP64_LOCATOR = struct.Struct("<4sLQL")
@@ -45,22 +51,24 @@ _NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.l
 
 def extract_zip(source: BinaryIO, target: Path, max_bytes: int) -> None:
     """Extract the zip ``source`` into the (new or empty) folder ``target``, refusing anything unsafe."""
-    check_directory_size(source)
+    declared_entries = check_directory_size(source)
     try:
         archive = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError, EOFError) as error:
         raise InvalidInput(f"the upload is not a readable zip file ({error})", "zip the condition bundle folder again", field="bundle") from None
     with archive:
         members = archive.infolist()
+        _check_declared_count(members, declared_entries)
         _check_members(members, max_bytes)
         budget = max_bytes
         for member in members:
             budget -= _extract_member(archive, member, target, budget)
 
 
-def check_directory_size(source: BinaryIO) -> None:
-    """Refuse a zip whose end record declares more than ``_MAX_ENTRIES`` entries or a central
-    directory over ``_MAX_DIRECTORY_BYTES``, reading only the end of the file."""
+def check_directory_size(source: BinaryIO) -> int | None:
+    """Refuse a zip whose end record declares more than ``_MAX_ENTRIES`` entries, a central
+    directory over ``_MAX_DIRECTORY_BYTES``, or a directory larger than its entries can fill,
+    reading only the end of the file; returns the declared entry count (None without an end record)."""
     entries, directory_bytes = _declared_directory(source)
     if entries > _MAX_ENTRIES:
         raise InvalidInput(f"the zip lists {entries} entries (at most {_MAX_ENTRIES})",
@@ -68,6 +76,17 @@ def check_directory_size(source: BinaryIO) -> None:
     if directory_bytes > _MAX_DIRECTORY_BYTES:
         raise InvalidInput(f"the zip's central directory is {directory_bytes} bytes (at most {_MAX_DIRECTORY_BYTES})",
                            "zip only the condition bundle folder", field="bundle")
+    if directory_bytes > max(entries, 1) * _MAX_RECORD_BYTES:
+        raise InvalidInput(f"the zip's end record declares {entries} entries but a central directory of {directory_bytes} bytes, "
+                           "more than that many entries can fill", "zip the condition bundle folder again with a standard zip tool",
+                           field="bundle")
+    return entries if directory_bytes else None
+
+
+def _check_declared_count(members: list[zipfile.ZipInfo], declared_entries: int | None) -> None:
+    if declared_entries is not None and len(members) != declared_entries:
+        raise InvalidInput(f"the zip's central directory holds {len(members)} entries but its end record declares {declared_entries}",
+                           "zip the condition bundle folder again with a standard zip tool", field="bundle")
 
 
 def _declared_directory(source: BinaryIO) -> tuple[int, int]:

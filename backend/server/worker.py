@@ -2,8 +2,10 @@
 
 Cancelling a running job takes effect at its next ``progress.update`` (which raises Cancelled).
 When the server shuts down, the running job is stopped the same way and recorded as interrupted.
-A job's end that cannot be recorded (a full disk) is retried until it can, so no job stays
-'running' for ever while the server lives.
+A job's end that cannot be recorded (a full disk, a database locked by another program) is
+retried until it can, so no job stays 'running' for ever while the server lives and a finished
+result is never lost; a progress report the locked database refuses is skipped, not fatal. Any
+failure of the store while picking the next job is logged and retried: the worker never dies.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ..errors import Cancelled
 from ..jobs.registry import JobContext, get_kind
 from ..model_cache import ModelCache
 from ..progress import EtaEstimator
-from .error_mapping import to_foundry_error
+from .error_mapping import DatabaseLocked, to_foundry_error
 from .job_store import INTERRUPTED_MESSAGE, Job, JobStore
 
 log = logging.getLogger("avatar_foundry.server")
@@ -60,8 +62,17 @@ class JobProgress:
         eta = self._eta.eta(fraction)
         now = time.monotonic()
         if now - self._last_write >= self._min_interval:
-            self._store.report_progress(self._job_id, fraction, stage, None if eta is None else round(eta, 1))
+            self._write(fraction, stage, eta)
             self._last_write = now
+
+    def _write(self, fraction: float, stage: str, eta: float | None) -> None:
+        """Store the progress; while another program locks the database the report is skipped
+        (the next one, or the job's end, is written once the lock is gone)."""
+        try:
+            self._store.report_progress(self._job_id, fraction, stage, None if eta is None else round(eta, 1))
+        except Exception as error:
+            if not isinstance(to_foundry_error(error), DatabaseLocked):
+                raise
 
     def cancelled(self) -> bool:
         return self._should_stop() is not None
@@ -118,17 +129,21 @@ class JobWorker:
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
-            job = self._store.next_queued()
-            if job is None:
-                self._wake.wait(self._idle_check_seconds)
-                self._wake.clear()
-                self._models.clear_if_idle()
-                continue
             try:
-                self._run(job)
-            except Exception:  # the store itself failed (e.g. a full disk): keep the worker alive
-                log.exception("could not record the outcome of job %s; the worker carries on", job.id)
+                self._run_next()
+            except Exception as error:  # the store itself failed (a full disk, a lock): keep the worker alive
+                log.warning("the job store failed (%s); the worker tries again in %.0f s",
+                            to_foundry_error(error).message, self._idle_check_seconds)
                 self._stopping.wait(self._idle_check_seconds)
+
+    def _run_next(self) -> None:
+        job = self._store.next_queued()
+        if job is None:
+            self._wake.wait(self._idle_check_seconds)
+            self._wake.clear()
+            self._models.clear_if_idle()
+            return
+        self._run(job)
 
     def _stop_reason(self, job_id: str) -> str | None:
         if self._stopping.is_set():

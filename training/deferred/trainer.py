@@ -4,6 +4,8 @@
 renderer checkpoint (``model.safetensors`` + ``config.json``), ``train_state.safetensors`` (optimizer,
 step, random state, loss history) and ``validation/step_<n>.png`` (rendered | target rows for held-out
 renders). Running again on the same ``out_dir`` resumes; a cancel (or Ctrl-C) snapshots first.
+The stage moves to training before the first step runs and with every step after it; a cancel is
+seen before the first step, after every step and between a step's micro-batches.
 
 As in DiffusionAvatars: MSE on the model's prediction target, AdamW with the tri-plane features
 at a much higher learning rate (1e-2) than the networks (1e-4), gradient clipping of the networks,
@@ -17,7 +19,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -148,9 +150,11 @@ def train_deferred(data_dir: Path, out_dir: Path, options: DeferredTrainOptions,
         save_train_state(out_dir, {"optimizer": optimizer.state_dict(), "generator": generator.get_state(),
                                    "losses": losses, "step": step})
 
+    progress.update(step / options.steps, f"starting training at step {step + 1} of {options.steps}")
     try:
         while step < options.steps:
-            losses.append(_train_step(renderer, dataset, training, options, optimizer, scaler, generator, autocast_dtype, distributed))
+            losses.append(_train_step(renderer, dataset, training, options, optimizer, scaler, generator, autocast_dtype,
+                                      distributed, lambda: stop_if_cancelled(progress, step / options.steps)))
             step += 1
             if step % options.checkpoint_every == 0 or step == options.steps:
                 snapshot()
@@ -209,12 +213,16 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 def _train_step(renderer: DeferredRenderer, dataset: DeferredDataset, training: list[int], options: DeferredTrainOptions,
                 optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, generator: torch.Generator,
-                autocast_dtype: torch.dtype | None, distributed: DistributedContext) -> float:
-    """One optimizer step over ``gradient_accumulation`` micro-batches; returns this rank's mean loss."""
+                autocast_dtype: torch.dtype | None, distributed: DistributedContext, check_cancel: Callable[[], None]) -> float:
+    """One optimizer step over ``gradient_accumulation`` micro-batches; returns this rank's mean loss.
+    ``check_cancel`` runs before each micro-batch, so a cancel stops a long step at a micro-batch
+    boundary (the optimizer has not stepped: the snapshot holds the steps done before)."""
     device = distributed.device
     renderer.train()
     total = 0.0
-    for _ in range(options.gradient_accumulation):
+    for micro_batch in range(options.gradient_accumulation):
+        if micro_batch:
+            check_cancel()
         picks = torch.randint(0, len(training), (options.batch_size,), generator=generator).tolist()
         samples = [dataset.random_crop(training[pick], options.resolution, options.crop_min, generator) for pick in picks]
         conditions = ConditionTensors.stack([c for c, _ in samples]).to(device)

@@ -223,6 +223,7 @@ class Eg3dTrainer:
         return stats
 
     def train_step(self) -> dict[str, float]:
+        stop_if_cancelled(self.progress, min(self.images_seen / self.config.total_images, 1.0))
         generator_stats = self.generator_step()
         stop_if_cancelled(self.progress, min(self.images_seen / self.config.total_images, 1.0))
         stats = {**generator_stats, **self.discriminator_step()}

@@ -114,6 +114,7 @@ def train_style_prior(
             save_train_state(out_dir, {"step": step, "optimizer": optimizer.state_dict(), "rng": rng_states})
         barrier(ddp)
 
+    progress.update(0.95 * step / options.steps, f"starting training at step {step + 1} of {options.steps}")
     try:
         while step < options.steps:
             w, images = make_pairs(generator, batch_per_rank, options.pairs, rng, device)
