@@ -29,6 +29,9 @@ def convert_to_safetensors(path: str | Path, out: str | Path | None = None) -> P
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
         raise InvalidInput(f"{source.name} cannot be read as plain weights ({first_line})",
                            "only checkpoints of tensors can be converted: other pickled objects are never loaded", field="path") from None
+    if isinstance(data, dict) and isinstance(data.get("decoder_state_dict"), dict):
+        raise InvalidInput(f"{source.name} is an NPHM training checkpoint (decoder_state_dict, latent codes)",
+                           "convert it as NPHM: add --nphm-expression EXPRESSION.tar --nphm-anchors anchors_39.npy", field="path")
     state = data.get("state_dict", data) if isinstance(data, dict) else None
     tensors = {key: value.detach().clone().contiguous() for key, value in (state or {}).items()
                if isinstance(key, str) and isinstance(value, torch.Tensor)}

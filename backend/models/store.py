@@ -18,6 +18,8 @@ Formats:
   from the file at registration and its configs ship with the project; ``config`` (a diffusers
   folder of the same architecture: configs and tokenizer, weights not needed) overrides them.
 - ``lora``: one ``.safetensors`` file of LoRA weights.
+- ``checkpoint``: a project checkpoint folder (``config.json`` + ``model.safetensors``), role ``nphm``
+  (an NPHM trained with ``train nphm`` or converted from the released files with ``models convert``).
 
 Only ``.safetensors`` weights are accepted: pickled ``.bin``/``.ckpt`` files are never loaded.
 """
@@ -37,8 +39,8 @@ from ..errors import InvalidInput, ModelMissing
 
 STORE_VERSION = 1
 REGISTRY_NAME = "models.json"
-ROLES = ("base", "controlnet-pose", "controlnet-depth", "controlnet-normal", "lora")
-FORMATS = ("diffusers", "single-file", "lora")
+ROLES = ("base", "controlnet-pose", "controlnet-depth", "controlnet-normal", "lora", "nphm")
+FORMATS = ("diffusers", "single-file", "lora", "checkpoint")
 CONTROLNET_ROLES = {"pose": "controlnet-pose", "depth": "controlnet-depth", "normal": "controlnet-normal"}
 BASE_MODEL_COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 _WEIGHT_COMPONENTS = ("unet", "vae", "text_encoder")
@@ -168,6 +170,11 @@ def detect_format(path: Path, role: str) -> str:
     """'diffusers' for a folder, 'lora' / 'single-file' for a .safetensors file; refuses the rest."""
     if not path.exists():
         raise ModelMissing(f"{path} does not exist", "check the path; models are never downloaded", field="path")
+    if role == "nphm":
+        if not path.is_dir():
+            raise InvalidInput(f"{path} is not a folder, but an NPHM model is a checkpoint folder (config.json + model.safetensors)",
+                               "convert released NPHM checkpoints with 'avatar-foundry models convert', or train one with 'train nphm'", field="path")
+        return "checkpoint"
     if path.is_dir():
         if role == "lora":
             raise InvalidInput(f"{path} is a folder, but a LoRA must be one .safetensors file", "point at the LoRA's .safetensors file", field="path")
@@ -183,7 +190,9 @@ def validate_entry(entry: ModelEntry) -> None:
     if not entry.path.exists():
         raise ModelMissing(f"model {entry.name!r}: {entry.path} does not exist (moved or deleted?)",
                            "restore the files, or register the model again with 'avatar-foundry models add'", field="path")
-    if entry.format == "diffusers":
+    if entry.format == "checkpoint":
+        validate_model_folder(entry.path)
+    elif entry.format == "diffusers":
         if entry.role == "base":
             validate_base_folder(entry.path)
         else:
