@@ -67,10 +67,10 @@ def mononphm_sized_config() -> NphmConfig:
 
 
 def tiny_config(direction: Literal["backward", "forward"] = "backward") -> NphmConfig:
-    """For tests and smoke runs: 5 anchors (2 mirrored pairs + 1 on the middle plane), narrow MLPs."""
+    """For tests and smoke runs: 5 anchors (2 mirrored pairs + 1 on the middle plane) with wide blending, narrow MLPs."""
     ambient = 2 if direction == "backward" else 0
     return NphmConfig(IdentityConfig(global_latent=8, local_latent=4, anchors=5, symmetric_pairs=2, hidden=32, layers=2,
-                                     anchor_mlp_hidden=16, ambient_dims=ambient),
+                                     anchor_mlp_hidden=16, blend_std=0.3, ambient_dims=ambient),
                       ExpressionConfig(expression_dim=4, compressed_identity=4, hidden=32, layers=2, ambient_dims=ambient),
                       direction)
 
