@@ -27,6 +27,7 @@ BUILTIN_KIND_MODULES: tuple[str, ...] = (
     "backend.jobs.animate",
     "backend.jobs.train_style_prior",
     "backend.jobs.multiview",
+    "backend.jobs.train_nphm",
 )
 
 

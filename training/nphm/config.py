@@ -78,10 +78,10 @@ class NphmTrainingConfig:
 
 def tiny_config() -> NphmTrainingConfig:
     """Seconds on a CPU: the tiny network, a few hundred points, a few hundred steps."""
-    return NphmTrainingConfig(model=tiny_model_config("backward"), identity_steps=300, expression_steps=150, batch_size=2,
+    return NphmTrainingConfig(model=tiny_model_config("backward"), identity_steps=300, expression_steps=400, batch_size=2,
                               surface_points=192, space_points=96, correspondence_points=192, pool_size=2000,
-                              identity_lr=2e-3, identity_latent_lr=2e-3, expression_lr=2e-3, expression_latent_lr=2e-3,
-                              identity_grad_clip=1.0, expression_grad_clip=1.0, tick_steps=50, snapshot_ticks=2)
+                              identity_lr=2e-3, identity_latent_lr=2e-3, expression_lr=2e-3, expression_latent_lr=1e-2,
+                              identity_grad_clip=1.0, expression_grad_clip=100.0, tick_steps=50, snapshot_ticks=2)
 
 
 PRESETS = {"tiny": tiny_config, "full": NphmTrainingConfig}

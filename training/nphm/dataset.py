@@ -81,6 +81,15 @@ class Subject:
     posed: list[HeadMesh]
 
 
+def mesh_folder_root(extracted: Path) -> Path:
+    """The mesh folder inside an extracted zip: the root, or its only sub-folder when the zip held the folder itself."""
+    entries = [p for p in extracted.iterdir() if not p.name.startswith(".")]
+    only = entries[0] if len(entries) == 1 and entries[0].is_dir() else None
+    if only is not None and not any(p.stem == NEUTRAL_STEM for p in only.iterdir()):
+        return only
+    return extracted
+
+
 def discover_subjects(root: Path) -> list[Subject]:
     if not root.is_dir():
         raise InvalidInput(f"{root} is not a folder", "pass a folder of head meshes (see 'avatar-foundry train nphm --help')", field="data")

@@ -90,7 +90,8 @@ class NphmTrainer:
         self.rng = torch.Generator().manual_seed(self.config.seed * 7919 + self.context.rank * 104729 + self.step)
 
     def _initialise_identity(self) -> None:
-        """Mean anchors from the dataset's neutral surfaces; the SDF starts as a sphere at the box centre."""
+        """Mean anchors from the dataset's neutral surfaces; the SDF starts close to a sphere (IGR's geometric
+        initialisation of the output layer); the deformation starts as the identity map (zero output layer)."""
         identity = self.config.model.identity
         surface = torch.cat([pool.points for pool in self.dataset.surfaces]).numpy()
         anchors = symmetric_anchors(surface, identity.anchors, identity.symmetric_pairs)
@@ -99,6 +100,8 @@ class NphmTrainer:
             self.head.identity.mean_anchors.copy_(torch.from_numpy(anchors))
             torch.nn.init.normal_(last.weight, mean=(torch.pi ** 0.5) / last.weight.shape[-1] ** 0.5, std=1e-5)
             last.bias.fill_(-self.config.sphere_radius)
+            self.head.deformation.mlp.layers[-1].weight.zero_()
+            self.head.deformation.mlp.layers[-1].bias.zero_()
 
     # ----------------------------------------------------------------- state
     def _resume(self) -> None:

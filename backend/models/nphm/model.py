@@ -71,7 +71,7 @@ def tiny_config(direction: Literal["backward", "forward"] = "backward") -> NphmC
     ambient = 2 if direction == "backward" else 0
     return NphmConfig(IdentityConfig(global_latent=8, local_latent=4, anchors=5, symmetric_pairs=2, hidden=32, layers=2,
                                      anchor_mlp_hidden=16, blend_std=0.3, ambient_dims=ambient),
-                      ExpressionConfig(expression_dim=4, compressed_identity=4, hidden=32, layers=2, ambient_dims=ambient),
+                      ExpressionConfig(expression_dim=4, compressed_identity=4, hidden=64, layers=4, ambient_dims=ambient),
                       direction)
 
 
