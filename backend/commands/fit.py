@@ -21,6 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     nphm.add_argument("--frame-steps", type=int, default=100, help="steps per later frame (warm-started from the previous one)")
     nphm.add_argument("--points-per-step", type=int, default=1000)
     nphm.add_argument("--mm-per-unit", type=float, default=1000.0, help="millimetres per target unit (1000: metres, Blender's default)")
+    nphm.add_argument("--proxy-resolution", type=int, default=0,
+                      help="also write per-frame proxy meshes (marching cubes at this grid resolution, e.g. 256) to OUT/proxy/")
     nphm.add_argument("--seed", type=int, default=0)
     nphm.add_argument("--device", default=None, help="torch device (default: the best available)")
     add_store_argument(nphm)
@@ -42,7 +44,13 @@ def run(args: argparse.Namespace) -> int:
 
     settings = FitSettings(identity_frames=args.identity_frames, identity_steps=args.identity_steps, frame_steps=args.frame_steps,
                            points_per_step=args.points_per_step, mm_per_unit=args.mm_per_unit, seed=args.seed)
-    result = fit_nphm(resolve_model(args), args.targets, args.out, settings, ConsoleProgress(), device=pick_device(args.device))
+    model_dir = resolve_model(args)
+    result = fit_nphm(model_dir, args.targets, args.out, settings, ConsoleProgress(), device=pick_device(args.device))
+    if args.proxy_resolution:
+        from backend.models.nphm.model import load_head
+        from backend.models.nphm.proxy_export import export_proxies
+
+        export_proxies(load_head(model_dir, pick_device(args.device)), result, args.out / "proxy", args.proxy_resolution, ConsoleProgress())
     for frame in result.frames:
         print(f"{frame.name}: {frame.error_mm:.3f} mm ({frame.error_fraction * 100:.2f}% of head height), {frame.seconds:.2f} s")
     print(f"fitted {len(result.frames)} frames; codes and poses in {args.out}")

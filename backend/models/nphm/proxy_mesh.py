@@ -53,8 +53,7 @@ def _marching_cubes(values: np.ndarray, resolution: int, low: np.ndarray, spacin
         raise InvalidInput(f"the head's SDF does not cross zero in its box (values {volume.min():.3f} to {volume.max():.3f})",
                            "fit or train the model longer, or check that the codes belong to this model", field="model")
     vertices, faces, _, _ = marching_cubes(volume, level=0.0, spacing=tuple(spacing))
-    # scikit-image orients faces for increasing values; the SDF grows outwards, so flip them to face out
-    return (vertices + low).astype(np.float32), faces[:, ::-1].astype(np.int64).copy()
+    return (vertices + low).astype(np.float32), faces.astype(np.int64)
 
 
 def canonical_mesh(head: NeuralHead, identity: torch.Tensor, resolution: int) -> tuple[np.ndarray, np.ndarray]:
