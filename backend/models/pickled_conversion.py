@@ -9,10 +9,25 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any
 
 from blender_addon.formats.files import atomic_write
 
 from ..errors import InvalidInput, ModelMissing
+
+
+def load_plain_checkpoint(source: Path) -> Any:
+    """``torch.load(weights_only=True)``: tensors and plain containers, or InvalidInput naming the file."""
+    import torch
+
+    if not source.is_file():
+        raise ModelMissing(f"{source} does not exist", "check the path", field="path")
+    try:
+        return torch.load(source, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as error:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        raise InvalidInput(f"{source.name} cannot be read as plain weights ({first_line})",
+                           "only checkpoints of tensors can be converted: other pickled objects are never loaded", field="path") from None
 
 
 def convert_to_safetensors(path: str | Path, out: str | Path | None = None) -> Path:
@@ -20,15 +35,8 @@ def convert_to_safetensors(path: str | Path, out: str | Path | None = None) -> P
     from safetensors.torch import save_file
 
     source = Path(path).expanduser()
-    if not source.is_file():
-        raise ModelMissing(f"{source} does not exist", "check the path", field="path")
+    data = load_plain_checkpoint(source)
     target = Path(out).expanduser() if out else source.with_suffix(".safetensors")
-    try:
-        data = torch.load(source, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as error:
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
-        raise InvalidInput(f"{source.name} cannot be read as plain weights ({first_line})",
-                           "only checkpoints of tensors can be converted: other pickled objects are never loaded", field="path") from None
     if isinstance(data, dict) and isinstance(data.get("decoder_state_dict"), dict):
         raise InvalidInput(f"{source.name} is an NPHM training checkpoint (decoder_state_dict, latent codes)",
                            "convert it as NPHM: add --nphm-expression EXPRESSION.tar --nphm-anchors anchors_39.npy", field="path")

@@ -12,9 +12,7 @@ import math
 
 import torch
 from torch import nn
-from torch.nn import functional as F
-
-from .skip_mlp import SOFTPLUS_BETA, skip_layer_index, skip_mlp_shapes
+from .skip_mlp import run_skip_layers, skip_layer_index, skip_mlp_shapes
 
 
 class EnsembledLinear(nn.Module):
@@ -48,11 +46,5 @@ class EnsembledSkipMLP(nn.Module):
                                     for fan_in, fan_out in skip_mlp_shapes(input_dim, hidden, n_layers, output_dim))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        x = inputs
-        for index, layer in enumerate(self.layers):
-            if index == self.skip:
-                x = torch.cat([x, inputs], dim=-1) / math.sqrt(2.0)
-            x = layer(x)
-            if index < len(self.layers) - 1:
-                x = F.softplus(x, beta=SOFTPLUS_BETA)
-        return x
+        """inputs (members, points, input_dim) -> (members, points, output_dim)."""
+        return run_skip_layers(self.layers, inputs, self.skip)

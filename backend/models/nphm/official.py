@@ -19,12 +19,11 @@ Sizes are read from the tensor shapes; the keys must then be exactly the layout 
 
 from __future__ import annotations
 
-import pickle
 import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from ...errors import InvalidInput, ModelMissing
+from ...errors import InvalidInput
 from .expression import ExpressionConfig
 from .identity import IdentityConfig
 from .model import NeuralHead, NphmConfig, save_head
@@ -92,17 +91,10 @@ def expression_config_from(state: Mapping[str, Any], where: str) -> ExpressionCo
 
 def read_official(path: str | Path) -> dict[str, Any]:
     """The checkpoint dict, read without running any code from the file."""
-    import torch
+    from ..pickled_conversion import load_plain_checkpoint
 
     source = Path(path).expanduser()
-    if not source.is_file():
-        raise ModelMissing(f"{source} does not exist", "check the path", field="path")
-    try:
-        data = torch.load(source, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as error:
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
-        raise InvalidInput(f"{source.name} cannot be read as plain weights ({first_line})",
-                           "only checkpoints of tensors and plain containers are read; other pickled objects never are", field="path") from None
+    data = load_plain_checkpoint(source)
     if not isinstance(data, dict) or not isinstance(data.get("decoder_state_dict"), dict):
         raise InvalidInput(f"{source.name} has no decoder_state_dict: it is not an official NPHM checkpoint", CONVERT_HINT, field="path")
     return data
@@ -152,6 +144,9 @@ def convert_official_nphm(identity_path: str | Path, expression_path: str | Path
         ("identity_val", _latent_codes(identity_data, "latent_codes_val_state_dict")),
         ("expression", _latent_codes(expression_data, "latent_codes_state_dict")),
         ("expression_val", _latent_codes(expression_data, "latent_codes_val_state_dict"))) if codes is not None}
+    if "identity" in latents and latents["identity"].shape[-1] != config.identity.latent_dim:
+        raise InvalidInput(f"the identity codes in {Path(identity_path).name} have {latents['identity'].shape[-1]} numbers, "
+                           f"the network reads {config.identity.latent_dim}", CONVERT_HINT, field="checkpoint")
     if latents:
         atomic_write(target / LATENTS_NAME, lambda temp: save_file(latents, str(temp)))
     return save_head(target, head, extra={"source": "official NPHM", "identity_checkpoint": Path(identity_path).name,

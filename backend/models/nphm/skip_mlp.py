@@ -34,6 +34,18 @@ def skip_mlp_shapes(input_dim: int, hidden: int, n_layers: int, output_dim: int)
     return shapes
 
 
+def run_skip_layers(layers: nn.ModuleList, inputs: torch.Tensor, skip: int) -> torch.Tensor:
+    """The forward pass shared by the plain and the ensembled MLP (``layers`` may be either kind of linear)."""
+    x = inputs
+    for index, layer in enumerate(layers):
+        if index == skip:
+            x = torch.cat([x, inputs], dim=-1) / math.sqrt(2.0)
+        x = layer(x)
+        if index < len(layers) - 1:
+            x = F.softplus(x, beta=SOFTPLUS_BETA)
+    return x
+
+
 class SkipMLP(nn.Module):
     def __init__(self, input_dim: int, hidden: int, n_layers: int, output_dim: int) -> None:
         super().__init__()
@@ -41,11 +53,4 @@ class SkipMLP(nn.Module):
         self.layers = nn.ModuleList(nn.Linear(fan_in, fan_out) for fan_in, fan_out in skip_mlp_shapes(input_dim, hidden, n_layers, output_dim))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        x = inputs
-        for index, layer in enumerate(self.layers):
-            if index == self.skip:
-                x = torch.cat([x, inputs], dim=-1) / math.sqrt(2.0)
-            x = layer(x)
-            if index < len(self.layers) - 1:
-                x = F.softplus(x, beta=SOFTPLUS_BETA)
-        return x
+        return run_skip_layers(self.layers, inputs, self.skip)
