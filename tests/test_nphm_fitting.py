@@ -157,3 +157,20 @@ def test_depth_from_one_front_camera_back_projects_onto_the_head_and_fits_despit
     similarity = Similarity(fitted.similarity["scale"], fitted.similarity["translation"], fitted.similarity["rotation"])
     error_on_head = seen.frame_error(torch.from_numpy(target.points), similarity, torch.tensor([fitted.expression]))[2]
     assert error_on_head < 0.015
+
+
+def test_fit_nphm_job_fits_uploaded_frames_and_writes_proxies(trained_nphm, tmp_path):
+    """The `fit-nphm` job takes the model as 'job:<id>' and the frames from its upload, and writes fit.json and the
+    proxy sequence."""
+    from backend.jobs.registry import JobContext, get_kind
+    from backend.model_cache import ModelCache
+    from blender_addon.formats.proxy_sequence import read_proxy_manifest
+
+    upload = tmp_path / "inputs"
+    write_head(upload / "frames" / "frame_0000.ply", HEAD_RADII["cy"], offset=RIG_OFFSET)
+    kind = get_kind("fit-nphm")
+    (tmp_path / "out").mkdir()
+    context = JobContext("fit", tmp_path / "out", upload, SilentProgress(), ModelCache(), {"job:train": trained_nphm}.__getitem__, "cpu")
+    kind.run(kind.params(model="job:train", identity_steps=40, points_per_step=128, proxy_resolution=24), context)
+    assert json.loads((tmp_path / "out" / "fit.json").read_text())["frames"][0]["name"] == "frame_0000"
+    assert read_proxy_manifest(tmp_path / "out" / "proxy")["frames"][0]["file"] == "frame_0000.ply"

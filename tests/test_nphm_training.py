@@ -158,3 +158,23 @@ def test_two_processes_end_with_identical_heads_and_codes(tmp_path, nphm_heads):
     for name in rank0:
         assert torch.equal(rank0[name], rank1[name]), name
     assert load_head(tmp_path / "run") is not None
+
+
+def test_train_nphm_job_trains_on_an_uploaded_mesh_folder(tmp_path, nphm_heads):
+    """The `train-nphm` job finds the mesh folder inside an extracted upload (the zip held the folder itself) and
+    writes a head the fit job can name; without an upload or a dataset it says what to send."""
+    import shutil
+
+    from backend.jobs.registry import JobContext, get_kind
+    from backend.model_cache import ModelCache
+
+    upload = tmp_path / "inputs"
+    shutil.copytree(nphm_heads, upload / "heads")
+    kind = get_kind("train-nphm")
+    context = JobContext("job1", tmp_path / "out", upload, SilentProgress(), ModelCache(), lambda ref: tmp_path, "cpu")
+    (tmp_path / "out").mkdir()
+    kind.run(kind.params(config="tiny", identity_steps=3, expression_steps=2, tick_steps=5), context)
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["extra"]["subjects"] == ["ada", "bo"]
+    empty = JobContext("job2", tmp_path / "out2", None, SilentProgress(), ModelCache(), lambda ref: tmp_path, "cpu")
+    with pytest.raises(InvalidInput, match="no head meshes"):
+        kind.run(kind.params(config="tiny"), empty)

@@ -28,6 +28,7 @@ BUILTIN_KIND_MODULES: tuple[str, ...] = (
     "backend.jobs.train_style_prior",
     "backend.jobs.multiview",
     "backend.jobs.train_nphm",
+    "backend.jobs.fit_nphm",
 )
 
 
