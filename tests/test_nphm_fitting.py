@@ -174,3 +174,31 @@ def test_fit_nphm_job_fits_uploaded_frames_and_writes_proxies(trained_nphm, tmp_
     kind.run(kind.params(model="job:train", identity_steps=40, points_per_step=128, proxy_resolution=24), context)
     assert json.loads((tmp_path / "out" / "fit.json").read_text())["frames"][0]["name"] == "frame_0000"
     assert read_proxy_manifest(tmp_path / "out" / "proxy")["frames"][0]["file"] == "frame_0000.ply"
+
+
+def test_a_forward_nphm_trains_and_fits_a_rig_frame_through_its_deformed_canonical_surface(tmp_path, nphm_heads):
+    """The original NPHM's forward form: trained on the same heads, it fits a held-out posed frame by moving its
+    canonical surface (marching cubes of the identity, re-projected each step) onto the frame's points: the fit beats
+    the starting placement, and the frame's proxy carries canonical coordinates and no ambient ones."""
+    from dataclasses import replace
+
+    from backend.models.nphm.proxy_mesh import posed_proxy
+    from training.nphm.config import configure
+
+    run = tmp_path / "forward"
+    train_nphm_config = replace(configure("tiny", direction="forward"), identity_steps=250, expression_steps=200)
+    from training.nphm.trainer import train_nphm
+
+    train_nphm(nphm_heads, run, train_nphm_config)
+    head = load_head(run)
+    frames = tmp_path / "frames"
+    write_head(frames / "frame_0000.ply", HEAD_RADII["cy"], 0.015, 0.0, offset=RIG_OFFSET)
+    targets = read_targets(frames, 2000)
+    fitter = NphmFitter(head, FitSettings(identity_steps=120, points_per_step=256, surface_resolution=32), prior_identity(run))
+    fitter.refresh_canonical_surface()
+    start = fitter.frame_error(torch.from_numpy(targets[0].points), initial_similarity(targets[0].points, head),
+                               torch.zeros(1, head.expression_dim))[2]
+    result = fitter.fit(targets)
+    assert result.frames[0].error_fraction < 0.7 * start and result.frames[0].error_fraction < 0.02
+    mesh = posed_proxy(head, result.identity, torch.tensor(result.frames[0].expression), 32)
+    assert mesh.ambient.shape == (len(mesh.vertices), 0) and mesh.canonical.shape == mesh.vertices.shape

@@ -29,6 +29,8 @@ from .fit_targets import FrameTarget
 from .model import NeuralHead
 from .similarity import Similarity
 
+CANONICAL_SURFACE_POINTS = 8000
+"""Forward models: canonical surface points the deformation moves (dense enough that point spacing stays under the fit error)."""
 BOX_FILL = 0.8
 """As training's normalisation: the head fills this fraction of the model box (so its height is known)."""
 
@@ -117,7 +119,7 @@ class NphmFitter:
 
         if self.head.config.direction == "forward":
             vertices, _ = canonical_mesh(self.head, self.identity.detach(), self.settings.surface_resolution)
-            pick = torch.randperm(len(vertices), generator=self.generator)[: 4 * self.settings.points_per_step]
+            pick = torch.randperm(len(vertices), generator=self.generator)[:CANONICAL_SURFACE_POINTS]
             self._canonical_surface = torch.from_numpy(vertices[pick.numpy()]).float().to(self.device)
 
     def _projected_canonical_surface(self, identity: torch.Tensor) -> torch.Tensor:
