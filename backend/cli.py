@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "backend.commands.import_capture",
     "backend.commands.demo",
     "backend.commands.fit",
+    "backend.commands.export_heads",
 )
 
 

@@ -33,22 +33,28 @@ def vertex_property_names(ambient_dims: int) -> list[str]:
     return ["x", "y", "z", *CANONICAL_NAMES, *(f"ambient_{k}" for k in range(ambient_dims))]
 
 
-def ply_header(vertex_count: int, face_count: int, ambient_dims: int) -> bytes:
-    lines = ["ply", "format binary_little_endian 1.0", "comment avatar-foundry neural-head proxy", f"element vertex {vertex_count}"]
-    lines += [f"property float {name}" for name in vertex_property_names(ambient_dims)]
+def ply_header(property_names: list[str], vertex_count: int, face_count: int) -> bytes:
+    lines = ["ply", "format binary_little_endian 1.0", "comment avatar-foundry", f"element vertex {vertex_count}"]
+    lines += [f"property float {name}" for name in property_names]
     lines += [f"element face {face_count}", "property list uchar int vertex_indices", "end_header"]
     return ("\n".join(lines) + "\n").encode("ascii")
 
 
-def write_proxy_ply(path: Path, vertex_floats: bytes, face_indices: bytes, vertex_count: int, face_count: int, ambient_dims: int) -> Path:
-    """``vertex_floats``: little-endian float32 rows of ``vertex_property_names``; ``face_indices``: int32 triples."""
+def write_ply(path: Path, property_names: list[str], vertex_floats: bytes, face_indices: bytes, vertex_count: int, face_count: int) -> Path:
+    """A triangle mesh as binary PLY. ``vertex_floats``: little-endian float32 rows of ``property_names`` (x, y, z
+    first); ``face_indices``: little-endian int32 triples."""
     triangles = array("i")
     triangles.frombytes(face_indices)
     body = bytearray()
     for face in range(face_count):
         body += struct.pack("<B3i", 3, *triangles[3 * face: 3 * face + 3])
-    data = ply_header(vertex_count, face_count, ambient_dims) + vertex_floats + bytes(body)
+    data = ply_header(property_names, vertex_count, face_count) + vertex_floats + bytes(body)
     return atomic_write(path, lambda temp: temp.write_bytes(data))
+
+
+def write_proxy_ply(path: Path, vertex_floats: bytes, face_indices: bytes, vertex_count: int, face_count: int, ambient_dims: int) -> Path:
+    """One proxy frame: rows of ``vertex_property_names(ambient_dims)``."""
+    return write_ply(path, vertex_property_names(ambient_dims), vertex_floats, face_indices, vertex_count, face_count)
 
 
 def read_proxy_ply(path: Path) -> dict[str, Any]:
