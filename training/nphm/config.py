@@ -51,7 +51,7 @@ class NphmTrainingConfig:
     """Surface samples drawn once per mesh."""
     near_sigma: float = 0.01
     sphere_radius: float = 0.4
-    """The identity SDF starts as a sphere of this radius around the box centre (geometric initialisation)."""
+    """The identity SDF starts close to a sphere of this radius (IGR's geometric initialisation of the output layer)."""
     identity_lr: float = 5e-4
     identity_latent_lr: float = 1e-3
     expression_lr: float = 1e-4

@@ -70,7 +70,7 @@ class NphmTrainer:
         self.data_dir = str(data_dir)
         torch.manual_seed(self.config.seed)
         self.head = NeuralHead(model)
-        self._initialise_identity()
+        self._initialise_networks()
         self.head.to(self.device).train()
         self.identity_codes = torch.nn.Parameter(torch.randn(len(self.dataset.subjects), model.identity.latent_dim, device=self.device) * LATENT_INIT_STD)
         self.expression_codes = torch.nn.Parameter(torch.randn(len(self.dataset.correspondences), model.expression.expression_dim,
@@ -89,7 +89,7 @@ class NphmTrainer:
             broadcast_module(_Holder(codes), self.context)
         self.rng = torch.Generator().manual_seed(self.config.seed * 7919 + self.context.rank * 104729 + self.step)
 
-    def _initialise_identity(self) -> None:
+    def _initialise_networks(self) -> None:
         """Mean anchors from the dataset's neutral surfaces; the SDF starts close to a sphere (IGR's geometric
         initialisation of the output layer); the deformation starts as the identity map (zero output layer)."""
         identity = self.config.model.identity
