@@ -75,3 +75,57 @@ def test_export_heads_command_writes_a_training_subject_from_the_demo_rig(tmp_pa
 
     assert main(["export-heads", "--demo-rig", "--random-expressions", "2", "--out", str(tmp_path / "demo")]) == 0
     assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["expression_0000.ply", "expression_0001.ply", "neutral.ply"]
+
+
+def test_a_proxy_sequence_imports_as_per_frame_objects_with_canonical_and_ambient_attributes(tmp_path):
+    """Each proxy frame becomes an object shown only on its scene frame, in Blender's axes, with the canonical and
+    ambient coordinates per vertex and its NPHM code; the coordinates read back as written."""
+    from blender_addon.blender.proxy_import import import_proxy_sequence
+    from blender_addon.formats.files import atomic_write_json
+    from blender_addon.formats.proxy_sequence import write_proxy_ply
+
+    _fresh()
+    rows = np.array([[0, 0, 0, 0.1, 0.2, 0.3, 0.01, -0.02], [1, 0, 0, 0.4, 0.2, 0.3, 0.03, 0.0],
+                     [0, 1, 0, 0.1, 0.5, 0.3, 0.0, 0.05], [0, 0, 1, 0.1, 0.2, -0.4, -0.1, 0.1]], dtype="<f4")
+    faces = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]], dtype="<i4")
+    for name in ("frame_0002", "frame_0003"):
+        write_proxy_ply(tmp_path / f"{name}.ply", rows.tobytes(), faces.tobytes(), 4, 4, 2)
+    atomic_write_json(tmp_path / "proxy.json", {"version": 1, "kind": "nphm", "ambient_dims": 2, "expression_names": ["nphm:0", "nphm:1"],
+                                                "frames": [{"name": n, "file": f"{n}.ply", "expression": [0.5, float(i)]}
+                                                           for i, n in enumerate(("frame_0002", "frame_0003"))]})
+    scene = bpy.context.scene
+    collection = import_proxy_sequence(tmp_path, scene)
+    second, third = bpy.data.objects["NPHM frame_0002"], bpy.data.objects["NPHM frame_0003"]
+    scene.frame_set(2)
+    assert not second.hide_render and third.hide_render
+    scene.frame_set(3)
+    assert second.hide_render and not third.hide_render
+    mesh = third.data
+    assert [tuple(v.co) for v in mesh.vertices][3] == pytest.approx((0.0, -1.0, 0.0))  # glTF +z (front) is Blender -y
+    canonical = np.array([tuple(item.vector) for item in mesh.attributes["nphm_canonical"].data])
+    ambient = np.array([tuple(item.vector) for item in mesh.attributes["nphm_ambient"].data])
+    assert np.allclose(canonical, rows[:, 3:6]) and np.allclose(ambient, rows[:, 6:])
+    assert list(third["avatar_foundry_expression"]) == [0.5, 1.0] and list(collection["avatar_foundry_expression_names"]) == ["nphm:0", "nphm:1"]
+
+
+def test_the_import_operator_is_registered_with_the_add_on_and_imports_a_folder(tmp_path):
+    """The Animate panel's Import NPHM Proxy operator imports a proxy folder; a folder without proxy.json is refused."""
+    from blender_addon.blender import registration
+    from blender_addon.formats.files import atomic_write_json
+    from blender_addon.formats.proxy_sequence import write_proxy_ply
+
+    _fresh()
+    registration.register()
+    try:
+        faces = np.array([[0, 1, 2]], dtype="<i4")
+        rows = np.zeros((3, 8), dtype="<f4")
+        rows[1, 0], rows[2, 1] = 1.0, 1.0
+        write_proxy_ply(tmp_path / "f.ply", rows.tobytes(), faces.tobytes(), 3, 1, 2)
+        atomic_write_json(tmp_path / "proxy.json", {"version": 1, "kind": "nphm", "ambient_dims": 2, "expression_names": [],
+                                                    "frames": [{"name": "f", "file": "f.ply", "expression": []}]})
+        assert bpy.ops.avatar_foundry.import_nphm_proxy(directory=str(tmp_path)) == {"FINISHED"}
+        assert "NPHM f" in bpy.data.objects
+        with pytest.raises(RuntimeError, match="proxy.json"):
+            bpy.ops.avatar_foundry.import_nphm_proxy(directory=str(tmp_path / "missing"))
+    finally:
+        registration.unregister()

@@ -31,6 +31,7 @@ from .importers import load_condition_previews
 from .landmark_finder import find_landmarks
 from .demo_head import add_demo_head
 from .preferences import preferences
+from .proxy_import import AVATAR_OT_import_nphm_proxy
 from .session import make_client, session
 
 USER_ERRORS = (FormatError, BackendError, OSError)
@@ -529,4 +530,5 @@ class AVATAR_OT_vary_seed(bpy.types.Operator):
 CLASSES = (AVATAR_OT_add_demo_head, AVATAR_OT_find_landmarks, AVATAR_OT_render_conditions, AVATAR_OT_preview_conditions, AVATAR_OT_animate, AVATAR_OT_backend_check,
            AVATAR_OT_backend_start, AVATAR_OT_backend_stop, AVATAR_OT_free_memory, AVATAR_OT_register_models,
            AVATAR_OT_generate_multiview, AVATAR_OT_train_gan, AVATAR_OT_generate_avatar, AVATAR_OT_train_style_prior,
-           AVATAR_OT_train_renderer, AVATAR_OT_submit_job, AVATAR_OT_cancel_job, AVATAR_OT_open_results, AVATAR_OT_vary_seed)
+           AVATAR_OT_train_renderer, AVATAR_OT_submit_job, AVATAR_OT_cancel_job, AVATAR_OT_open_results, AVATAR_OT_vary_seed,
+           AVATAR_OT_import_nphm_proxy)

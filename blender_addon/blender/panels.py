@@ -155,6 +155,7 @@ class AVATAR_PT_animate(_AvatarPanel, bpy.types.Panel):
         for name in ("checkpoint", "camera", "frame_start", "frame_end", "output_dir"):
             layout.prop(settings.animate, name)
         layout.operator("avatar_foundry.animate", icon="RENDER_ANIMATION")
+        layout.operator("avatar_foundry.import_nphm_proxy", icon="IMPORT")
         if settings.conditions.stage:
             layout.progress(factor=settings.conditions.progress, text=settings.conditions.stage)
 
