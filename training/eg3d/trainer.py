@@ -29,9 +29,9 @@ from backend.progress import Progress, SilentProgress, stop_if_cancelled
 from blender_addon.formats.cameras import orbit_label
 from blender_addon.formats.errors import FormatError
 from training.datasets.multiview import MultiviewImages
-from training.run_config import resolve_run_config as resolve_saved_config
 from training.distributed import (DistributedContext, average_gradients, average_tensor, barrier,
                                   broadcast_module, init_distributed, replicas_identical)
+from training.run_config import resolve_run_config as resolve_saved_config
 
 from .config import TrainingConfig, discriminator_config
 from .ema import ema_beta, update_ema
