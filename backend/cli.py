@@ -25,6 +25,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "backend.commands.evaluate",
     "backend.commands.import_capture",
     "backend.commands.demo",
+    "backend.commands.fit",
+    "backend.commands.export_heads",
 )
 
 

@@ -10,4 +10,5 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("DIFFUSERS_OFFLINE", "1")
 os.environ.setdefault("AVATAR_FOUNDRY_DEVICE", "cpu")
 
-pytest_plugins: list[str] = ["tests.fixtures.server", "tests.fixtures.tiny_models", "tests.fixtures.deferred", "tests.fixtures.eg3d", "tests.fixtures.style_prior"]
+pytest_plugins: list[str] = ["tests.fixtures.server", "tests.fixtures.tiny_models", "tests.fixtures.deferred", "tests.fixtures.eg3d", "tests.fixtures.style_prior",
+                               "tests.fixtures.nphm_heads"]

@@ -46,7 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     convert = commands.add_parser("convert", help="turn a pickled .pth/.ckpt checkpoint (e.g. an official ControlNet) into .safetensors")
     convert.add_argument("file", type=Path, help="the pickled checkpoint; read with torch.load(weights_only=True), tensors only")
-    convert.add_argument("--out", type=Path, default=None, help="the .safetensors file to write (default: beside FILE)")
+    convert.add_argument("--out", type=Path, default=None, help="the .safetensors file to write (default: beside FILE); for NPHM the checkpoint folder")
+    convert.add_argument("--nphm-expression", type=Path, default=None,
+                         help="NPHM: FILE is the released identity checkpoint, this the expression one (checkpoint_epoch_<N>.tar)")
+    convert.add_argument("--nphm-anchors", type=Path, default=None, help="NPHM: the mean anchors (assets/anchors_39.npy of the NPHM repository)")
     convert.set_defaults(func=_convert)
 
     remove = commands.add_parser("remove", help="forget a model (its files are left alone)")
@@ -113,8 +116,23 @@ def _scan(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     from ..models.pickled_conversion import convert_to_safetensors
 
+    if args.nphm_expression or args.nphm_anchors:
+        return _convert_nphm(args)
+
     target = convert_to_safetensors(args.file, args.out)
     print(f"wrote {target}; register it with 'avatar-foundry models add {target} --as NAME' (or models scan)")
+    return 0
+
+
+def _convert_nphm(args: argparse.Namespace) -> int:
+    from ..errors import InvalidInput
+    from ..models.nphm.official import convert_official_nphm
+
+    if not (args.nphm_expression and args.nphm_anchors):
+        raise InvalidInput("an NPHM conversion needs both --nphm-expression and --nphm-anchors",
+                           "pass the expression checkpoint and assets/anchors_39.npy beside the identity checkpoint", field="nphm")
+    target = convert_official_nphm(args.file, args.nphm_expression, args.nphm_anchors, args.out or args.file.with_suffix(""))
+    print(f"wrote {target}; register it with 'avatar-foundry models add {target} --as NAME --role nphm'")
     return 0
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
-TRAINER_MODULES: tuple[str, ...] = ("backend.commands.train_eg3d", "backend.commands.train_deferred", "backend.commands.train_style_prior")
+TRAINER_MODULES: tuple[str, ...] = ("backend.commands.train_eg3d", "backend.commands.train_deferred", "backend.commands.train_style_prior",
+                                    "backend.commands.train_nphm")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -69,6 +69,8 @@ def pass_picture(root: Path, render: Render, name: str, field: str) -> Image.Ima
         return Image.fromarray(_to_bytes(normalized_depth(values)), "L").convert("RGB")
     if name == "normal":
         return Image.fromarray(_to_bytes((values + 1.0) / 2.0 * np.any(values != 0, axis=-1, keepdims=True)), "RGB")
+    if name == "ambient":
+        values = np.concatenate([values, np.zeros_like(values[..., :1])], axis=-1)
     return Image.fromarray(_to_bytes((values + 0.5) * np.any(values != 0, axis=-1, keepdims=True)), "RGB")
 
 

@@ -28,6 +28,8 @@ BUILTIN_KIND_MODULES: tuple[str, ...] = (
     "backend.jobs.train_style_prior",
     "backend.jobs.multiview",
     "backend.jobs.scan_models",
+    "backend.jobs.train_nphm",
+    "backend.jobs.fit_nphm",
 )
 
 

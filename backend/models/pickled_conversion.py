@@ -11,14 +11,29 @@ what it is; whatever the file holds, the result is a file or a one-line error, n
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from blender_addon.formats.files import atomic_write
 
 from ..errors import InvalidInput, ModelMissing
 
 
-def convert_to_safetensors(path: str | Path, out: str | Path | None = None) -> Path:
+def load_plain_checkpoint(source: Path) -> Any:
+    """``torch.load(weights_only=True)``: tensors and plain containers, or InvalidInput naming the file."""
     import torch
+
+    if not source.is_file():
+        raise ModelMissing(f"{source} does not exist", "check the path", field="path")
+    try:
+        with open(source, "rb") as handle:  # a handle: torch would read a file named .safetensors as safetensors
+            return torch.load(handle, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any file content: a one-line error, never a traceback
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        raise InvalidInput(f"{source.name} cannot be read as plain weights ({first_line})",
+                           "only checkpoints of tensors can be converted: other pickled objects are never loaded", field="path") from None
+
+
+def convert_to_safetensors(path: str | Path, out: str | Path | None = None) -> Path:
     from safetensors.torch import save_file
 
     from .file_kinds import refuse_non_safetensors, sniff
@@ -33,13 +48,10 @@ def convert_to_safetensors(path: str | Path, out: str | Path | None = None) -> P
     if kind != "pickle":
         refuse_non_safetensors(source, kind)
     target = Path(out).expanduser() if out else _converted_name(source)
-    try:
-        with open(source, "rb") as handle:  # a handle: torch would read a file named .safetensors as safetensors
-            data = torch.load(handle, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any file content: a one-line error, never a traceback
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
-        raise InvalidInput(f"{source.name} cannot be read as plain weights ({first_line})",
-                           "only checkpoints of tensors can be converted: other pickled objects are never loaded", field="path") from None
+    data = load_plain_checkpoint(source)
+    if isinstance(data, dict) and isinstance(data.get("decoder_state_dict"), dict):
+        raise InvalidInput(f"{source.name} is an NPHM training checkpoint (decoder_state_dict, latent codes)",
+                           "convert it as NPHM: add --nphm-expression EXPRESSION.tar --nphm-anchors anchors_39.npy", field="path")
     tensors = _named_tensors(data)
     if not tensors:
         raise InvalidInput(f"{source.name} holds no named tensors", "convert a model checkpoint (a state dict of tensors)", field="path")

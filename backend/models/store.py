@@ -20,6 +20,8 @@ Formats:
 - ``lora``: one ``.safetensors`` file of LoRA weights (``models.lora_files``).
 - ``embedding``: one ``.safetensors`` textual-inversion embedding (``models.textual_inversion``),
   used by its name as the trigger word in prompts.
+- ``checkpoint``: a project checkpoint folder (``config.json`` + ``model.safetensors``), role ``nphm``
+  (an NPHM trained with ``train nphm`` or converted from the released files with ``models convert``).
 
 A ``vae`` is a diffusers ``AutoencoderKL`` folder or a single file in LDM names
 (``models.vae_files``), chosen per job to replace the base model's VAE.
@@ -45,8 +47,8 @@ from ..errors import InvalidInput, ModelMissing
 
 STORE_VERSION = 1
 REGISTRY_NAME = "models.json"
-ROLES = ("base", "controlnet-pose", "controlnet-depth", "controlnet-normal", "lora", "embedding", "vae")
-FORMATS = ("diffusers", "single-file", "lora", "embedding")
+ROLES = ("base", "controlnet-pose", "controlnet-depth", "controlnet-normal", "lora", "embedding", "vae", "nphm")
+FORMATS = ("diffusers", "single-file", "lora", "embedding", "checkpoint")
 ONE_FILE_ROLES = ("lora", "embedding")
 CONTROLNET_ROLES = {"pose": "controlnet-pose", "depth": "controlnet-depth", "normal": "controlnet-normal"}
 BASE_MODEL_COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
@@ -192,6 +194,11 @@ def detect_format(path: Path, role: str) -> str:
 
     if not path.exists():
         raise ModelMissing(f"{path} does not exist", "check the path; models are never downloaded", field="path")
+    if role == "nphm":
+        if not path.is_dir():
+            raise InvalidInput(f"{path} is not a folder, but an NPHM model is a checkpoint folder (config.json + model.safetensors)",
+                               "convert released NPHM checkpoints with 'avatar-foundry models convert', or train one with 'train nphm'", field="path")
+        return "checkpoint"
     if path.is_dir():
         if role in ONE_FILE_ROLES:
             raise InvalidInput(f"{path} is a folder, but a {role} must be one .safetensors file", f"point at the {role}'s .safetensors file",
@@ -213,7 +220,9 @@ def validate_entry(entry: ModelEntry) -> None:
     if not entry.path.exists():
         raise ModelMissing(f"model {entry.name!r}: {entry.path} does not exist (moved or deleted?)",
                            "restore the files, or register the model again with 'avatar-foundry models add'", field="path")
-    if entry.format == "diffusers":
+    if entry.format == "checkpoint":
+        validate_model_folder(entry.path)
+    elif entry.format == "diffusers":
         if entry.role == "base":
             validate_base_folder(entry.path)
         else:

@@ -45,7 +45,7 @@ _ZIP64_LOCATOR = struct.Struct("<4sLQL")
 _ZIP64_END_RECORD = struct.Struct("<4sQ2H2L4Q")
 _MAX_COMMENT = 0xFFFF
 _IMAGE_MODES = {"pose": ("RGB", "RGBA"), "target": ("RGB", "RGBA"), "mask": ("L", "1", "I;16", "I")}
-_ARRAY_CHANNELS = {"depth": None, "normal": 3, "canonical": 3}
+_ARRAY_CHANNELS = {"depth": None, "normal": 3, "canonical": 3, "ambient": 2}
 _NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 

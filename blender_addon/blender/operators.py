@@ -34,6 +34,7 @@ from .landmark_finder import find_landmarks
 from .demo_head import add_demo_head
 from .output_folders import resolve_folder, results_folder
 from .preferences import preferences
+from .proxy_import import AVATAR_OT_import_nphm_proxy
 from .session import make_client, scan_request, session
 from .viewport import frame_in_viewports
 
@@ -631,4 +632,5 @@ class AVATAR_OT_vary_seed(bpy.types.Operator):
 CLASSES = (AVATAR_OT_add_demo_head, AVATAR_OT_find_landmarks, AVATAR_OT_render_conditions, AVATAR_OT_preview_conditions, AVATAR_OT_animate, AVATAR_OT_backend_check,
            AVATAR_OT_backend_start, AVATAR_OT_backend_stop, AVATAR_OT_free_memory, AVATAR_OT_register_models,
            AVATAR_OT_generate_multiview, AVATAR_OT_train_gan, AVATAR_OT_generate_avatar, AVATAR_OT_train_style_prior,
-           AVATAR_OT_train_renderer, AVATAR_OT_submit_job, AVATAR_OT_cancel_job, AVATAR_OT_open_results, AVATAR_OT_vary_seed)
+           AVATAR_OT_train_renderer, AVATAR_OT_submit_job, AVATAR_OT_cancel_job, AVATAR_OT_open_results, AVATAR_OT_vary_seed,
+           AVATAR_OT_import_nphm_proxy)

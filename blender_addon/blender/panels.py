@@ -304,6 +304,7 @@ class AVATAR_PT_animate(_AvatarPanel, bpy.types.Panel):
         column.prop(animate, "frame_end", text="End frame")
         _field(layout, animate, "output_dir")
         layout.operator("avatar_foundry.animate", text="Animate", icon="RENDER_ANIMATION")
+        layout.operator("avatar_foundry.import_nphm_proxy", text="Import NPHM Proxy", icon="IMPORT")
         _draw_render_progress(layout, settings.conditions)
 
 

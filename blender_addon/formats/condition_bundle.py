@@ -11,6 +11,8 @@ A bundle is a folder (or a zip of one) holding ``conditions.json`` and per-rende
     renders/<view id>/f<frame>/canonical.npy  float32 (H, W, 3): rest-pose position of the surface
                                               point in head space, inside [-0.5, 0.5]^3; 0 outside
     renders/<view id>/f<frame>/mask.png       L uint8: 255 on the head, 0 elsewhere
+    renders/<view id>/f<frame>/ambient.npy    float32 (H, W, A): optional, a neural-head proxy's ambient
+                                              (NPHM "hyper") coordinates of the surface point; 0 outside
     renders/<view id>/f<frame>/target.png     RGB uint8: only in a *deferred dataset*: the detailed
                                               character rendered from the same camera and frame,
                                               the image the deferred renderer learns to produce
@@ -37,8 +39,8 @@ from .files import atomic_write_json, read_json_file
 BUNDLE_VERSION = 1
 MANIFEST_NAME = "conditions.json"
 CONDITION_PASS_NAMES = ("pose", "depth", "normal", "canonical", "mask")
-PASS_NAMES = CONDITION_PASS_NAMES + ("target",)
-PASS_SUFFIXES = {"pose": ".png", "depth": ".npy", "normal": ".npy", "canonical": ".npy", "mask": ".png", "target": ".png"}
+PASS_NAMES = CONDITION_PASS_NAMES + ("target", "ambient")
+PASS_SUFFIXES = {"pose": ".png", "depth": ".npy", "normal": ".npy", "canonical": ".npy", "mask": ".png", "target": ".png", "ambient": ".npy"}
 _VIEW_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_PATH_CHARACTERS = 1024
 MAX_NAME_BYTES = 255

@@ -106,6 +106,7 @@ def _crop_conditions(conditions: ConditionTensors, window: tuple[slice, slice], 
         normal=nearest(conditions.normal[:, rows, cols]),
         mask=nearest(conditions.mask[:, rows, cols]),
         expression=conditions.expression,
+        ambient=None if conditions.ambient is None else nearest(conditions.ambient[:, rows, cols]),
     )
 
 

@@ -17,7 +17,7 @@ averaged (training/distributed.py), and only rank 0 writes.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,11 +29,12 @@ from backend.formats.checkpoint import load_train_state, load_weights, save_trai
 from backend.formats.configs import config_to_dict
 from backend.models.deferred.channels import ChannelLayout
 from backend.models.deferred.checkpoint import build_renderer, load_trained_weights, read_renderer_config, save_renderer
-from backend.models.deferred.conditions import ConditionTensors
+from backend.models.deferred.conditions import ConditionTensors, require_geometry_passes
 from backend.models.deferred.renderer import DeferredRenderer, DeferredRendererConfig
 from backend.models.diffusion_loading import load_base_scheduler
 from backend.models.store import ModelStore
 from backend.progress import Progress, stop_if_cancelled
+from blender_addon.formats.errors import FormatError
 from blender_addon.formats.files import atomic_write
 
 from ..distributed import DistributedContext, average_gradients, barrier, broadcast_module, init_distributed
@@ -113,6 +114,18 @@ def renderer_config(options: DeferredTrainOptions, expression_names: list[str], 
         raise InvalidInput(str(error), "choose v-prediction with a zero-terminal-SNR schedule, or turn it off", field="prediction_type") from None
 
 
+def channels_for_proxy(options: DeferredTrainOptions, bundle) -> DeferredTrainOptions:
+    """DiffusionAvatars' full channel layout when the proxy has ambient coordinates (an NPHM proxy's renders
+    carry an 'ambient' pass); a bundle where only some renders have it is refused, naming one without."""
+    if not bundle.renders_with("ambient") or options.channels.ambient_dims:
+        return options
+    try:
+        require_geometry_passes(bundle, with_ambient=True)
+    except FormatError as error:
+        raise InvalidInput.from_format_error(error) from None
+    return replace(options, channels=replace(options.channels, ambient_dims=2))
+
+
 def train_deferred(data_dir: Path, out_dir: Path, options: DeferredTrainOptions, store: ModelStore,
                    progress: Progress, device: Any = "cpu") -> TrainResult:
     """Train (or resume training) a deferred renderer; see the module docstring for what is written."""
@@ -120,6 +133,7 @@ def train_deferred(data_dir: Path, out_dir: Path, options: DeferredTrainOptions,
     device = distributed.device
     out_dir = Path(out_dir)
     bundle = load_deferred_bundle(Path(data_dir))
+    options = channels_for_proxy(options, bundle)
     training, held_out = split_renders(bundle, options.hold_out)
     progress.update(0.0, "loading the base model")
     renderer, state = _start_or_resume(out_dir, options, bundle.expression_names, store, device)

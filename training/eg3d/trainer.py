@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from backend.avatars import write_png
 from backend.formats.checkpoint import load_train_state, save_train_state
-from backend.formats.configs import config_from_dict, config_to_dict
+from backend.formats.configs import config_to_dict
 from backend.formats.multiview_dataset import read_dataset
 from backend.models.eg3d.discriminator import DualDiscriminator
 from backend.models.eg3d.generator import TriplaneGenerator, save_generator
@@ -29,17 +29,16 @@ from backend.models.eg3d.pose_conditioning import discriminator_labels
 from backend.progress import Progress, SilentProgress, stop_if_cancelled
 from blender_addon.formats.cameras import orbit_label
 from blender_addon.formats.errors import FormatError
-from blender_addon.formats.files import atomic_write_json
 from training.datasets.multiview import MultiviewImages
 from training.distributed import (DistributedContext, average_gradients, average_tensor, barrier,
                                   broadcast_module, init_distributed, replicas_identical)
+from training.run_config import resolve_run_config as resolve_saved_config
 
 from .config import TrainingConfig, discriminator_config, follow_dataset_background
 from .ema import ema_beta, update_ema
 from .losses import (blur_sigma_at, density_regularization, discriminator_adversarial_loss,
                      gaussian_blur, generator_adversarial_loss, r1_penalty)
 
-TRAINING_CONFIG_NAME = "training_config.json"
 STATS_NAME = "stats.jsonl"
 DENSITY_REG_POINTS = 1000
 RESUMABLE_CHANGES = ("total_images", "tick_images", "snapshot_ticks", "grid_seeds", "grid_yaws")
@@ -306,28 +305,8 @@ def lazy_regularized_adam(parameters, lr: float, betas: tuple[float, float], int
 
 
 def resolve_run_config(run_dir: Path, requested: TrainingConfig, write: bool = True) -> TrainingConfig:
-    """The run's config: the requested one for a new run; the saved one (with the requested length and
-    reporting, ``RESUMABLE_CHANGES``) when resuming, refusing a different network or optimisation
-    setup. Only ``write`` saves it."""
-    path = run_dir / TRAINING_CONFIG_NAME
-    if not path.is_file():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if write:
-            atomic_write_json(path, config_to_dict(requested))
-        return requested
-    saved = config_from_dict(TrainingConfig, json.loads(path.read_text(encoding="utf-8")), TRAINING_CONFIG_NAME)
-    saved_dict, requested_dict = config_to_dict(saved), config_to_dict(requested)
-    for name in RESUMABLE_CHANGES:
-        saved_dict.pop(name), requested_dict.pop(name)
-    if saved_dict != requested_dict:
-        differing = sorted(key for key in saved_dict if saved_dict[key] != requested_dict[key])
-        raise FormatError("config", f"{run_dir} was started with different settings ({', '.join(differing)})",
-                          "resume with the same --config, or pass a new --out to start another run")
-    for name in RESUMABLE_CHANGES:
-        setattr(saved, name, getattr(requested, name))
-    if write:
-        atomic_write_json(path, config_to_dict(saved))
-    return saved
+    """The run's config; a resumed run may change only ``RESUMABLE_CHANGES`` (training/run_config.py)."""
+    return resolve_saved_config(run_dir, requested, RESUMABLE_CHANGES, write=write)
 
 
 def train_eg3d(data_dir: str | Path, run_dir: str | Path, config: TrainingConfig, progress: Progress | None = None,

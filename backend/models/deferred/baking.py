@@ -54,6 +54,11 @@ def bake_animation(renderer: DeferredRenderer, checkpoint_dir: Path, bundle_dir:
                    progress: Progress, batch_size: int = 4, fps: float | None = None) -> BakeResult:
     bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
     bundle = read_condition_bundle(bundle_dir)
+    if renderer.config.channels.ambient_dims:
+        try:
+            require_geometry_passes(bundle, with_ambient=True)
+        except FormatError as error:
+            raise InvalidInput.from_format_error(error) from None
     renderer.check_size(bundle.height, bundle.width)
     identity = _bake_identity(Path(checkpoint_dir), bundle_dir)
     done = _finished_renders(out_dir, identity)

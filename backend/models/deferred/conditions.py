@@ -23,6 +23,7 @@ _MISSING_PASS_HINTS = {
     "normal": "render the conditions with the 'normal' pass enabled",
     "mask": "render the conditions with the 'mask' pass enabled",
     "target": "a deferred dataset needs the detailed character rendered as the 'target' pass of every render",
+    "ambient": "this renderer was trained on a neural-head (NPHM) proxy: render the proxy's 'ambient' pass too",
 }
 
 
@@ -40,21 +41,24 @@ class ConditionTensors:
     """(B, H, W) 1 on the head, 0 elsewhere."""
     expression: torch.Tensor
     """(B, code length) expression codes in the checkpoint's layout order."""
+    ambient: torch.Tensor | None = None
+    """(B, H, W, A) a neural-head proxy's ambient coordinates; None for a rig."""
 
     def to(self, device, dtype=torch.float32) -> "ConditionTensors":
-        return ConditionTensors(*(getattr(self, name).to(device=device, dtype=dtype) for name in _FIELDS))
+        return ConditionTensors(*(None if getattr(self, name) is None else getattr(self, name).to(device=device, dtype=dtype)
+                                  for name in _FIELDS))
 
     @classmethod
     def stack(cls, items: list["ConditionTensors"]) -> "ConditionTensors":
-        return cls(*(torch.cat([getattr(item, name) for item in items]) for name in _FIELDS))
+        return cls(*(None if getattr(items[0], name) is None else torch.cat([getattr(item, name) for item in items]) for name in _FIELDS))
 
 
-_FIELDS = ("depth", "canonical", "normal", "mask", "expression")
+_FIELDS = ("depth", "canonical", "normal", "mask", "expression", "ambient")
 
 
-def require_geometry_passes(bundle: ConditionBundle, with_target: bool = False) -> None:
+def require_geometry_passes(bundle: ConditionBundle, with_target: bool = False, with_ambient: bool = False) -> None:
     """Refuse a bundle lacking any pass the renderer needs, naming the pass and how to produce it."""
-    for name in GEOMETRY_PASSES + (("target",) if with_target else ()):
+    for name in GEOMETRY_PASSES + (("target",) if with_target else ()) + (("ambient",) if with_ambient else ()):
         bundle.require_pass(name, _MISSING_PASS_HINTS[name])
 
 
@@ -88,9 +92,12 @@ def read_render(root: Path, bundle: ConditionBundle, render: Render, layout: tup
     mask = read_mask(root / render.passes["mask"], shape, f"{where}.passes.mask")
     order = expression_reorder(bundle.expression_names, layout)
     code = [bundle.frame(render.frame).expression[index] for index in order]
+    ambient = None
+    if "ambient" in render.passes:
+        ambient = torch.from_numpy(_read_array(root / render.passes["ambient"], shape + (2,), f"{where}.passes.ambient"))[None]
     return ConditionTensors(
         torch.from_numpy(depth)[None], torch.from_numpy(canonical)[None], torch.from_numpy(normal)[None],
-        torch.from_numpy(mask)[None], torch.tensor([code], dtype=torch.float32),
+        torch.from_numpy(mask)[None], torch.tensor([code], dtype=torch.float32), ambient,
     )
 
 

@@ -24,6 +24,7 @@ from ...errors import InvalidInput
 from .channels import ChannelLayout, encode_geometry
 from .conditions import ConditionTensors
 from .expression_attention import ExpressionEncoder, add_expression_attention
+from .ambient_features import AmbientFeatures
 from .triplane_features import TriplaneFeatures
 
 CHECKPOINT_KIND = "deferred-renderer"
@@ -116,6 +117,9 @@ class DeferredRenderer(nn.Module):
             self.controlnet = ControlNetModel.from_unet(unet, conditioning_channels=config.channels.count,
                                                         conditioning_embedding_out_channels=widths)
             self.triplanes = TriplaneFeatures(config.channels.triplane_channels, config.triplane_resolution)
+            if config.channels.ambient_features:
+                self.ambient_features = AmbientFeatures(config.channels.ambient_features, config.triplane_resolution,
+                                                        config.channels.ambient_range)
             self.expression_encoder = ExpressionEncoder(len(config.expression_names), config.expression_tokens,
                                                         unet.config.cross_attention_dim)
             self.expression_layers = add_expression_attention(unet, config.expression_tokens)
@@ -155,10 +159,17 @@ class DeferredRenderer(nn.Module):
                 f"render the conditions at a size divisible by {self.size_multiple}, e.g. 512x512", field="width")
 
     def control_input(self, conditions: ConditionTensors) -> torch.Tensor:
-        """(B, channels.count, H, W): encoded geometry then concatenated tri-plane features."""
-        geometry = encode_geometry(self.config.channels, conditions.depth, conditions.canonical, conditions.normal, conditions.mask)
-        features = self.triplanes(conditions.canonical, conditions.mask)
-        return torch.cat([geometry, features.to(geometry.dtype)], dim=1)
+        """(B, channels.count, H, W): encoded geometry then concatenated tri-plane features (then, for a proxy with
+        ambient coordinates, the ambient feature map's)."""
+        channels = self.config.channels
+        if channels.ambient_dims and conditions.ambient is None:
+            raise InvalidInput("this renderer was trained on a neural-head (NPHM) proxy, but the conditions have no ambient pass",
+                               "render the NPHM proxy's conditions (depth, normal, canonical, ambient, mask)", field="conditions")
+        geometry = encode_geometry(channels, conditions.depth, conditions.canonical, conditions.normal, conditions.mask, conditions.ambient)
+        parts = [geometry, self.triplanes(conditions.canonical, conditions.mask).to(geometry.dtype)]
+        if channels.ambient_features:
+            parts.append(self.ambient_features(conditions.ambient, conditions.mask).to(geometry.dtype))
+        return torch.cat(parts, dim=1)
 
     def predict(self, latents: torch.Tensor, timesteps: torch.Tensor, control: torch.Tensor, expression_tokens: torch.Tensor) -> torch.Tensor:
         """The UNet's output (the configured prediction target) for noisy ``latents`` at ``timesteps``."""
@@ -251,7 +262,8 @@ class DeferredRenderer(nn.Module):
     def trainable_parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """'planes' (the tri-plane features, trained at a much higher rate) and 'networks'."""
         networks = [*self.controlnet.parameters(), *self.expression_encoder.parameters(), *self.expression_layers.parameters()]
-        return {"planes": [self.triplanes.planes], "networks": networks}
+        planes = [self.triplanes.planes] + ([self.ambient_features.map] if self.config.channels.ambient_features else [])
+        return {"planes": planes, "networks": networks}
 
 
 def _prompt_embedding(prompt: str, text_encoder, tokenizer) -> torch.Tensor:

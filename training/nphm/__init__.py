@@ -1,0 +1,1 @@
+"""Training NPHM on the artist's own heads (``avatar-foundry train nphm``)."""
