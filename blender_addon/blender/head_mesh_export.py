@@ -17,7 +17,9 @@ import numpy as np
 
 from ..formats.proxy_sequence import write_ply
 from . import rig as rig_data
-from .condition_render import _apply_random_expression, _backup_pose, _restore_pose, apply_code
+from ..core.expression_sampling import sample_expression
+from .condition_render import _backup_pose, _random_expression_channels, _restore_pose
+from .expression_pose import apply_code
 from .detached_animation import DetachedAnimation
 from .head_region import head_bones, vertices_in
 from .mesh_points import world_vertices
@@ -69,10 +71,11 @@ def export_random_expressions(rig_name: str, out_dir: Path, count: int, seed: in
     rng = random.Random(seed)
     try:
         with DetachedAnimation(rig):
+            sampled, _ = _random_expression_channels(rig, layout, rig_data.head_frame(rig).size)
             apply_code(rig, layout, [0.0] * len(layout))
             write_head_ply(Path(out_dir) / f"{NEUTRAL_NAME}.ply", *evaluated_head(rig, _evaluated()))
             for index in range(count):
-                _apply_random_expression(rig, layout, rng)
+                apply_code(rig, layout, sample_expression(layout, sampled, rng))
                 write_head_ply(Path(out_dir) / f"expression_{index:04d}.ply", *evaluated_head(rig, _evaluated()))
                 yield (index + 1) / max(count, 1), f"exported expression {index + 1}/{count}"
     finally:
