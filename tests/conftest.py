@@ -6,9 +6,12 @@ modules with Blender-facing tests are collected and only fixtures without torch 
 """
 
 import os
+import sys
 from pathlib import Path
 
-from tests.fixtures.blender_matrix import IN_BLENDER_MATRIX, declares_blender_tests
+import pytest
+
+from tests.fixtures.blender_matrix import IN_BLENDER_MATRIX, crashes_at_exit, declares_blender_tests
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -26,3 +29,20 @@ def pytest_ignore_collect(collection_path: Path, config) -> bool | None:
             and not declares_blender_tests(collection_path):
         return True
     return None
+
+
+EXIT_STATUS = pytest.StashKey[int]()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[EXIT_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Under a bpy that crashes in Python's finalization (``crashes_at_exit``), the run ends here, with
+    pytest's own exit status, once everything is reported."""
+    if crashes_at_exit():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(config.stash.get(EXIT_STATUS, 1))

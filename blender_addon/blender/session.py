@@ -12,6 +12,7 @@ from ..core.backend_client import BackendClient, BackendError, read_token
 from ..core.backend_process import BackendLaunch, BackendProcess
 from ..core.job_requests import follow_up
 from ..core.job_watch import JobBoard, JobEvent, JobWatcher
+from .all_or_nothing import all_or_nothing
 from .preferences import ADDON_PACKAGE, preferences
 
 TIMER_INTERVAL_SECONDS = 0.25
@@ -86,8 +87,9 @@ class Session:
             rig = bpy.data.objects.get(self.rig_name) if self.rig_name else None
             camera = bpy.data.objects.get(self.animation_camera) if self.animation_camera else None
             try:
-                self.imported.append(import_result(event.folder, event.job, scene, rig, camera))
-            except Exception as error:  # an unreadable result must not stop the timer
+                with all_or_nothing(bpy.context):
+                    self.imported.append(import_result(event.folder, event.job, scene, rig, camera))
+            except Exception as error:  # an unreadable result must not stop the timer; nothing half-imported stays
                 self.board.last_error = f"import of job {event.job['id']} failed: {error}"
 
     def close(self) -> None:
