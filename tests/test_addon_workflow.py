@@ -9,7 +9,7 @@ import json
 import pytest
 
 from blender_addon.formats.errors import FormatError
-from tests.fixtures.blender_matrix import run_backend_python
+from tests.fixtures.blender_matrix import needs_blender, run_backend_python
 
 bpy = pytest.importorskip("bpy")
 
@@ -87,3 +87,12 @@ def test_deferred_and_animate_panels_make_valid_requests(settings):
                                     ("animate", settings.animate.params()))
     assert full["resolution"] == 256 and cropped["resolution"] == 128
     assert animate == {"checkpoint": "job:renderer", "batch_size": None, "fps": None}
+
+
+@needs_blender((4, 5), "path properties that accept '//'")
+def test_output_folders_beside_the_blend_file_are_not_drawn_as_errors(settings):
+    """The output folders default to '//avatar_foundry/...' (beside the .blend file); Blender draws such a
+    path in red unless its property says it accepts paths relative to the .blend file."""
+    for group in (settings.conditions, settings.deferred, settings.animate):
+        output = group.bl_rna.properties["output_dir"]
+        assert output.default.startswith("//") and output.is_path_supports_blend_relative

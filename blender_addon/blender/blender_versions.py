@@ -12,7 +12,8 @@ which Blenders have which form:
 - the sequencer's strips are ``sequence_editor.strips`` from 4.4, ``sequences`` before;
 - actions have slots (``AnimData.action_slot``, ``last_slot_identifier``) from 4.4;
 - from 5.2 the first view layer of a scene made by ``bpy.data.scenes.new()`` has no layer collection
-  until the view layers are synced.
+  until the view layers are synced;
+- a path property can say it supports ``//`` (relative to the .blend) from 4.5.
 """
 
 from __future__ import annotations
@@ -119,3 +120,11 @@ def first_layer_collection(scene: bpy.types.Scene) -> bpy.types.LayerCollection:
     if layer.layer_collection is None:
         layer.update()
     return layer.layer_collection
+
+
+def blend_relative_path_options() -> set[str]:
+    """``options`` of a path property whose default is relative to the .blend file (``//...``): from 4.5
+    Blender draws such a path red unless the property says it supports that; 4.2 has no such option."""
+    if "is_path_supports_blend_relative" in bpy.types.Property.bl_rna.properties:
+        return {"PATH_SUPPORTS_BLEND_RELATIVE"}
+    return set()

@@ -8,6 +8,7 @@ from pathlib import Path
 import bpy
 
 from ..formats.protocol import DEFAULT_HOST, DEFAULT_PORT
+from .blender_versions import blend_relative_path_options
 
 ADDON_PACKAGE = __package__.rsplit(".", 1)[0]
 
@@ -30,7 +31,8 @@ class AvatarFoundryPreferences(bpy.types.AddonPreferences):
                                              description="Repository folder, when the backend is not installed into that Python")
     models_dir: bpy.props.StringProperty(name="Models folder", subtype="DIR_PATH",
                                          description="Local model folders (diffusers or .safetensors) to register with the backend")
-    output_dir: bpy.props.StringProperty(name="Default output folder", subtype="DIR_PATH", default="//avatar_foundry/")
+    output_dir: bpy.props.StringProperty(name="Default output folder", subtype="DIR_PATH", default="//avatar_foundry/",
+                                         options=blend_relative_path_options())
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout

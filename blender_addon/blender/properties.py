@@ -11,6 +11,7 @@ import bpy
 from ..core.job_requests import read_attribute_file, require_reference
 from ..core.view_plan import OrbitSettings
 from ..formats.cameras import DEFAULT_FOV_DEGREES, DEFAULT_RADIUS
+from .blender_versions import blend_relative_path_options
 
 CONTROL_KINDS = ("pose", "depth", "normal")
 GAN_PRESETS = [("tiny", "Tiny", "Seconds on a CPU: a smoke test"), ("small", "Small", "A quick look on one GPU"),
@@ -49,7 +50,8 @@ class ConditionSettings(bpy.types.PropertyGroup):
     jitter: bpy.props.FloatProperty(name="Jitter", default=0.0, min=0.0, max=45.0)
     seed: bpy.props.IntProperty(name="Seed", default=0, min=0)
     use_frame_range: bpy.props.BoolProperty(name="Frame range", description="Render every scene frame (else the current one)")
-    output_dir: bpy.props.StringProperty(name="Folder", subtype="DIR_PATH", default="//avatar_foundry/conditions")
+    output_dir: bpy.props.StringProperty(name="Folder", subtype="DIR_PATH", default="//avatar_foundry/conditions",
+                                         options=blend_relative_path_options())
     last_bundle: bpy.props.StringProperty(name="Last bundle", subtype="DIR_PATH")
     progress: bpy.props.FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR")
     stage: bpy.props.StringProperty(name="Stage")
@@ -156,7 +158,8 @@ class DeferredSettings(bpy.types.PropertyGroup):
 
     target: bpy.props.PointerProperty(name="Target", type=bpy.types.Object, description="Detailed character rendered as the target")
     random_expressions: bpy.props.IntProperty(name="Random expressions", default=16, min=1, max=10000)
-    output_dir: bpy.props.StringProperty(name="Folder", subtype="DIR_PATH", default="//avatar_foundry/deferred_dataset")
+    output_dir: bpy.props.StringProperty(name="Folder", subtype="DIR_PATH", default="//avatar_foundry/deferred_dataset",
+                                         options=blend_relative_path_options())
     last_bundle: bpy.props.StringProperty(name="Last dataset", subtype="DIR_PATH")
     base: bpy.props.StringProperty(name="Base model", search=_model_names("base"),
                                    description="Frozen Stable Diffusion model (empty: the only one registered)")
@@ -178,7 +181,8 @@ class AnimateSettings(bpy.types.PropertyGroup):
     camera: bpy.props.PointerProperty(name="Camera", type=bpy.types.Object, poll=_is_camera)
     frame_start: bpy.props.IntProperty(name="Start", default=1)
     frame_end: bpy.props.IntProperty(name="End", default=24)
-    output_dir: bpy.props.StringProperty(name="Output", subtype="DIR_PATH", default="//avatar_foundry/animation")
+    output_dir: bpy.props.StringProperty(name="Output", subtype="DIR_PATH", default="//avatar_foundry/animation",
+                                         options=blend_relative_path_options())
 
     def params(self) -> dict:
         return {"checkpoint": require_reference(self.checkpoint, "checkpoint", "Train Renderer")}
