@@ -13,7 +13,7 @@ from blender_addon.formats.animation import Animation, AnimationFrame, frame_fil
 bpy = pytest.importorskip("bpy")
 
 from blender_addon.blender import importers  # noqa: E402
-from blender_addon.blender.blender_versions import sequencer_strips  # noqa: E402
+from blender_addon.blender.blender_versions import sequencer_strips, strip_start  # noqa: E402
 from blender_addon.blender.session import Session  # noqa: E402
 from blender_addon.core.job_watch import JobEvent  # noqa: E402
 
@@ -48,7 +48,7 @@ def test_an_animation_becomes_an_image_sequence_a_sequencer_strip_and_the_camera
     (image,) = [image for image in bpy.data.images if image.get("avatar_foundry_job_id") == JOB["id"]]
     assert image.source == "SEQUENCE" and image["avatar_foundry_frame_count"] == FRAMES
     (strip,) = sequencer_strips(bpy.context.scene.sequence_editor)
-    assert len(strip.elements) == FRAMES and strip.frame_start == 10 and strip["avatar_foundry_job_id"] == JOB["id"]
+    assert len(strip.elements) == FRAMES and strip_start(strip) == 10 and strip["avatar_foundry_job_id"] == JOB["id"]
     assert camera.data.background_images[0].image == image
 
 

@@ -9,7 +9,8 @@ which Blenders have which form:
   ``compositing_node_group`` in 5.0 to 5.2; before 5.0 it is the scene's own ``node_tree`` (with ``use_nodes``);
 - the File Output node has ``directory``/``file_name``/``format.media_type``/``file_output_items``
   from 5.0, ``base_path``/``file_slots`` before;
-- the sequencer's strips are ``sequence_editor.strips`` from 4.4, ``sequences`` before;
+- the sequencer's strips are ``sequence_editor.strips`` from 4.4, ``sequences`` before; a strip's first
+  shown frame is its ``left_handle`` from 5.3, ``frame_final_start`` before;
 - actions have slots (``AnimData.action_slot``, ``last_slot_identifier``) from 4.4;
 - from 5.2 the first view layer of a scene made by ``bpy.data.scenes.new()`` has no layer collection
   until the view layers are synced;
@@ -94,6 +95,11 @@ def add_file_output_input(node: bpy.types.Node, socket_type: str, name: str) -> 
 def sequencer_strips(editor: bpy.types.SequenceEditor) -> bpy.types.bpy_prop_collection:
     """The top-level strips of a sequence editor (``strips`` from 4.4, ``sequences`` before)."""
     return editor.strips if hasattr(editor, "strips") else editor.sequences
+
+
+def strip_start(strip: bpy.types.Strip) -> int:
+    """The first frame a strip shows (``left_handle`` from 5.3, ``frame_final_start`` before)."""
+    return strip.left_handle if hasattr(strip, "left_handle") else strip.frame_final_start
 
 
 def action_slot(anim_data: bpy.types.AnimData) -> tuple[object | None, str]:
