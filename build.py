@@ -71,8 +71,12 @@ def say(message: str) -> None:
     print(f"[build] {message}", file=sys.stderr, flush=True)
 
 
+def venv_python_of(folder: Path) -> Path:
+    return folder / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
 def venv_python() -> Path:
-    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    return venv_python_of(VENV)
 
 
 def project_version() -> str:
@@ -133,10 +137,6 @@ def in_venv(*arguments: str | os.PathLike, env: dict[str, str] | None = None) ->
     ensure_setup()
     merged = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return run([venv_python(), *arguments], env=merged)
-
-
-def venv_python_of(folder: Path) -> Path:
-    return folder / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
 def find_python(version: str) -> Path:
