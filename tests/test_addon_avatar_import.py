@@ -14,6 +14,7 @@ pytestmark = pytest.mark.blender
 
 
 def test_blenders_gltf_importer_reads_the_avatar_with_its_texture(tmp_path):
+    """The artist sees one mesh with its UVs and baked texture, as large as the backend made it."""
     path = sphere_glb_from_backend(tmp_path / "sphere.glb")
     bpy.ops.wm.read_factory_settings(use_empty=True)
     assert bpy.ops.import_scene.gltf(filepath=str(path)) == {"FINISHED"}

@@ -42,6 +42,7 @@ def _scene_with_camera() -> bpy.types.Object:
 
 
 def test_an_animation_becomes_an_image_sequence_a_sequencer_strip_and_the_camera_background(tmp_path):
+    """Every frame is in the strip, which starts at the scene's first frame; the camera shows the sequence."""
     camera = _scene_with_camera()
     summary = importers.import_result(_baked_animation(tmp_path), JOB, bpy.context.scene, camera=camera)
     assert "sequencer strip" in summary

@@ -5,8 +5,9 @@ Each bridge tests for the API itself (an attribute or a value), not for a versio
 which Blenders have which form:
 
 - a new material has no node tree before 5.0 (``use_nodes`` is off);
-- the compositor is a node group: of the scene's compositor effect from 5.3, the scene's
-  ``compositing_node_group`` in 5.0 to 5.2; before 5.0 it is the scene's own ``node_tree`` (with ``use_nodes``);
+- the compositor is a node group from 5.0: the scene's ``compositing_node_group`` (5.0), the node group of
+  a compositor effect where scenes have those (5.3, which deprecates ``compositing_node_group``); before 5.0
+  it is the scene's own ``node_tree`` (with ``use_nodes``);
 - the File Output node has ``directory``/``file_name``/``format.media_type``/``file_output_items``
   from 5.0, ``base_path``/``file_slots`` before;
 - the sequencer's strips are ``sequence_editor.strips`` from 4.4, ``sequences`` before; a strip's first
@@ -14,7 +15,7 @@ which Blenders have which form:
 - actions have slots (``AnimData.action_slot``, ``last_slot_identifier``) from 4.4;
 - from 5.2 the first view layer of a scene made by ``bpy.data.scenes.new()`` has no layer collection
   until the view layers are synced;
-- a path property can say it supports ``//`` (relative to the .blend) from 4.5.
+- a path property can say it supports ``//`` (relative to the .blend) in 4.5 and later, not in 4.2.
 """
 
 from __future__ import annotations
@@ -34,11 +35,11 @@ def new_node_material(name: str) -> bpy.types.Material:
 
 def new_compositor(scene: bpy.types.Scene, name: str) -> bpy.types.NodeTree:
     """An empty compositor node tree that ``scene`` renders through."""
-    if hasattr(scene, "compositor_effects"):  # 5.3+: compositor effects, each with a node group
+    if hasattr(scene, "compositor_effects"):  # 5.3: compositor effects, each with a node group
         tree = bpy.data.node_groups.new(name, "CompositorNodeTree")
         scene.compositor_effects.new(name=name).node_group = tree
         return tree
-    if hasattr(scene, "compositing_node_group"):  # 5.0 to 5.2
+    if hasattr(scene, "compositing_node_group"):  # 5.0
         tree = bpy.data.node_groups.new(name, "CompositorNodeTree")
         scene.compositing_node_group = tree
         return tree
@@ -129,8 +130,8 @@ def first_layer_collection(scene: bpy.types.Scene) -> bpy.types.LayerCollection:
 
 
 def blend_relative_path_options() -> set[str]:
-    """``options`` of a path property whose default is relative to the .blend file (``//...``): from 4.5
-    Blender draws such a path red unless the property says it supports that; 4.2 has no such option."""
+    """``options`` of a path property whose default is relative to the .blend file (``//...``): 4.5 and
+    later draw such a path red unless the property says it supports that; 4.2 has no such option."""
     if "is_path_supports_blend_relative" in bpy.types.Property.bl_rna.properties:
         return {"PATH_SUPPORTS_BLEND_RELATIVE"}
     return set()
