@@ -4,7 +4,8 @@
 Standard library only, so that it runs on a fresh machine before anything is installed.
 
     python build.py setup    create .venv and install everything (idempotent)
-    python build.py test     set up if needed, then run the test suite
+    python build.py test     set up if needed, then run the test suite, and its Blender-facing tests
+                             under every other supported Blender (--blender 4.2: only that one)
     python build.py addon    write dist/avatar_foundry-<version>.zip (a Blender extension, the backend wheel inside)
     python build.py demo     the main job, end to end, on tiny local models
     python build.py bench    run the benchmarks, write JSON with the device name
@@ -19,9 +20,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import tomllib
 import venv
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -39,6 +42,32 @@ NO_DEPS_REQUIREMENTS = ("open_clip_torch==3.3.0", "controlnet_aux==0.0.10")
 imports), for files they ship: open_clip's CLIP vocabulary, which the backend reads, and controlnet_aux's
 OpenPose drawing code, which the pose-convention test compares against. Neither package is imported whole."""
 PYTEST_NO_TESTS_COLLECTED = 5
+MAIN_BLENDER = "5.0"
+"""The Blender of .venv (the bpy pin of pyproject's dev extra), where the whole suite runs."""
+
+
+@dataclass(frozen=True)
+class BlenderBuild:
+    """A supported Blender the Blender-facing tests also run under, from a venv of its own."""
+
+    version: str
+    requirement: str
+    python: str
+    """The Python its bpy wheel is built for (Blender's own bundled Python)."""
+
+    @property
+    def venv(self) -> Path:
+        return ROOT / f".venv-blender-{self.version}"
+
+
+BLENDER_MATRIX = (
+    BlenderBuild("4.2", "bpy==4.2.23", "3.11"),  # LTS
+    BlenderBuild("4.5", "bpy==4.5.15", "3.11"),  # LTS
+    BlenderBuild("5.3", "bpy==5.3.0", "3.13"),  # the newest 5.x whose bpy the registry serves
+)
+MATRIX_TEST_REQUIREMENTS = ("pytest>=8,<10", "httpx>=0.27,<1", "pillow>=10,<14")
+"""All a matrix venv holds besides bpy: the tools the Blender-facing tests import. Never torch: an
+artist's Blender has none, so those tests run the backend from .venv as a subprocess."""
 PASSTHROUGH_COMMANDS = ("test", "demo", "bench")
 
 
@@ -47,8 +76,12 @@ def say(message: str) -> None:
     print(f"[build] {message}", file=sys.stderr, flush=True)
 
 
+def venv_python_of(folder: Path) -> Path:
+    return folder / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
 def venv_python() -> Path:
-    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    return venv_python_of(VENV)
 
 
 def project_version() -> str:
@@ -111,12 +144,111 @@ def in_venv(*arguments: str | os.PathLike, env: dict[str, str] | None = None) ->
     return run([venv_python(), *arguments], env=merged)
 
 
-def test(pytest_args: list[str]) -> int:
-    code = in_venv("-m", "pytest", *pytest_args)
+def find_python(version: str) -> Path:
+    """A Python of ``version`` ("3.13"): this one, ``python3.13`` on PATH, or one pyenv installed."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
+        return Path(sys.executable)
+    candidates = [shutil.which(f"python{version}")]
+    candidates += sorted((Path.home() / ".pyenv" / "versions").glob(f"{version}*/bin/python{version}"), reverse=True)
+    for candidate in filter(None, candidates):
+        probe = subprocess.run([str(candidate), "-c", "import sys, venv; print('%d.%d' % sys.version_info[:2])"],
+                               capture_output=True, text=True)
+        if probe.returncode == 0 and probe.stdout.strip() == version:
+            return Path(candidate)
+    raise SystemExit(f"[build] no Python {version} found (python{version} on PATH, ~/.pyenv/versions/{version}*): "
+                     f"install it, or leave out the Blenders that need it with --blender "
+                     f"{','.join(build.version for build in BLENDER_MATRIX if build.python != version) or MAIN_BLENDER}")
+
+
+def setup_blender(build: BlenderBuild) -> None:
+    """The venv of one Blender of the matrix: its bpy and the test tools, nothing else (idempotent)."""
+    stamp = build.venv / ".avatar-foundry-setup"
+    fingerprint = " ".join((build.python, build.requirement, *MATRIX_TEST_REQUIREMENTS))
+    python = venv_python_of(build.venv)
+    if stamp.exists() and stamp.read_text() == fingerprint and python.exists():
+        return
+    if not python.exists():
+        say(f"creating {build.venv.name} for Blender {build.version} (Python {build.python})")
+        check([find_python(build.python), "-m", "venv", build.venv])
+    check([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", build.requirement, *MATRIX_TEST_REQUIREMENTS])
+    stamp.write_text(fingerprint)
+
+
+def split_blender_option(arguments: list[str]) -> tuple[list[str] | None, list[str]]:
+    """``--blender 4.2,5.3`` (or ``--blender=...``) taken out of the test arguments: the versions, or None."""
+    rest, versions = [], None
+    items = iter(arguments)
+    for item in items:
+        if item == "--blender" or item.startswith("--blender="):
+            value = item.partition("=")[2] or next(items, "")
+            versions = [version.strip() for version in value.split(",") if version.strip()]
+        else:
+            rest.append(item)
+    known = sorted([MAIN_BLENDER, *(build.version for build in BLENDER_MATRIX)], key=lambda version: tuple(map(int, version.split("."))))
+    if versions is not None and (not versions or set(versions) - set(known)):
+        raise SystemExit(f"[build] --blender takes versions from {', '.join(known)} (comma-separated), not {','.join(versions) or 'nothing'}")
+    return versions, rest
+
+
+def blender_facing(pytest_args: list[str]) -> list[str]:
+    """pytest arguments that keep the Blender-facing tests (marker ``blender``) of a selection: a ``-m``
+    the caller gave is combined with it, not replaced."""
+    rest, expressions = [], []
+    items = iter(pytest_args)
+    for item in items:
+        if item == "-m":
+            expressions.append(next(items, ""))
+        elif item.startswith("-m") and not item.startswith("-m="):
+            expressions.append(item[2:])
+        else:
+            rest.append(item)
+    return ["-m", " and ".join(["blender", *(f"({expression})" for expression in expressions)]), *rest]
+
+
+def run_pytest(python: Path, pytest_args: list[str], env: dict[str, str] | None = None, may_select_none: bool = False) -> int:
+    code = run([python, "-m", "pytest", *pytest_args], env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     if code == PYTEST_NO_TESTS_COLLECTED:
+        if may_select_none:
+            say("none of the selected tests faces Blender")
+            return 0
         say("pytest collected no tests: that is a failure, not a pass")
         return 1
     return code
+
+
+def blender_tests(version: str, pytest_args: list[str], may_select_none: bool = False) -> int:
+    """The Blender-facing tests under one Blender, the backend running from .venv."""
+    say(f"Blender {version}: the Blender-facing tests")
+    if version == MAIN_BLENDER:
+        return run_pytest(venv_python(), blender_facing(pytest_args), may_select_none=may_select_none)
+    build = next(build for build in BLENDER_MATRIX if build.version == version)
+    setup_blender(build)
+    env = {"AVATAR_FOUNDRY_BLENDER_MATRIX": version, "AVATAR_FOUNDRY_BACKEND_PYTHON": str(venv_python())}
+    return run_pytest(venv_python_of(build.venv), blender_facing(pytest_args), env, may_select_none)
+
+
+def test(arguments: list[str]) -> int:
+    """The whole suite in .venv, then the Blender-facing tests under every other Blender of the matrix
+    (or, with ``--blender``, only the Blender-facing tests under the versions named)."""
+    versions, pytest_args = split_blender_option(arguments)
+    ensure_setup()
+    if versions is None:
+        # A selection (``test tests/test_cameras.py``) may hold no Blender-facing test: then the matrix has nothing to run.
+        runs = [(f"Blender {MAIN_BLENDER}, whole suite", lambda: run_pytest(venv_python(), pytest_args))]
+        runs += [(f"Blender {build.version}, Blender-facing tests",
+                  lambda version=build.version: blender_tests(version, pytest_args, may_select_none=bool(pytest_args)))
+                 for build in BLENDER_MATRIX]
+    else:
+        runs = [(f"Blender {version}, Blender-facing tests", lambda version=version: blender_tests(version, pytest_args))
+                for version in versions]
+    results = []
+    for name, run_tests in runs:
+        started = time.monotonic()
+        code = run_tests()
+        results.append((name, code, time.monotonic() - started))
+    for name, code, seconds in results:
+        say(f"{name}: {'passed' if code == 0 else f'FAILED (exit code {code})'} in {seconds:.0f} s")
+    return next((code for _, code, _ in results if code != 0), 0)
 
 
 def build_addon() -> Path:
@@ -187,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     setup_parser = commands.add_parser("setup", help="create .venv and install everything")
     setup_parser.add_argument("--force", action="store_true", help="reinstall even if up to date")
-    test_parser = commands.add_parser("test", help="run the test suite (extra arguments go to pytest)")
+    test_parser = commands.add_parser("test", help="run the test suite, then its Blender-facing tests under every other supported "
+                                      "Blender (--blender 4.2,5.3: only those; other arguments go to pytest)")
     test_parser.add_argument("test_args", nargs=argparse.REMAINDER)
     commands.add_parser("addon", help="build the Blender extension zip into dist/")
     demo_parser = commands.add_parser("demo", help="run the main job end to end on tiny local models")

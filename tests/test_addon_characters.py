@@ -17,11 +17,14 @@ from blender_addon.formats.errors import FormatError
 bpy = pytest.importorskip("bpy")
 
 from blender_addon.blender import rig as rig_data  # noqa: E402
+from blender_addon.blender.blender_versions import action_slot  # noqa: E402
 from blender_addon.blender.condition_render import NOTICE_PREFIX, BundleRequest, render_bundle  # noqa: E402
 from blender_addon.blender.expression_pose import apply_code, moving_channels  # noqa: E402
 from blender_addon.core.expression_sampling import sample_expression, varies  # noqa: E402
 from blender_addon.blender.demo_head import add_demo_head  # noqa: E402
 from blender_addon.blender.landmark_finder import find_landmarks, landmark_group_problems  # noqa: E402
+from blender_addon.blender.detached_animation import DetachedAnimation  # noqa: E402
+from tests.fixtures.blender_matrix import needs_blender  # noqa: E402
 from tests.fixtures.characters import RIGIFY_CONTROLS, add_arkit_head, add_mixamo_character, add_rigify_head, add_shape_key_head  # noqa: E402
 
 pytestmark = pytest.mark.blender
@@ -155,8 +158,8 @@ def test_random_expressions_respect_quaternion_bones_and_restore_the_rig(tmp_pat
 
 
 def _links(rig: bpy.types.Object) -> dict:
-    """Each animated datablock of a rig -> (action, slot identifier, NLA on)."""
-    return {owner.name: (data.action, data.action_slot.identifier if data.action_slot else None, data.use_nla)
+    """Each animated datablock of a rig -> (action, slot identifier (4.4+; None before), NLA on)."""
+    return {owner.name: (data.action, slot.identifier if (slot := action_slot(data)[0]) else None, data.use_nla)
             for owner in rig_data.animated_owners(rig) if (data := owner.animation_data) is not None}
 
 
@@ -178,7 +181,7 @@ def test_random_expressions_on_a_rig_with_an_action_render_the_recorded_code(tmp
     keys.animation_data.nla_tracks.new().strips.new("held", 1, held)
     bpy.context.scene.frame_set(5)
     before, links = _rig_state(rig), _links(rig)
-    assert links == {rig.name: (rig.animation_data.action, "OBDemoHead", True), keys.name: (None, None, True)}
+    assert links == {rig.name: (rig.animation_data.action, links[rig.name][1], True), keys.name: (None, None, True)}
     out, notices = _render(rig.name, tmp_path / "random", target="DemoHead_mesh", random_expressions=2, seed=4, target_samples=1)
     assert any("set aside" in notice for notice in notices)
     assert _links(rig) == links and _rig_state(rig) == before
@@ -199,6 +202,20 @@ def test_random_expressions_on_a_rig_with_an_action_render_the_recorded_code(tmp
         _, random_render = _passes(out, "yaw0", frame.index)
         assert (by_hand["mask"] == random_render["mask"]).all()
         assert np.abs(by_hand["depth"] - random_render["depth"]).max() < 1e-4
+
+
+@needs_blender((4, 4), "slotted actions")
+def test_an_action_set_aside_comes_back_in_its_slot():
+    """Random expressions set the rig's action aside and put it back in the same slot, with the same
+    last slot identifier, so the artist's animation plays on that rig exactly as before."""
+    _fresh()
+    rig = add_demo_head(bpy.context)
+    rig.pose.bones["jaw"].keyframe_insert("rotation_euler", frame=1)
+    data = rig.animation_data
+    action, slot = data.action, data.action_slot
+    with DetachedAnimation(rig):
+        assert data.action is None and not data.use_nla
+    assert (data.action, data.action_slot, data.last_slot_identifier) == (action, slot, "OBDemoHead")
 
 
 def test_code_layout_keeps_face_bones_only():

@@ -15,6 +15,7 @@ from blender_addon.formats.errors import FormatError
 
 bpy = pytest.importorskip("bpy")
 
+from blender_addon.blender.blender_versions import compositor, new_compositor  # noqa: E402
 from blender_addon.blender.condition_render import BundleRequest, render_bundle  # noqa: E402
 from blender_addon.blender.condition_scene import ConditionScene, RenderSettings  # noqa: E402
 from blender_addon.blender.demo_head import add_demo_head  # noqa: E402
@@ -146,8 +147,7 @@ def test_rendering_conditions_leaves_the_users_scene_untouched(bundle_dir, tmp_p
     scene = bpy.context.scene
     scene.render.engine = "BLENDER_WORKBENCH"
     scene.render.resolution_x, scene.render.resolution_y = 321, 123
-    compositor = bpy.data.node_groups.new("user compositor", "CompositorNodeTree")
-    scene.compositing_node_group = compositor
+    user_compositor = new_compositor(scene, "user compositor")
     camera = bpy.data.objects.new("user camera", bpy.data.cameras.new("user camera"))
     scene.collection.objects.link(camera)
     scene.camera = camera
@@ -155,7 +155,7 @@ def test_rendering_conditions_leaves_the_users_scene_untouched(bundle_dir, tmp_p
     _render(tmp_path / "again")
     assert scene.render.engine == "BLENDER_WORKBENCH"
     assert (scene.render.resolution_x, scene.render.resolution_y) == (321, 123)
-    assert scene.compositing_node_group == compositor and scene.camera == camera
+    assert compositor(scene) == user_compositor and scene.camera == camera
     assert bpy.context.view_layer.material_override is None
     assert (len(bpy.data.scenes), len(bpy.data.materials), len(bpy.data.node_groups), len(bpy.data.cameras), [layer.name for layer in scene.view_layers]) == before
 

@@ -1,5 +1,6 @@
 """Plain-Python cores of the add-on, without Blender: view planning, projection and visibility,
-skeleton drawing, expression-code order, PNG writing, provenance, result files."""
+skeleton drawing, expression-code order, PNG writing, provenance, result files. They run in Blender's
+own Python (3.11, or 3.13 from Blender 5.1), so they run under every Blender of the test matrix."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from blender_addon.formats.animation import read_animation
 from blender_addon.formats.cameras import orbit_label
 from blender_addon.formats.errors import FormatError
 from blender_addon.formats.expression import DEMO_LAYOUT, DEMO_SHAPE_KEYS
+
+pytestmark = pytest.mark.blender
 
 
 def test_default_orbit_covers_the_full_circle_with_a_frontal_view_and_paper_pitch_range():

@@ -1,5 +1,6 @@
 """The add-on's panels speak the backend's language: every button's job params pass the backend's own
-schema for its kind, and a step whose input is missing names the step that makes it."""
+schema for its kind, and a step whose input is missing names the step that makes it. The schemas are
+checked by the backend's Python (``.venv``), as the server would, since Blender's Python has no backend."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import json
 
 import pytest
 
-from backend.jobs.registry import get_kind
 from blender_addon.formats.errors import FormatError
+from tests.fixtures.blender_matrix import needs_blender, run_backend_python
 
 bpy = pytest.importorskip("bpy")
 
@@ -28,19 +29,27 @@ def settings():
         blender_addon.unregister()
 
 
-def _valid(kind: str, params: dict) -> dict:
-    """The params as the server would store them (raises on any field the schema refuses)."""
-    return get_kind(kind).params.model_validate(params).model_dump()
+VALIDATE = """
+import json, sys
+from backend.jobs.registry import get_kind
+print(json.dumps([get_kind(kind).params.model_validate(params).model_dump() for kind, params in json.load(sys.stdin)]))
+"""
+
+
+def _valid(*requests: tuple[str, dict]) -> list[dict]:
+    """Each (kind, params) as the server would store it; the test fails on any field the schema refuses."""
+    return json.loads(run_backend_python("-c", VALIDATE, input_text=json.dumps(requests)))
 
 
 def test_generate_panel_makes_a_multiview_request_with_the_chosen_controls_and_attributes(settings, tmp_path):
     generate = settings.generate
-    assert _valid("multiview", generate.params())["controlnets"] == {"pose": "", "depth": ""}  # paper default: pose + depth
+    default = generate.params()
     catalog = tmp_path / "attributes.json"
     catalog.write_text(json.dumps({"hair": ["red hair", "a bun"], "age": ["young", "old"]}))
     generate.use_depth, generate.use_normal, generate.normal_weight = False, True, 0.5
     generate.pose_model, generate.attributes_file, generate.per_view, generate.resolution = "my-pose", str(catalog), 3, 256
-    params = _valid("multiview", generate.params())
+    default, params = _valid(("multiview", default), ("multiview", generate.params()))
+    assert default["controlnets"] == {"pose": "", "depth": ""}  # paper default: pose + depth
     assert params["controlnets"] == {"pose": "my-pose", "normal": ""} and params["control_weights"] == {"pose": 1.0, "normal": 0.5}
     assert params["attributes"]["hair"] == ["red hair", "a bun"] and params["per_view"] == 3 and params["resolution"] == 256
     catalog.write_text("not json")
@@ -52,26 +61,38 @@ def test_training_and_avatar_panels_make_valid_requests_and_name_the_step_that_i
     with pytest.raises(FormatError, match="Generate Multi-view Images"):
         settings.train.params()
     settings.train.dataset, settings.train.config, settings.train.total_images = "job:abc", "tiny", 800
-    assert _valid("train-eg3d", settings.train.params())["total_images"] == 800
     avatar = settings.avatar
     with pytest.raises(FormatError, match="Train 3D GAN"):
         avatar.params()
     avatar.checkpoint, avatar.seed, avatar.truncation = "job:gan", 7, 0.5
-    assert _valid("generate-avatar", avatar.params())["truncation_psi"] == 0.5
-    assert _valid("train-style-prior", avatar.style_prior_params())["generator"] == "job:gan"
+    from_seed = avatar.params()
     with pytest.raises(FormatError, match="Train Style Prior"):
         avatar.params(reference_name="reference.png")
     avatar.style_prior = "job:prior"
-    guided = _valid("generate-avatar", avatar.params(reference_name="reference.png"))
+    train, from_seed, prior, guided = _valid(("train-eg3d", settings.train.params()), ("generate-avatar", from_seed),
+                                             ("train-style-prior", avatar.style_prior_params()),
+                                             ("generate-avatar", avatar.params(reference_name="reference.png")))
+    assert train["total_images"] == 800 and from_seed["truncation_psi"] == 0.5 and prior["generator"] == "job:gan"
     assert guided["style_prior"] == "job:prior" and guided["reference_image"] == "reference.png"
 
 
 def test_deferred_and_animate_panels_make_valid_requests(settings):
     deferred = settings.deferred
-    assert _valid("train-deferred", deferred.params(image_size=256))["resolution"] == 256
+    full = deferred.params(image_size=256)
     deferred.crop, deferred.mode = 128, "direct"
-    assert _valid("train-deferred", deferred.params(image_size=512))["resolution"] == 128
     with pytest.raises(FormatError, match="Train Renderer"):
         settings.animate.params()
     settings.animate.checkpoint = "job:renderer"
-    assert _valid("animate", settings.animate.params()) == {"checkpoint": "job:renderer", "batch_size": None, "fps": None}
+    full, cropped, animate = _valid(("train-deferred", full), ("train-deferred", deferred.params(image_size=512)),
+                                    ("animate", settings.animate.params()))
+    assert full["resolution"] == 256 and cropped["resolution"] == 128
+    assert animate == {"checkpoint": "job:renderer", "batch_size": None, "fps": None}
+
+
+@needs_blender((4, 5), "path properties that accept '//'")
+def test_output_folders_beside_the_blend_file_are_not_drawn_as_errors(settings):
+    """The output folders default to '//avatar_foundry/...' (beside the .blend file); Blender draws such a
+    path in red unless its property says it accepts paths relative to the .blend file."""
+    for group in (settings.conditions, settings.deferred, settings.animate):
+        output = group.bl_rna.properties["output_dir"]
+        assert output.default.startswith("//") and output.is_path_supports_blend_relative

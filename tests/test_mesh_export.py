@@ -1,5 +1,6 @@
 """Mesh export: an analytic density becomes a closed, correctly sized, correctly textured GLB that
-trimesh and Blender's glTF importer both read back; a generator becomes a full avatar folder."""
+trimesh reads back (every Blender's glTF importer: ``test_addon_avatar_import.py``); a generator becomes
+a full avatar folder."""
 
 from __future__ import annotations
 
@@ -11,33 +12,18 @@ import torch
 
 from backend.avatars import AvatarSettings, GeneratorField, StyleRequest, generate_avatar, style_code
 from backend.errors import InvalidInput
-from backend.geometry.glb_export import write_glb
 from backend.geometry.mesh_extraction import MeshSettings, grid_points, mesh_from_field
-from backend.geometry.texture_baking import TextureSettings, bake_texture, unwrap
+from backend.geometry.texture_baking import TextureSettings
 from backend.models.eg3d.generator import TriplaneGenerator, tiny_generator_config
-
-RADIUS = 0.3
+from tests.fixtures.coloured_sphere import RADIUS, ColouredSphere, write_sphere_glb
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
-class ColouredSphere:
-    """Density 10 at the surface of a sphere (rising inwards), colour = position mapped to [0, 1]."""
-
-    def density(self, points: np.ndarray) -> np.ndarray:
-        return 10.0 + 40.0 * (RADIUS - np.linalg.norm(points, axis=1))
-
-    def color(self, points: np.ndarray) -> np.ndarray:
-        return np.clip(points + 0.5, 0.0, 1.0)
-
-
 @pytest.fixture(scope="module")
 def sphere_glb(tmp_path_factory):
-    mesh = mesh_from_field(ColouredSphere(), MeshSettings(grid_resolution=48, max_faces=4000))
-    unwrapped = unwrap(np.asarray(mesh.vertices), np.asarray(mesh.faces))
-    texture = bake_texture(ColouredSphere(), unwrapped, TextureSettings(size=256))
-    path = write_glb(tmp_path_factory.mktemp("glb") / "sphere.glb", unwrapped, texture)
-    return mesh, path
+    path = tmp_path_factory.mktemp("glb") / "sphere.glb"
+    return write_sphere_glb(path), path
 
 
 def test_analytic_sphere_becomes_a_closed_mesh_of_the_right_radius(sphere_glb):
@@ -92,24 +78,6 @@ def test_a_field_too_faint_for_the_level_gets_a_surface_enclosing_the_fallback_f
     assert {"level": 10.0, "level_fallback": False}.items() <= mesh_from_field(ColouredSphere(), settings).metadata.items()
     with pytest.raises(InvalidInput, match="never crosses"):
         mesh_from_field(Faint(), MeshSettings(grid_resolution=16, fallback_fill=None))
-
-
-@pytest.mark.blender
-def test_blender_gltf_importer_reads_the_avatar_with_its_texture(sphere_glb):
-    import bpy
-
-    _, path = sphere_glb
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    assert bpy.ops.import_scene.gltf(filepath=str(path)) == {"FINISHED"}
-    meshes = [obj for obj in bpy.data.objects if obj.type == "MESH"]
-    assert len(meshes) == 1
-    obj = meshes[0]
-    assert obj.data.uv_layers and len(obj.data.polygons) > 1000
-    images = [node.image for material in obj.data.materials for node in material.node_tree.nodes if node.type == "TEX_IMAGE"]
-    assert images and images[0].size[0] == 256
-    # glTF's +y up becomes Blender's +z up: the sphere still spans +-RADIUS on every axis.
-    extent = np.array(obj.dimensions)
-    assert np.allclose(extent, 2 * RADIUS, atol=0.02)
 
 
 def test_generate_avatar_writes_previews_glb_and_json(tmp_path):

@@ -111,7 +111,6 @@ def test_every_command_has_help(command, capsys):
     assert "usage:" in capsys.readouterr().out
 
 
-@pytest.mark.blender
 def test_doctor_reports_versions_device_data_dir_models_and_bpy(backend_server, capsys):
     assert main(["doctor", "--data-dir", str(backend_server.data_dir)]) == 0
     report = capsys.readouterr().out

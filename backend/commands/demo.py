@@ -15,13 +15,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="the add-on extension zip to install (default: built afresh from this checkout)")
     parser.add_argument("--seed", type=int, default=3, help="demo head identity and every sampling seed")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds the whole demo may take")
+    parser.add_argument("--blender-python", type=Path, default=None,
+                        help="the Python of the Blender (bpy module) to run the artist's session in (default: this Python)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..demo.pipeline import build_addon_zip, run_demo
 
-    summary = run_demo(args.out, args.addon_zip or build_addon_zip(), seed=args.seed, timeout_s=args.timeout)
+    summary = run_demo(args.out, args.addon_zip or build_addon_zip(), seed=args.seed, timeout_s=args.timeout,
+                       blender_python=args.blender_python)
     print(f"\nThe demo finished in {summary['seconds']:.0f} s. Open in Blender: {summary['blend']}")
     print(f"  avatars imported: {', '.join(summary['avatars'])}")
     print(f"  avatar mesh:      {summary['avatar_glb']}")

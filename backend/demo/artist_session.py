@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -225,4 +226,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Everything is saved by now; ending here skips Python's finalization, in which the bpy 4.2 module
+    # crashes once a property with a Python callback (the add-on's) was registered.
+    os._exit(code)

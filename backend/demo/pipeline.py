@@ -86,14 +86,14 @@ def write_plan(out: Path, addon_zip: Path, steps: DemoSteps, seed: int, job_time
     return path
 
 
-def run_blender_session(out: Path, plan: Path, timeout_s: float) -> None:
+def run_blender_session(out: Path, plan: Path, timeout_s: float, blender_python: Path | None = None) -> None:
     """The artist's Blender session, in its own process and user folder (the user's Blender
-    preferences and extensions are never touched)."""
+    preferences and extensions are never touched), in ``blender_python``'s bpy (default: this Python's)."""
     home = out / "blender-home"
     home.mkdir(exist_ok=True)
     env = {**os.environ, "HOME": str(home), "PYTHONUNBUFFERED": "1"}
     script = Path(__file__).with_name("artist_session.py")
-    with subprocess.Popen([sys.executable, str(script), str(plan)], env=env, stdout=subprocess.PIPE,
+    with subprocess.Popen([str(blender_python or sys.executable), str(script), str(plan)], env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True) as process:
         deadline = time.monotonic() + timeout_s
         for line in process.stdout:
@@ -123,7 +123,7 @@ def write_demo_contact_sheet(out: Path, summary: dict, seeds: int = 3) -> Path:
 
 
 def run_demo(out: Path, addon_zip: Path, steps: DemoSteps = DemoSteps(), seed: int = 3,
-             timeout_s: float = 1800.0) -> dict:
+             timeout_s: float = 1800.0, blender_python: Path | None = None) -> dict:
     from ..models.tiny import TinySpec, write_tiny_models
 
     if not addon_zip.is_file():
@@ -134,7 +134,7 @@ def run_demo(out: Path, addon_zip: Path, steps: DemoSteps = DemoSteps(), seed: i
     print(f"[demo] writing tiny random models into {out / 'models'}", flush=True)
     write_tiny_models(out / "models", TinySpec())
     plan = write_plan(out, addon_zip.resolve(), steps, seed, job_timeout_s=timeout_s / 2)
-    run_blender_session(out, plan, timeout_s)
+    run_blender_session(out, plan, timeout_s, blender_python)
     summary = json.loads((out / "summary.json").read_text())
     summary["contact_sheet"] = str(write_demo_contact_sheet(out, summary))
     print(f"[demo] contact sheet of every stage: {summary['contact_sheet']}", flush=True)

@@ -22,6 +22,7 @@ from mathutils import Matrix
 
 from ..core.condition_passes import RawRender
 from ..formats.cameras import HeadFrame, label_to_blender_camera
+from .blender_versions import add_file_output_input, first_layer_collection, new_compositor, new_file_output, new_node_material, remove_compositor
 
 AOVS = ("af_position", "af_normal", "af_canonical")
 CONDITION_LAYER = "conditions"
@@ -136,7 +137,7 @@ class ConditionScene:
             target_collection = self._collection("target", self.target_objects + lights)
             target_layer = scene.view_layers.new(TARGET_LAYER)
             target_layer.samples = self.settings.target_samples
-            condition_layer.layer_collection.children[target_collection.name].exclude = True
+            first_layer_collection(scene).children[target_collection.name].exclude = True
             target_layer.layer_collection.children[rig_collection.name].exclude = True
         self._compositor(condition_layer, target_layer)
 
@@ -193,7 +194,7 @@ class ConditionScene:
         return collection
 
     def _condition_material(self) -> bpy.types.Material:
-        material = bpy.data.materials.new(_PREFIX)
+        material = new_node_material(_PREFIX)
         tree = material.node_tree
         tree.nodes.clear()
         output = tree.nodes.new("ShaderNodeOutputMaterial")
@@ -213,34 +214,20 @@ class ConditionScene:
             tree.links.new(socket, node.inputs["Color"])
         return material
 
-    def _file_output(self, tree: bpy.types.NodeTree, prefix: str, media: str, file_format: str, depth: str) -> bpy.types.Node:
-        node = tree.nodes.new("CompositorNodeOutputFile")
-        node.directory = str(self.output_dir)
-        node.file_name = prefix
-        node.format.media_type = media
-        node.format.file_format = file_format
-        node.format.color_depth = depth
-        return node
-
     def _compositor(self, condition_layer: bpy.types.ViewLayer, target_layer: bpy.types.ViewLayer | None) -> None:
-        tree = bpy.data.node_groups.new(_PREFIX, "CompositorNodeTree")
-        self.compositor = tree
-        self.scene.compositing_node_group = tree
+        tree = new_compositor(self.scene, _PREFIX)
         layer_node = tree.nodes.new("CompositorNodeRLayers")
         layer_node.scene, layer_node.layer = self.scene, condition_layer.name
-        data = self._file_output(tree, "data_", "IMAGE", "OPEN_EXR", "32")
+        data = new_file_output(tree, self.output_dir, "data_", "OPEN_EXR", "32")
         for name in AOVS:
-            data.file_output_items.new("RGBA", name)
-            tree.links.new(layer_node.outputs[name], data.inputs[name])
-        data.file_output_items.new("FLOAT", "coverage")
-        tree.links.new(layer_node.outputs["Alpha"], data.inputs["coverage"])
+            tree.links.new(layer_node.outputs[name], add_file_output_input(data, "RGBA", name))
+        tree.links.new(layer_node.outputs["Alpha"], add_file_output_input(data, "FLOAT", "coverage"))
         if target_layer is not None:
             target_node = tree.nodes.new("CompositorNodeRLayers")
             target_node.scene, target_node.layer = self.scene, target_layer.name
-            image = self._file_output(tree, "target_", "IMAGE", "PNG", "8")
+            image = new_file_output(tree, self.output_dir, "target_", "PNG", "8")
             image.format.color_mode = "RGB"
-            image.file_output_items.new("RGBA", "image")
-            tree.links.new(target_node.outputs["Image"], image.inputs["image"])
+            tree.links.new(target_node.outputs["Image"], add_file_output_input(image, "RGBA", "image"))
 
     def place_camera(self, label: Sequence[float], frame: HeadFrame) -> None:
         matrix, fov_x, _ = label_to_blender_camera(label, frame)
@@ -304,8 +291,7 @@ class ConditionScene:
             bpy.data.cameras.remove(camera_data)
         if getattr(self, "material", None) is not None:
             bpy.data.materials.remove(self.material)
-        if getattr(self, "compositor", None) is not None:
-            bpy.data.node_groups.remove(self.compositor)
+        remove_compositor(self.scene)
         bpy.data.scenes.remove(self.scene)
         for leftover in self.output_dir.iterdir():
             leftover.unlink()

@@ -16,6 +16,7 @@ from ..core.demo_appearance import AppearanceParams
 from ..core.demo_head_shape import BASE_RADII, HeadMesh, IdentityParams, build_head
 from ..core.pose_skeleton import LANDMARK_GROUP_PREFIX
 from ..formats.expression import DEMO_LAYOUT, DEMO_SHAPE_KEYS
+from .all_or_nothing import all_or_nothing
 from .demo_material import eye_material, skin_material
 from .rig import EXPRESSION_LAYOUT_PROPERTY
 
@@ -115,16 +116,18 @@ def add_demo_head(
     name: str = "DemoHead",
     centre: tuple[float, float, float] = (0.0, 0.0, 1.6),
 ) -> bpy.types.Object:
-    """Add a demo head to the active collection; returns its armature (the rig)."""
+    """Add a demo head to the active collection; returns its armature (the rig). If anything fails
+    midway, nothing of the head is left in the file."""
     head = build_head(identity, centre)
     collection = context.collection or context.scene.collection
-    rig = _add_armature(collection, name, head)
-    body = _add_head_mesh(collection, rig, f"{name}_mesh", head)
-    half_height = float(BASE_RADII[2] * identity.head_height)
-    body.data.materials.append(skin_material(f"{name}_skin", look, centre[2], half_height))
-    eyes = eye_material(f"{name}_eyes", look)
-    for bone in ("eye_L", "eye_R"):
-        _add_eye(collection, rig, f"{name}_{bone}", bone, head, eyes)
-    rig[DEMO_HEAD_PROPERTY] = json.dumps({"identity": asdict(identity), "appearance": asdict(look)})
-    rig[EXPRESSION_LAYOUT_PROPERTY] = list(DEMO_LAYOUT)
+    with all_or_nothing(context):
+        rig = _add_armature(collection, name, head)
+        body = _add_head_mesh(collection, rig, f"{name}_mesh", head)
+        half_height = float(BASE_RADII[2] * identity.head_height)
+        body.data.materials.append(skin_material(f"{name}_skin", look, centre[2], half_height))
+        eyes = eye_material(f"{name}_eyes", look)
+        for bone in ("eye_L", "eye_R"):
+            _add_eye(collection, rig, f"{name}_{bone}", bone, head, eyes)
+        rig[DEMO_HEAD_PROPERTY] = json.dumps({"identity": asdict(identity), "appearance": asdict(look)})
+        rig[EXPRESSION_LAYOUT_PROPERTY] = list(DEMO_LAYOUT)
     return rig

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 
 from ..core.demo_appearance import AppearanceParams
+from .blender_versions import new_node_material
 
 
 def _rgba(colour: tuple[float, float, float]) -> tuple[float, float, float, float]:
@@ -29,7 +30,7 @@ def _math(tree: bpy.types.NodeTree, operation: str, a, b=None, clamp: bool = Fal
 def skin_material(name: str, look: AppearanceParams, head_centre_z: float, half_height: float) -> bpy.types.Material:
     """Skin tone below a hair cap; the cap's edge is set by the rest-pose height and depth, so it
     stays on the skull whatever expression the face makes."""
-    material = bpy.data.materials.new(name)
+    material = new_node_material(name)
     tree = material.node_tree
     shader = tree.nodes["Principled BSDF"]
     shader.inputs["Roughness"].default_value = 0.55
@@ -56,7 +57,7 @@ def skin_material(name: str, look: AppearanceParams, head_centre_z: float, half_
 
 def eye_material(name: str, look: AppearanceParams) -> bpy.types.Material:
     """White sclera, coloured iris and black pupil around the eye object's local -y (its gaze)."""
-    material = bpy.data.materials.new(name)
+    material = new_node_material(name)
     tree = material.node_tree
     shader = tree.nodes["Principled BSDF"]
     shader.inputs["Roughness"].default_value = 0.15

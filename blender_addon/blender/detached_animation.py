@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import bpy
 
 from ..formats.errors import FormatError
+from .blender_versions import action_slot, assign_action
 from .rig import animated_owners
 
 
@@ -21,7 +22,8 @@ from .rig import animated_owners
 class _AnimationLink:
     owner: bpy.types.ID
     action: bpy.types.Action | None
-    slot: bpy.types.ActionSlot | None
+    slot: object | None
+    """The action's slot (4.4+; None before)."""
     last_slot_identifier: str
     use_nla: bool
 
@@ -41,7 +43,7 @@ class DetachedAnimation:
                               "action can't be set aside for random expressions", "exit tweak mode in the NLA editor (Tab) and render again")
         for owner in owners:
             data = owner.animation_data
-            self._links.append(_AnimationLink(owner, data.action, data.action_slot, data.last_slot_identifier, data.use_nla))
+            self._links.append(_AnimationLink(owner, data.action, *action_slot(data), data.use_nla))
             data.use_nla = False
             data.action = None
         return self
@@ -49,9 +51,6 @@ class DetachedAnimation:
     def __exit__(self, *exc_info) -> None:
         for link in reversed(self._links):
             data = link.owner.animation_data
-            data.action = link.action
-            if link.action is not None and link.slot is not None:
-                data.action_slot = link.slot
-            data.last_slot_identifier = link.last_slot_identifier
+            assign_action(data, link.action, link.slot, link.last_slot_identifier)
             data.use_nla = link.use_nla
         self._links.clear()

@@ -17,7 +17,7 @@ from ..core.result_files import read_avatar_metadata, read_gallery
 from ..formats.animation import read_animation
 from ..formats.condition_bundle import read_bundle
 from ..formats.errors import FormatError
-from .blender_versions import show_scene_in_sequencer
+from .blender_versions import sequencer_strips, show_scene_in_sequencer
 
 PLACED_BESIDE = PREFIX + "placed_beside"
 """On an imported avatar: the rig it was placed beside (the next one goes one place further)."""
@@ -124,7 +124,7 @@ def add_sequence_strip(scene: bpy.types.Scene, folder: Path, job: dict, view: st
     animation = read_animation(folder)
     sequence = animation.sequence(view or animation.views()[0])
     editor = scene.sequence_editor or scene.sequence_editor_create()
-    strip = editor.strips.new_image(name=f"{job['kind']}_{job['id']}", filepath=str(Path(folder) / sequence[0].file),
+    strip = sequencer_strips(editor).new_image(name=f"{job['kind']}_{job['id']}", filepath=str(Path(folder) / sequence[0].file),
                                     channel=channel, frame_start=scene.frame_start)
     for item in sequence[1:]:
         strip.elements.append(Path(item.file).name)

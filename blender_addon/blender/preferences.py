@@ -10,6 +10,7 @@ import bpy
 
 from ..core.backend_python import backend_python_problem, environment_dir, environment_python
 from ..formats.protocol import DEFAULT_HOST, DEFAULT_PORT
+from .blender_versions import blend_relative_path_options
 
 ADDON_PACKAGE = __package__.rsplit(".", 1)[0]
 LOG_LINES_SHOWN = 6
@@ -71,7 +72,8 @@ class AvatarFoundryPreferences(bpy.types.AddonPreferences):
                                              description="Repository folder, when the backend is not installed into that Python")
     models_dir: bpy.props.StringProperty(name="Models folder", subtype="DIR_PATH",
                                          description="Local model folders (diffusers or .safetensors) to register with the backend")
-    output_dir: bpy.props.StringProperty(name="Default output folder", subtype="DIR_PATH", default="//avatar_foundry/")
+    output_dir: bpy.props.StringProperty(name="Default output folder", subtype="DIR_PATH", default="//avatar_foundry/",
+                                         options=blend_relative_path_options())
     install_python: bpy.props.StringProperty(name="Python for the install", subtype="FILE_PATH",
                                              description="The Python (3.11-3.13) the backend's environment is made from. Empty: "
                                                          "Blender's own Python where supported, else python3.13/3.12/3.11 on PATH")

@@ -11,10 +11,9 @@ import bpy
 from ..core.job_requests import read_attribute_file, require_reference
 from ..core.view_plan import OrbitSettings
 from ..formats.cameras import DEFAULT_FOV_DEGREES, DEFAULT_RADIUS
+from .blender_versions import blend_relative_path_options
 
 CONTROL_KINDS = ("pose", "depth", "normal")
-BLEND_RELATIVE = {"PATH_SUPPORTS_BLEND_RELATIVE"}
-"""Path properties accept '//' (relative to the .blend); without it Blender 5.x draws such a path red."""
 GAN_PRESETS = [("tiny", "Tiny", "Seconds on a CPU: a smoke test"), ("small", "Small", "A quick look on one GPU"),
                ("full", "Full", "EG3D's size: 512² output, hours on GPUs")]
 
@@ -51,8 +50,9 @@ class ConditionSettings(bpy.types.PropertyGroup):
     jitter: bpy.props.FloatProperty(name="Jitter", default=0.0, min=0.0, max=45.0)
     seed: bpy.props.IntProperty(name="Seed", default=0, min=0)
     use_frame_range: bpy.props.BoolProperty(name="Frame range", description="Render every scene frame (else the current one)")
-    output_dir: bpy.props.StringProperty(name="Folder", subtype="DIR_PATH", options=BLEND_RELATIVE, default="//avatar_foundry/conditions")
-    last_bundle: bpy.props.StringProperty(name="Last bundle", subtype="DIR_PATH", options=BLEND_RELATIVE)
+    output_dir: bpy.props.StringProperty(name="Folder", subtype="DIR_PATH", default="//avatar_foundry/conditions",
+                                         options=blend_relative_path_options())
+    last_bundle: bpy.props.StringProperty(name="Last bundle", subtype="DIR_PATH", options=blend_relative_path_options())
     progress: bpy.props.FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR")
     stage: bpy.props.StringProperty(name="Stage")
 
@@ -77,7 +77,7 @@ class GenerateSettings(bpy.types.PropertyGroup):
     pose_weight: bpy.props.FloatProperty(name="Weight", default=1.0, min=0.0, max=2.0)
     depth_weight: bpy.props.FloatProperty(name="Weight", default=1.0, min=0.0, max=2.0)
     normal_weight: bpy.props.FloatProperty(name="Weight", default=1.0, min=0.0, max=2.0)
-    attributes_file: bpy.props.StringProperty(name="Attributes", subtype="FILE_PATH", options=BLEND_RELATIVE,
+    attributes_file: bpy.props.StringProperty(name="Attributes", subtype="FILE_PATH", options=blend_relative_path_options(),
                                               description="JSON {category: [options]} replacing the ~20 built-in categories (empty: built-in)")
     attributes_per_image: bpy.props.IntProperty(name="Attributes per image", default=5, min=0, max=50)
     per_view: bpy.props.IntProperty(name="Images per view", default=1, min=1, max=1000)
@@ -129,7 +129,7 @@ class AvatarSettings(bpy.types.PropertyGroup):
                                         description="Pull the style towards the average avatar (1: none)")
     mesh_resolution: bpy.props.IntProperty(name="Mesh resolution", default=256, min=16, max=1024)
     texture_size: bpy.props.IntProperty(name="Texture size", default=1024, min=16, max=8192)
-    reference_image: bpy.props.StringProperty(name="Reference image", subtype="FILE_PATH", options=BLEND_RELATIVE,
+    reference_image: bpy.props.StringProperty(name="Reference image", subtype="FILE_PATH", options=blend_relative_path_options(),
                                               description="An image the avatar should resemble (needs a style prior)")
     style_prior: bpy.props.StringProperty(name="Style prior", description="job:<id> of a train-style-prior job")
     guidance_scale: bpy.props.FloatProperty(name="Image guidance", default=1.5, min=0.0, max=20.0,
@@ -158,8 +158,9 @@ class DeferredSettings(bpy.types.PropertyGroup):
 
     target: bpy.props.PointerProperty(name="Target", type=bpy.types.Object, description="Detailed character rendered as the target")
     random_expressions: bpy.props.IntProperty(name="Random expressions", default=16, min=1, max=10000)
-    output_dir: bpy.props.StringProperty(name="Folder", subtype="DIR_PATH", options=BLEND_RELATIVE, default="//avatar_foundry/deferred_dataset")
-    last_bundle: bpy.props.StringProperty(name="Last dataset", subtype="DIR_PATH", options=BLEND_RELATIVE)
+    output_dir: bpy.props.StringProperty(name="Folder", subtype="DIR_PATH", default="//avatar_foundry/deferred_dataset",
+                                         options=blend_relative_path_options())
+    last_bundle: bpy.props.StringProperty(name="Last dataset", subtype="DIR_PATH", options=blend_relative_path_options())
     base: bpy.props.StringProperty(name="Base model", search=_model_names("base"),
                                    description="Frozen Stable Diffusion model (empty: the only one registered)")
     mode: bpy.props.EnumProperty(name="Mode", items=[("diffusion", "Diffusion", "DiffusionAvatars' renderer"),
@@ -180,7 +181,8 @@ class AnimateSettings(bpy.types.PropertyGroup):
     camera: bpy.props.PointerProperty(name="Camera", type=bpy.types.Object, poll=_is_camera)
     frame_start: bpy.props.IntProperty(name="Start", default=1)
     frame_end: bpy.props.IntProperty(name="End", default=24)
-    output_dir: bpy.props.StringProperty(name="Output", subtype="DIR_PATH", options=BLEND_RELATIVE, default="//avatar_foundry/animation")
+    output_dir: bpy.props.StringProperty(name="Output", subtype="DIR_PATH", default="//avatar_foundry/animation",
+                                         options=blend_relative_path_options())
 
     def params(self) -> dict:
         return {"checkpoint": require_reference(self.checkpoint, "checkpoint", "Train Renderer")}

@@ -14,6 +14,7 @@ from pathlib import Path
 import bpy
 
 from ..formats.proxy_sequence import CANONICAL_NAMES, read_proxy_manifest, read_proxy_ply
+from .blender_versions import blend_relative_path_options
 
 CANONICAL_ATTRIBUTE = "nphm_canonical"
 AMBIENT_ATTRIBUTE = "nphm_ambient"
@@ -73,7 +74,7 @@ class AVATAR_OT_import_nphm_proxy(bpy.types.Operator):
     bl_label = "Import NPHM Proxy"
     bl_options = {"REGISTER", "UNDO"}
 
-    directory: bpy.props.StringProperty(name="Proxy folder", subtype="DIR_PATH", options={"PATH_SUPPORTS_BLEND_RELATIVE"})
+    directory: bpy.props.StringProperty(name="Proxy folder", subtype="DIR_PATH", options=blend_relative_path_options())
 
     def invoke(self, context, event):
         context.window_manager.fileselect_add(self)

@@ -17,6 +17,7 @@ from ..core.backend_python import default_backend_python
 from ..core.backend_start import start_and_wait
 from ..core.job_requests import follow_up
 from ..core.job_watch import HEALTH_TASK, JobBoard, JobEvent, JobWatcher
+from .all_or_nothing import all_or_nothing
 from .preferences import ADDON_PACKAGE, preferences
 
 SCAN_TASK = "Register Models Folder"
@@ -202,11 +203,12 @@ class Session:
         camera = bpy.data.objects.get(self.animation_camera) if self.animation_camera else None
         self.notices[event.job["id"]] = read_notices(event.folder)
         try:
-            self.imported.append(import_result(event.folder, event.job, scene, rig, camera))
+            with all_or_nothing(bpy.context):
+                self.imported.append(import_result(event.folder, event.job, scene, rig, camera))
             if event.job["kind"] == "multiview":
                 self.gallery_job, self.gallery_index = event.job["id"], 0
             frame_in_viewports(bpy.context, imported_objects(scene, event.job["id"]))
-        except Exception as error:  # an unreadable result must not stop the timer
+        except Exception as error:  # an unreadable result must not stop the timer; nothing half-imported stays
             self.board.last_error = f"import of job {event.job['id']} failed: {error}"
 
     def close(self) -> None:
