@@ -14,6 +14,7 @@ from pathlib import Path
 import bpy
 
 from ..formats.proxy_sequence import CANONICAL_NAMES, read_proxy_manifest, read_proxy_ply
+from . import readiness
 from .blender_versions import blend_relative_path_options
 
 CANONICAL_ATTRIBUTE = "nphm_canonical"
@@ -75,6 +76,10 @@ class AVATAR_OT_import_nphm_proxy(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     directory: bpy.props.StringProperty(name="Proxy folder", subtype="DIR_PATH", options=blend_relative_path_options())
+
+    @classmethod
+    def poll(cls, context):
+        return readiness.allow(cls, readiness.object_mode(context))
 
     def invoke(self, context, event):
         context.window_manager.fileselect_add(self)
