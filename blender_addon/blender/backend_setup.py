@@ -17,6 +17,7 @@ from ..core.backend_python import PythonProblem, builder_python, environment_dir
 from ..core.backend_start import start_and_wait
 from .preferences import preferences
 from .session import fixed_client_factory, session
+from .task_operator import BackgroundTaskOperator
 
 ADDON_DIR = Path(__file__).resolve().parents[1]
 _detected_build: str | None = None
@@ -30,11 +31,12 @@ def detected_torch_build() -> str:
     return _detected_build
 
 
-class AVATAR_OT_install_backend(bpy.types.Operator):
+class AVATAR_OT_install_backend(BackgroundTaskOperator, bpy.types.Operator):
     """Create the backend's Python environment in the backend data folder, install the backend with PyTorch for this machine, check it and start it (again: repair or upgrade)"""
 
     bl_idname = "avatar_foundry.install_backend"
     bl_label = "Install Backend"
+    started_message = "installing the backend: progress below, in the add-on's preferences"
 
     def _begin(self, context) -> BackgroundTask:
         prefs = preferences(context)
@@ -65,30 +67,6 @@ class AVATAR_OT_install_backend(bpy.types.Operator):
 
         state.install_task.start(work)
         return state.install_task
-
-    def execute(self, context):
-        """Scripts: returns when the install has ended."""
-        try:
-            task = self._begin(context)
-        except TaskFailed as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
-        task.wait()
-        if task.state != "succeeded":
-            self.report({"ERROR"}, task.message)
-            return {"CANCELLED"}
-        self.report({"INFO"}, task.message)
-        return {"FINISHED"}
-
-    def invoke(self, context, event):
-        """The button: the install runs in the background; the preferences show its progress."""
-        try:
-            self._begin(context)
-        except TaskFailed as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
-        self.report({"INFO"}, "installing the backend: progress below, in the add-on's preferences")
-        return {"FINISHED"}
 
 
 class AVATAR_OT_cancel_install(bpy.types.Operator):

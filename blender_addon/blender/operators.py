@@ -17,7 +17,6 @@ from typing import Callable
 
 import bpy
 
-from ..core.background_task import TaskFailed
 from ..core.backend_client import BackendError
 from ..core.bundle_zip import zip_bundle
 from ..core.demo_appearance import AppearanceParams, sample_appearance
@@ -36,6 +35,7 @@ from .output_folders import resolve_folder, results_folder
 from .preferences import preferences
 from .proxy_import import AVATAR_OT_import_nphm_proxy
 from .session import make_client, scan_request, session
+from .task_operator import BackgroundTaskOperator
 from .viewport import frame_in_viewports
 
 USER_ERRORS = (FormatError, BackendError, OSError)
@@ -326,11 +326,13 @@ class AVATAR_OT_backend_check(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class AVATAR_OT_backend_start(bpy.types.Operator):
+class AVATAR_OT_backend_start(BackgroundTaskOperator, bpy.types.Operator):
     """Start the backend as a subprocess and wait until it answers (ends a leftover one from an earlier session first)"""
 
     bl_idname = "avatar_foundry.backend_start"
     bl_label = "Start Backend"
+    failure_prefix = "could not start the backend: "
+    started_message = "starting the backend: the Backend panel shows when it answers"
 
     restart: bpy.props.BoolProperty(name="Restart", default=False)
 
@@ -343,30 +345,6 @@ class AVATAR_OT_backend_start(bpy.types.Operator):
             session().backend.stop_in_background()
             session().health = None
         return session().start_backend_and_wait(context)
-
-    def execute(self, context):
-        """Scripts: returns once the backend answers, or with the cause of its failure."""
-        try:
-            task = self._begin(context)
-        except TaskFailed as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
-        task.wait()
-        if task.state != "succeeded":
-            self.report({"ERROR"}, f"could not start the backend: {task.message}")
-            return {"CANCELLED"}
-        self.report({"INFO"}, task.message)
-        return {"FINISHED"}
-
-    def invoke(self, context, event):
-        """The button: the wait runs in the background, its progress and outcome in the Backend panel."""
-        try:
-            self._begin(context)
-        except TaskFailed as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
-        self.report({"INFO"}, "starting the backend: the Backend panel shows when it answers")
-        return {"FINISHED"}
 
 
 class AVATAR_OT_backend_stop(bpy.types.Operator):
