@@ -11,7 +11,7 @@ from pathlib import Path
 
 from blender_addon.formats.errors import FormatError
 
-from .render_conditions import _frame_range, _rig_name
+from .render_conditions import _frame_range, open_rig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,22 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import bpy
-
     from backend.progress import ConsoleProgress
-    from blender_addon.blender.demo_head import add_demo_head
     from blender_addon.blender.head_mesh_export import export_frames, export_random_expressions
-    from blender_addon.core.demo_appearance import sample_appearance
-    from blender_addon.core.demo_head_shape import sample_identity
 
-    if args.blend:
-        if not args.blend.is_file():
-            raise FormatError("--blend", f"{args.blend} does not exist")
-        bpy.ops.wm.open_mainfile(filepath=str(args.blend))
-        rig_name = _rig_name(args.rig)
-    else:
-        bpy.ops.wm.read_factory_settings(use_empty=True)
-        rig_name = add_demo_head(bpy.context, sample_identity(args.seed), sample_appearance(args.seed)).name
+    rig_name = open_rig(args.blend, args.rig, args.seed)
     if args.random_expressions is not None and args.random_expressions < 1:
         raise FormatError("--random-expressions", f"must be >= 1, got {args.random_expressions}")
     steps = (export_random_expressions(rig_name, args.out, args.random_expressions, args.seed) if args.random_expressions

@@ -60,24 +60,32 @@ def _rig_name(given: str | None) -> str:
                       "name one of them: " + ", ".join(f"--rig {name!r}" for name in candidates))
 
 
+def open_rig(blend: Path | None, rig: str | None, seed: int) -> str:
+    """Open ``blend`` and name its rig (``rig``, or its only one), or start an empty scene with the demo
+    head of identity ``seed``; returns the rig's name."""
+    import bpy
+
+    from blender_addon.blender.demo_head import add_demo_head
+    from blender_addon.core.demo_appearance import sample_appearance
+    from blender_addon.core.demo_head_shape import sample_identity
+
+    if blend:
+        if not blend.is_file():
+            raise FormatError("--blend", f"{blend} does not exist")
+        bpy.ops.wm.open_mainfile(filepath=str(blend))
+        return _rig_name(rig)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    return add_demo_head(bpy.context, sample_identity(seed), sample_appearance(seed)).name
+
+
 def run(args: argparse.Namespace) -> int:
     import bpy
 
     from backend.progress import ConsoleProgress
     from blender_addon.blender.condition_render import NOTICE_PREFIX, BundleRequest, render_bundle
-    from blender_addon.blender.demo_head import add_demo_head
-    from blender_addon.core.demo_appearance import sample_appearance
-    from blender_addon.core.demo_head_shape import sample_identity
     from blender_addon.core.view_plan import OrbitSettings, plan_orbit_views
 
-    if args.blend:
-        if not args.blend.is_file():
-            raise FormatError("--blend", f"{args.blend} does not exist")
-        bpy.ops.wm.open_mainfile(filepath=str(args.blend))
-        rig_name = _rig_name(args.rig)
-    else:
-        bpy.ops.wm.read_factory_settings(use_empty=True)
-        rig_name = add_demo_head(bpy.context, sample_identity(args.seed), sample_appearance(args.seed)).name
+    rig_name = open_rig(args.blend, args.rig, args.seed)
     orbit = OrbitSettings(views=args.views, yaw_min=args.yaw_range[0], yaw_max=args.yaw_range[1],
                           pitch_min=args.pitch_range[0], pitch_max=args.pitch_range[1], jitter_degrees=args.jitter, seed=args.seed)
     if not 8 <= args.res <= 4096:
