@@ -122,13 +122,12 @@ def render_previews(generator, ws, yaws, pitch: float, out_dir: Path, progress: 
     """One PNG per yaw (the super-resolved image) in ``out_dir/previews``; returns relative names."""
     import torch
 
-    from .device import inference_dtype
+    from .models.eg3d.inference import inference_autocast
 
     names = []
-    dtype = inference_dtype(ws.device)
     for index, yaw in enumerate(yaws):
         c = torch.tensor([orbit_label(yaw, pitch)], dtype=torch.float32, device=ws.device)
-        with torch.no_grad(), torch.autocast(ws.device.type, dtype=dtype, enabled=dtype != torch.float32):
+        with torch.no_grad(), inference_autocast(ws.device):
             image = generator.synthesis(ws, c, jitter=False)["image"][0]
         name = f"previews/yaw_{int(round(yaw)):+04d}.png"
         write_png(out_dir / name, image)

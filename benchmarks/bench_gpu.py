@@ -96,6 +96,8 @@ def summary_table(report: dict[str, Any]) -> str:
     lines = [f"{'section':26} {'measurement':38} value"]
     for section, figures in report.get("sections", {}).items():
         for key, value in figures.items():
+            if key == "time_box_s":
+                continue
             headline = f"{key.upper()}: {str(value)[:100]}" if key in ("error", "skipped") else _headline(value)
             if headline is not None:
                 lines.append(f"{section:26} {key:38} {headline}")

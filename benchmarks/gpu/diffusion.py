@@ -29,7 +29,10 @@ PROMPT = "a cartoon head, front view, best quality"
 
 
 def stock_pipeline(base, controlnet):
+    """diffusers' pipeline as it comes (cuDNN autotuning off, PyTorch's default, which our sections turn on)."""
     from diffusers import StableDiffusionControlNetPipeline
+
+    torch.backends.cudnn.benchmark = False
 
     pipeline = StableDiffusionControlNetPipeline(base.vae, base.text_encoder, base.tokenizer, base.unet, controlnet,
                                                  base.scheduler, None, None, requires_safety_checker=False)

@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from backend.models.eg3d.inference import inference_autocast
+
 from .models import Sizes, build_eg3d, eg3d_config
 from .session import Budget, Session, seconds_per_call, synchronize
 
@@ -27,8 +29,9 @@ def inputs(generator, batch: int, device: torch.device) -> tuple[torch.Tensor, t
 
 
 def forward_call(generator, z, c, dtype: torch.dtype):
-    """One full generator forward (mapping, tri-planes, rendering, super-resolution) as our inference runs it."""
-    autocast = torch.autocast(z.device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
+    """One full generator forward (mapping, tri-planes, rendering, super-resolution) as our inference runs
+    it (``dtype`` float32: without autocast, the baseline)."""
+    autocast = inference_autocast(z.device) if dtype != torch.float32 else contextlib.nullcontext()
 
     def call():
         with torch.inference_mode(), autocast:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from backend.models.eg3d.inference import inference_autocast
 from blender_addon.formats.cameras import orbit_label
 
 
@@ -52,8 +53,10 @@ def sample_w(generator, batch: int, rng: torch.Generator, truncation_psi: float,
 
 @torch.no_grad()
 def render(generator, w: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Images [B, 3, H, W] in [-1, 1] of the avatars with style codes ``w`` seen from ``labels``."""
-    return generator.synthesis(broadcast_w(w, generator.num_ws), labels)["image"].float().clamp(-1, 1)
+    """Images [B, 3, H, W] in [-1, 1] of the avatars with style codes ``w`` seen from ``labels`` (in the
+    device's half precision on a GPU, as previews are: rendering the pairs dominates a training step)."""
+    with inference_autocast(w.device):
+        return generator.synthesis(broadcast_w(w, generator.num_ws), labels)["image"].float().clamp(-1, 1)
 
 
 @torch.no_grad()

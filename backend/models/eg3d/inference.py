@@ -30,6 +30,13 @@ def prepare_for_inference(generator, device) -> tuple[Any, torch.dtype]:
     return generator, inference_dtype(device)
 
 
+def inference_autocast(device):
+    """Autocast to the device's inference dtype (a no-op context on a CPU, which stays fp32)."""
+    device = torch.device(device)
+    dtype = inference_dtype(device)
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+
 def compile_generator(generator, device) -> tuple[Any, str]:
     """``torch.compile`` of the generator (CUDA graphs on CUDA); returns it and the mode used."""
     mode = COMPILE_MODE_CUDA if torch.device(device).type == "cuda" else "default"
