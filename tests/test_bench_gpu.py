@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from benchmarks.gpu.markdown import render
+
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("eg3d_generator", "multiview_controlnet", "deferred_renderer", "mesh_texture_export", "memory_per_image",
             "training", "profile_multiview", "profile_eg3d")
@@ -23,7 +25,8 @@ def run_bench(out: Path, *extra: str) -> subprocess.CompletedProcess:
 def test_tiny_gpu_benchmark_writes_every_section_profiles_and_summary(tmp_path):
     """A maintainer preparing the GPU run gets, from one command, a report with every section measured
     (stock vs ours side by side with their ratio, per-image memory entries, each trainer's steps/s), the
-    profiler tables as files and a summary table: no section fails at tiny sizes."""
+    profiler tables as files, a summary table and the report's figures as Markdown tables: no section
+    fails at tiny sizes."""
     result = run_bench(tmp_path / "out")
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "out" / "report.json").read_text())
@@ -46,6 +49,8 @@ def test_tiny_gpu_benchmark_writes_every_section_profiles_and_summary(tmp_path):
         assert "Self CPU" in text and "aten::" in text
     summary = (tmp_path / "out" / "summary.txt").read_text()
     assert "multiview_controlnet" in summary and "steps_per_s" in summary
+    tables = render(report)  # what RESULTS.md's GPU section is written from
+    assert "| 1 | " in tables and "| eg3d | tiny |" in tables
     bench = json.loads((tmp_path / "out" / "bench.json").read_text())
     assert bench["device"] == "cpu" and bench["results"]["gpu"]["sections"].keys() == report["sections"].keys()
 

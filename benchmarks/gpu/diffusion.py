@@ -196,7 +196,7 @@ def memory(session: Session, device, sizes: Sizes, box_s: float) -> None:
     with session.section("memory_per_image", box_s) as figures, tempfile.TemporaryDirectory() as folder:
         budget = session.budget(box_s)
         figures["method"] = ("torch.cuda.max_memory_allocated after reset_peak_memory_stats, around one call of "
-                             "2 denoising steps + VAE decode; per image = (peak - allocated before) / batch")
+                             "2 denoising steps + VAE decode (and of the VAE decode alone); per image = (peak - allocated before) / batch")
         dtype = inference_dtype(device)
         painter, base, controlnets = build_painter(sizes, device, dtype, Path(folder), kinds=("pose", "depth"))
         figures["multiview_model_bytes"] = parameter_bytes(base.unet, base.vae, base.text_encoder, *controlnets)
@@ -205,12 +205,26 @@ def memory(session: Session, device, sizes: Sizes, box_s: float) -> None:
             settings.steps = 2
             session.guarded(figures, f"multiview_batch{batch}",
                             lambda: peak_memory(paint_call(painter, settings, batch, sizes, controls=2), device, batch, budget))
+            session.guarded(figures, f"vae_decode_batch{batch}",
+                            lambda: peak_memory(vae_decode_call(base, batch, sizes, device, dtype), device, batch, budget))
         del painter, base, controlnets
         renderer = build_deferred_renderer(sizes, device, dtype, Path(folder) / "tokenizer", triplane_channels=16)
         figures["deferred_model_bytes"] = parameter_bytes(renderer, renderer.base.unet, renderer.base.vae)
         for batch in sizes.batches:
             session.guarded(figures, f"deferred_batch{batch}",
                             lambda: peak_memory(render_call(renderer, batch, sizes, steps=2), device, batch, budget))
+
+
+def vae_decode_call(base, batch: int, sizes: Sizes, device, dtype):
+    """The decode alone (the last phase of a painting call), whose peak memory_plan counts apart."""
+    size = sizes.resolution // base.vae_scale_factor
+    latents = torch.randn((batch, base.vae.config.latent_channels, size, size), generator=torch.Generator().manual_seed(0))
+    latents = latents.to(device, dtype)
+
+    def call():
+        with torch.inference_mode():
+            return base.vae.decode(latents, return_dict=False)[0]
+    return call
 
 
 def peak_memory(call, device, batch: int, budget: Budget) -> dict[str, Any]:
