@@ -26,6 +26,8 @@ from .session import Budget, Session, seconds_per_call, synchronize
 MULTIVIEW_REFERENCE = "stock diffusers on one H100, fp16: 0.97-1.08 s/img at batch 1, 0.21-0.22 s/img at batch 8 (issue 22)"
 DEFERRED_REFERENCE = "stock diffusers ControlNet on one H100, fp16: 1.36 s/frame at batch 1, 0.19 s/frame at batch 8 (issue 22)"
 PROMPT = "a cartoon head, front view, best quality"
+COMPILE_AT_LEAST_S = 30.0
+"""A compile is not started with less time than this left in the box (it cannot be stopped half-way)."""
 
 
 def stock_pipeline(base, controlnet):
@@ -163,26 +165,30 @@ def render_call(renderer, batch: int, sizes: Sizes, steps: int | None = None):
     return lambda: renderer.render(conditions, steps=steps or sizes.steps)
 
 
-def compiled(session: Session, device, sizes: Sizes, box_s: float) -> None:
-    """Ours with ``torch.compile`` of the UNet and ControlNet(s) (compile time apart), at the largest batch."""
-    with session.section("diffusion_compiled", box_s) as figures, tempfile.TemporaryDirectory() as folder:
+def compiled_multiview(session: Session, device, sizes: Sizes, box_s: float) -> None:
+    """Our painter with ``torch.compile`` of its UNet and ControlNet (compile time apart), at the largest batch."""
+    with session.section("multiview_compiled", box_s) as figures, tempfile.TemporaryDirectory() as folder:
         budget = session.budget(box_s)
-        dtype = inference_dtype(device)
         batch = max(sizes.batches)
-        painter, _, _ = build_painter(sizes, device, dtype, Path(folder), compile_models=True)
+        painter, _, _ = build_painter(sizes, device, inference_dtype(device), Path(folder), compile_models=True)
         settings = multiview_settings(sizes, batch, compile_models=True)
-        session.guarded(figures, f"multiview_ours_compiled_batch{batch}",
-                        lambda: _compiled_timing(paint_call(painter, settings, batch, sizes), device, budget, batch))
-        del painter
-        renderer = build_deferred_renderer(sizes, device, dtype, Path(folder) / "tokenizer")
-        from backend.models.deferred.speed import compile_denoiser
+        session.guarded(figures, f"batch{batch}", lambda: _compiled_timing(paint_call(painter, settings, batch, sizes), device, budget, batch))
 
+
+def compiled_deferred(session: Session, device, sizes: Sizes, box_s: float) -> None:
+    """Our renderer with ``torch.compile`` of its UNet and ControlNet (compile time apart), at the largest batch."""
+    from backend.models.deferred.speed import compile_denoiser
+
+    with session.section("deferred_compiled", box_s) as figures, tempfile.TemporaryDirectory() as folder:
+        budget = session.budget(box_s)
+        batch = max(sizes.batches)
+        renderer = build_deferred_renderer(sizes, device, inference_dtype(device), Path(folder) / "tokenizer")
         compile_denoiser(renderer)
-        session.guarded(figures, f"deferred_ours_compiled_batch{batch}",
-                        lambda: _compiled_timing(render_call(renderer, batch, sizes), device, budget, batch))
+        session.guarded(figures, f"batch{batch}", lambda: _compiled_timing(render_call(renderer, batch, sizes), device, budget, batch))
 
 
 def _compiled_timing(call, device, budget: Budget, batch: int) -> dict[str, Any]:
+    budget.require(COMPILE_AT_LEAST_S, "compiling")
     synchronize(device)
     start = time.perf_counter()
     call()
@@ -207,7 +213,6 @@ def memory(session: Session, device, sizes: Sizes, box_s: float) -> None:
                             lambda: peak_memory(paint_call(painter, settings, batch, sizes, controls=2), device, batch, budget))
             session.guarded(figures, f"vae_decode_batch{batch}",
                             lambda: peak_memory(vae_decode_call(base, batch, sizes, device, dtype), device, batch, budget))
-        del painter, base, controlnets
         renderer = build_deferred_renderer(sizes, device, dtype, Path(folder) / "tokenizer", triplane_channels=16)
         figures["deferred_model_bytes"] = parameter_bytes(renderer, renderer.base.unet, renderer.base.vae)
         for batch in sizes.batches:

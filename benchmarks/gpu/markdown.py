@@ -41,10 +41,10 @@ def eg3d_table(sections: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def diffusion_table(section: dict[str, Any], compiled: dict[str, Any], compiled_prefix: str) -> str:
+def diffusion_table(section: dict[str, Any], compiled: dict[str, Any]) -> str:
     rows = ["| batch | stock fp16 s/img | ours s/img | stock / ours | ours compiled s/img (first call s) |", "| --- | --- | --- | --- | --- |"]
     for batch in (1, 8):
-        entry = compiled.get(f"{compiled_prefix}_batch{batch}")
+        entry = compiled.get(f"batch{batch}")
         compiled_cell = _cell(entry, "s_per_image")
         if isinstance(entry, dict) and "first_call_with_compile_s" in entry:
             compiled_cell += f" ({entry['first_call_with_compile_s']})"
@@ -74,12 +74,12 @@ def training_table(section: dict[str, Any]) -> str:
 def render(report: dict[str, Any]) -> str:
     sections = report.get("sections", {})
     mesh = sections.get("mesh_texture_export", {})
-    compiled = sections.get("diffusion_compiled", {})
+
     parts = [header(report), "", "EG3D generator (" + str(sections.get("eg3d_generator", {}).get("configuration", "")) + ")", "",
              eg3d_table(sections), "", "Multi-view painting, " + str(sections.get("multiview_controlnet", {}).get("configuration", "")), "",
-             diffusion_table(sections.get("multiview_controlnet", {}), compiled, "multiview_ours_compiled"), "",
+             diffusion_table(sections.get("multiview_controlnet", {}), sections.get("multiview_compiled", {})), "",
              "Deferred renderer, " + str(sections.get("deferred_renderer", {}).get("configuration", "")), "",
-             diffusion_table(sections.get("deferred_renderer", {}), compiled, "deferred_ours_compiled"), "",
+             diffusion_table(sections.get("deferred_renderer", {}), sections.get("deferred_compiled", {})), "",
              f"Mesh + texture export: {mesh.get('total_s', mesh.get('error', '–'))} s (grid {mesh.get('grid')}, texture {mesh.get('texture_size')}, "
              f"{mesh.get('faces')} faces); stages: {mesh.get('stages_s')}", "",
              memory_table(sections.get("memory_per_image", {})), "", training_table(sections.get("training", {}))]
