@@ -45,6 +45,7 @@ def run(device, options=None) -> dict[str, Any]:
 
     from benchmarks.gpu.models import Sizes
     from benchmarks.gpu.session import Session
+    from benchmarks.gpu.summary import summary_table
 
     tiny = bool(options and options.tiny)
     if device.type != "cuda" and not tiny:
@@ -56,17 +57,24 @@ def run(device, options=None) -> dict[str, Any]:
              "cuda": torch.version.cuda, **_device_facts(device),
              "sizes": "tiny (CPU smoke run; figures mean nothing)" if tiny else "issue 22's"}
     session = Session(out_dir, facts, budget)
-    only = set(options.sections) if options and options.sections else None
     _quiet_diffusers()
-    for module_name, function_name, box in SECTIONS:
-        name = f"{module_name}.{function_name}"
-        if (only and name not in only) or (tiny and not only and name in COMPILE_SECTIONS):
-            continue
+    for module_name, function_name, box in chosen_sections(options.sections if options else None, tiny):
         function: Callable = getattr(importlib.import_module(f"benchmarks.gpu.{module_name}"), function_name)
         function(session, device, sizes, box)
     print(summary_table(session.report), file=sys.stderr, flush=True)
-    session.write_text("summary.txt", summary_table(session.report))
     return {"report": str(session.report_path), **session.report}
+
+
+def chosen_sections(names: list[str] | None, tiny: bool) -> list[tuple[str, str, float]]:
+    """All sections in their order of importance (the compile ones left out of a --tiny run), or the named
+    ones in the order named (a short run puts first what it is for)."""
+    by_name = {f"{module}.{function}": (module, function, box) for module, function, box in SECTIONS}
+    if names:
+        unknown = [name for name in names if name not in by_name]
+        if unknown:
+            raise ValueError(f"unknown section(s) {', '.join(unknown)}; known: {', '.join(by_name)}")
+        return [by_name[name] for name in names]
+    return [section for name, section in by_name.items() if not (tiny and name in COMPILE_SECTIONS)]
 
 
 def _quiet_diffusers() -> None:
@@ -90,32 +98,3 @@ def _device_facts(device) -> dict[str, Any]:
     properties = torch.cuda.get_device_properties(device)
     return {"gpu_memory_gib": round(properties.total_memory / 1024 ** 3, 1), "compute_capability": f"{properties.major}.{properties.minor}",
             "bf16_native": torch.cuda.is_bf16_supported(including_emulation=False)}
-
-
-def summary_table(report: dict[str, Any]) -> str:
-    """One line per measured figure: section, key, and its headline number."""
-    lines = [f"{'section':26} {'measurement':38} value"]
-    for section, figures in report.get("sections", {}).items():
-        for key, value in figures.items():
-            if key == "time_box_s":
-                continue
-            headline = f"{key.upper()}: {str(value)[:100]}" if key in ("error", "skipped") else _headline(value)
-            if headline is not None:
-                lines.append(f"{section:26} {key:38} {headline}")
-    return "\n".join(lines)
-
-
-HEADLINE_KEYS = ("images_per_s", "s_per_image", "steps_per_s", "per_image_gib", "total_s", "compile_s", "first_call_with_compile_s")
-
-
-def _headline(value: Any) -> str | None:
-    if isinstance(value, dict):
-        if "error" in value:
-            return "ERROR " + str(value["error"])[:80]
-        if "skipped" in value:
-            return "skipped: " + str(value["skipped"])[:80]
-        parts = [f"{key}={value[key]}" for key in HEADLINE_KEYS if key in value]
-        return ", ".join(parts) or None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    return None

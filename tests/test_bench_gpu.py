@@ -43,7 +43,9 @@ def test_tiny_gpu_benchmark_writes_every_section_profiles_and_summary(tmp_path):
     assert {"multiview_batch1", "multiview_batch2", "deferred_batch1"} <= set(report["sections"]["memory_per_image"])
     training = report["sections"]["training"]
     assert all(training[name]["steps_per_s"] > 0 for name in ("eg3d", "deferred", "style_prior"))
-    assert report["sections"]["mesh_texture_export"]["faces"] > 0
+    mesh = report["sections"]["mesh_texture_export"]
+    assert mesh["sphere_head"]["faces"] > 0 and mesh["random_generator"]["faces"] > 0
+    assert any(span.startswith("density grid done") for span in mesh["sphere_head"]["stages_s"])
     for table in ("profile_multiview_controlnet.txt", "profile_eg3d_generator.txt"):
         text = (tmp_path / "out" / table).read_text()
         assert "Self CPU" in text and "aten::" in text

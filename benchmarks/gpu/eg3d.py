@@ -41,14 +41,22 @@ def forward_call(generator, z, c, dtype: torch.dtype):
     return call
 
 
-def images_per_second(generator, batch: int, device, dtype, budget: Budget, iterations: int = 10) -> dict[str, Any]:
+def images_per_second(generator, batch: int, device, dtype, budget: Budget, iterations: int = 10, graphed: bool = False) -> dict[str, Any]:
+    from backend.models.eg3d.inference import GraphedForward
+
     z, c = inputs(generator, batch, device)
-    timing = seconds_per_call(forward_call(generator, z, c, dtype), device, budget, warmup=2, iterations=iterations)
+    if graphed:
+        replay = GraphedForward(lambda z_, c_: generator(z_, c_)["image"], z, c)
+        call = lambda: replay(z, c)  # noqa: E731
+    else:
+        call = forward_call(generator, z, c, dtype)
+    timing = seconds_per_call(call, device, budget, warmup=2, iterations=iterations)
     return {"images_per_s": round(batch / timing["s"], 2), "s_per_batch": round(timing["s"], 4),
             "iterations": timing["iterations"]}
 
 
 def throughput(session: Session, device: torch.device, sizes: Sizes, box_s: float) -> None:
+    """fp32 baseline; bf16 autocast with and without channels-last; and each replayed as a CUDA graph."""
     from backend.models.eg3d.inference import prepare_for_inference
 
     with session.section("eg3d_generator", box_s) as figures:
@@ -56,14 +64,22 @@ def throughput(session: Session, device: torch.device, sizes: Sizes, box_s: floa
         figures["configuration"] = _describe(eg3d_config(sizes))
         figures["reference"] = REFERENCE
         baseline = build_eg3d(eg3d_config(sizes), device)
-        for batch in sizes.batches:
-            session.guarded(figures, f"fp32_baseline_batch{batch}",
-                            lambda: images_per_second(baseline, batch, device, torch.float32, budget))
-        optimized, dtype = prepare_for_inference(build_eg3d(eg3d_config(sizes), device), device)
-        figures["optimized"] = f"{str(dtype).removeprefix('torch.')} autocast, channels-last, cuDNN autotuning (backend/models/eg3d/inference.py)"
-        for batch in sizes.batches:
-            session.guarded(figures, f"optimized_batch{batch}", lambda: images_per_second(optimized, batch, device, dtype, budget))
-        _ratios(figures, sizes.batches, "fp32_baseline", "optimized")
+        prepared, dtype = prepare_for_inference(build_eg3d(eg3d_config(sizes), device), device)
+        figures["optimized"] = (f"{str(dtype).removeprefix('torch.')} autocast + cuDNN autotuning, with and without channels-last "
+                                "weights, each also captured as a CUDA graph (backend/models/eg3d/inference.py)")
+        variants = {"fp32_baseline": (baseline, torch.float32, False), "optimized": (prepared, dtype, False),
+                    "optimized_cuda_graph": (prepared, dtype, True)}
+        if device.type == "cuda":
+            plain = build_eg3d(eg3d_config(sizes), device)
+            variants.update({"optimized_not_channels_last": (plain, dtype, False), "optimized_not_channels_last_cuda_graph": (plain, dtype, True)})
+        for name, (generator, variant_dtype, graphed) in variants.items():
+            if graphed and device.type != "cuda":
+                continue
+            for batch in sizes.batches:
+                session.guarded(figures, f"{name}_batch{batch}",
+                                lambda: images_per_second(generator, batch, device, variant_dtype, budget, graphed=graphed))
+        for name in variants:
+            _ratios(figures, sizes.batches, "fp32_baseline", name)
 
 
 def compiled_throughput(session: Session, device: torch.device, sizes: Sizes, box_s: float) -> None:
@@ -94,39 +110,74 @@ def _compiled_batch(compiled, batch: int, device, dtype, budget: Budget) -> dict
 
 
 def mesh_export(session: Session, device: torch.device, sizes: Sizes, box_s: float) -> None:
-    """Density grid, marching cubes, decimation, xatlas UVs (CPU), texture bake and GLB for one avatar."""
+    """``export_mesh`` (density grid on the device, marching cubes, largest part, decimation, xatlas UVs on the
+    CPU, texture bake on the device, GLB) for a head-like sphere and for the random generator's own surface."""
+    with session.section("mesh_texture_export", box_s) as figures:
+        budget = session.budget(box_s)
+        generator = build_eg3d(eg3d_config(sizes), device)
+        figures["note"] = ("xatlas (UV unwrapping) and marching cubes run on the CPU; 'sphere_head': a smooth head-sized surface "
+                           "(the generator's colours), 'random_generator': the random weights' own surface at its median density, a noise "
+                           "surface far more complex than a trained head's")
+        session.guarded(figures, "sphere_head", lambda: _export(SphereHead(generator, device), sizes, budget, level=SphereHead.LEVEL))
+        session.guarded(figures, "random_generator", lambda: _export(_generator_field(generator, device), sizes, budget))
+
+
+def _generator_field(generator, device):
+    from backend.avatars import GeneratorField, StyleRequest, style_code
+
+    return GeneratorField(generator, style_code(generator, StyleRequest(seed=0), device))
+
+
+class SphereHead:
+    """Density of a sphere of radius 0.3 (a head in EG3D's box), colours from the generator's field."""
+
+    LEVEL = 10.0
+
+    def __init__(self, generator, device) -> None:
+        self._colours = _generator_field(generator, device)
+
+    def density(self, points):
+        import numpy as np
+
+        return (self.LEVEL + 100.0 * (0.3 - np.linalg.norm(points, axis=1))).astype(np.float32)
+
+    def color(self, points):
+        return self._colours.color(points)
+
+
+def _export(field, sizes: Sizes, budget: Budget, level: float | None = None) -> dict[str, Any]:
     import numpy as np
 
-    from backend.avatars import AvatarSettings, GeneratorField, StyleRequest, export_mesh, style_code
+    from backend.avatars import AvatarSettings, export_mesh
     from backend.geometry.mesh_extraction import MeshSettings, grid_points
     from backend.geometry.texture_baking import TextureSettings
 
-    with session.section("mesh_texture_export", box_s) as figures:
-        generator = build_eg3d(eg3d_config(sizes), device)
-        ws = style_code(generator, StyleRequest(seed=0), device)
-        field = GeneratorField(generator, ws)
-        # Random weights have no surface at EG3D's level 10: the median density always crosses.
-        level = float(np.median(field.density(grid_points(32, generator.config.box_warp))))
-        settings = AvatarSettings(mesh=MeshSettings(grid_resolution=sizes.mesh_grid, level=level, max_faces=sizes.mesh_faces),
-                                  texture=TextureSettings(size=sizes.texture_size))
-        stages = StageClock()
-        with tempfile.TemporaryDirectory() as folder:
-            start = time.perf_counter()
-            stats = export_mesh(field, settings, Path(folder) / "avatar.glb", stages)
-            synchronize(device)
-            total = time.perf_counter() - start
-        figures.update(total_s=round(total, 3), grid=sizes.mesh_grid, texture_size=sizes.texture_size, faces=stats["faces"],
-                       stages_s=stages.durations(), note="xatlas (UV unwrapping) runs on the CPU")
+    budget.require(5.0, "mesh export")
+    if level is None:  # random weights have no surface at EG3D's level 10: the median density always crosses
+        level = float(np.median(field.density(grid_points(32, 1.0))))
+    settings = AvatarSettings(mesh=MeshSettings(grid_resolution=sizes.mesh_grid, level=level, max_faces=sizes.mesh_faces),
+                              texture=TextureSettings(size=sizes.texture_size))
+    stages = StageClock()
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        stats = export_mesh(field, settings, Path(folder) / "avatar.glb", stages)
+        total = time.perf_counter() - start
+    return {"total_s": round(total, 3), "grid": sizes.mesh_grid, "texture_size": sizes.texture_size, "faces": stats["faces"],
+            "stages_s": stages.durations()}
 
 
 class StageClock:
-    """A Progress that records how long each reported stage took (no cancellation)."""
+    """A Progress that records when each reported stage began; spans are keyed 'stage -> next stage'.
+    The density grid's last batch (fraction 0.5 of export_mesh) is marked apart, so that marching cubes,
+    the largest part and decimation get a span of their own."""
 
     def __init__(self) -> None:
         self._marks: list[tuple[str, float]] = [("start", time.perf_counter())]
 
     def update(self, fraction: float, stage: str) -> None:
         name = re.sub(r"[0-9/%.]+", "", stage).strip()
+        if name == "density grid" and fraction >= 0.5 - 1e-9:
+            name = "density grid done"
         if name != self._marks[-1][0]:
             self._marks.append((name, time.perf_counter()))
 
@@ -135,10 +186,7 @@ class StageClock:
 
     def durations(self) -> dict[str, float]:
         marks = self._marks + [("end", time.perf_counter())]
-        spans: dict[str, float] = {}
-        for (name, at), (_, after) in zip(marks[:-1], marks[1:]):
-            spans[name] = round(spans.get(name, 0.0) + after - at, 3)
-        return spans
+        return {f"{name} -> {after_name}": round(after - at, 3) for (name, at), (after_name, after) in zip(marks[:-1], marks[1:])}
 
 
 def profile(session: Session, device: torch.device, sizes: Sizes, box_s: float) -> None:
@@ -158,8 +206,8 @@ def profile(session: Session, device: torch.device, sizes: Sizes, box_s: float) 
 def _ratios(figures: dict, batches, baseline: str, ours: str) -> None:
     for batch in batches:
         before, after = figures.get(f"{baseline}_batch{batch}", {}), figures.get(f"{ours}_batch{batch}", {})
-        if "images_per_s" in before and "images_per_s" in after:
-            figures[f"speedup_batch{batch}"] = round(after["images_per_s"] / before["images_per_s"], 2)
+        if ours != baseline and "images_per_s" in before and "images_per_s" in after:
+            after["speedup_vs_fp32"] = round(after["images_per_s"] / before["images_per_s"], 2)
 
 
 def _describe(config) -> str:

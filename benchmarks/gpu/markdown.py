@@ -31,13 +31,15 @@ def _cell(value: Any, key: str) -> str:
 
 def eg3d_table(sections: dict[str, Any]) -> str:
     eager, compiled = sections.get("eg3d_generator", {}), sections.get("eg3d_generator_compiled", {})
-    rows = ["| batch | fp32 baseline img/s | optimized img/s | speedup | compiled img/s (compile s) |", "| --- | --- | --- | --- | --- |"]
-    for batch in (1, 8):
-        compiled_cell = _cell(compiled.get(f"batch{batch}"), "images_per_s")
-        if isinstance(compiled.get(f"batch{batch}"), dict) and "compile_s" in compiled[f"batch{batch}"]:
-            compiled_cell += f" ({compiled[f'batch{batch}']['compile_s']})"
-        rows.append(f"| {batch} | {_cell(eager.get(f'fp32_baseline_batch{batch}'), 'images_per_s')} | "
-                    f"{_cell(eager.get(f'optimized_batch{batch}'), 'images_per_s')} | {eager.get(f'speedup_batch{batch}', '–')} | {compiled_cell} |")
+    rows = ["| variant | img/s batch 1 | img/s batch 8 | vs fp32 (1 / 8) |", "| --- | --- | --- | --- |"]
+    variants = dict.fromkeys(key.rsplit("_batch", 1)[0] for key, value in eager.items() if "_batch" in key and isinstance(value, dict))
+    for name in variants:
+        one, eight = eager.get(f"{name}_batch1"), eager.get(f"{name}_batch8")
+        ratios = " / ".join(str(entry.get("speedup_vs_fp32", "–")) if isinstance(entry, dict) else "–" for entry in (one, eight))
+        rows.append(f"| {name} | {_cell(one, 'images_per_s')} | {_cell(eight, 'images_per_s')} | {ratios} |")
+    if compiled:
+        cells = [_cell(compiled.get(f"batch{batch}"), "images_per_s") for batch in (1, 8)]
+        rows.append(f"| torch.compile ({compiled.get('mode', '')}) | {cells[0]} | {cells[1]} | |")
     return "\n".join(rows)
 
 
@@ -71,6 +73,18 @@ def training_table(section: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def mesh_lines(section: dict[str, Any]) -> str:
+    lines = []
+    for name in ("sphere_head", "random_generator", ""):
+        value = section.get(name) if name else section
+        if isinstance(value, dict) and "total_s" in value:
+            lines.append(f"Mesh + texture export ({name or 'generator'}): {value['total_s']} s (grid {value.get('grid')}, texture "
+                         f"{value.get('texture_size')}, {value.get('faces')} faces); stages (s): {value.get('stages_s')}")
+        elif isinstance(value, dict) and name and ("error" in value or "skipped" in value):
+            lines.append(f"Mesh + texture export ({name}): {_cell(value, 'total_s')}")
+    return "\n\n".join(lines) or "Mesh + texture export: –"
+
+
 def render(report: dict[str, Any]) -> str:
     sections = report.get("sections", {})
     mesh = sections.get("mesh_texture_export", {})
@@ -80,8 +94,7 @@ def render(report: dict[str, Any]) -> str:
              diffusion_table(sections.get("multiview_controlnet", {}), sections.get("multiview_compiled", {})), "",
              "Deferred renderer, " + str(sections.get("deferred_renderer", {}).get("configuration", "")), "",
              diffusion_table(sections.get("deferred_renderer", {}), sections.get("deferred_compiled", {})), "",
-             f"Mesh + texture export: {mesh.get('total_s', mesh.get('error', '–'))} s (grid {mesh.get('grid')}, texture {mesh.get('texture_size')}, "
-             f"{mesh.get('faces')} faces); stages: {mesh.get('stages_s')}", "",
+             mesh_lines(mesh), "",
              memory_table(sections.get("memory_per_image", {})), "", training_table(sections.get("training", {}))]
     return "\n".join(parts) + "\n"
 
