@@ -14,6 +14,10 @@ from backend.models.eg3d.inference import inference_autocast
 from blender_addon.formats.cameras import orbit_label
 
 
+RENDER_CHUNK = 8
+"""Avatars rendered per generator call (a batch of 32 at 512² once overflowed CUDA's upsampling on an H200)."""
+
+
 @dataclass
 class PairOptions:
     truncation_psi: float = 1.0
@@ -54,9 +58,14 @@ def sample_w(generator, batch: int, rng: torch.Generator, truncation_psi: float,
 @torch.no_grad()
 def render(generator, w: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Images [B, 3, H, W] in [-1, 1] of the avatars with style codes ``w`` seen from ``labels`` (in the
-    device's half precision on a GPU, as previews are: rendering the pairs dominates a training step)."""
-    with inference_autocast(w.device):
-        return generator.synthesis(broadcast_w(w, generator.num_ws), labels)["image"].float().clamp(-1, 1)
+    device's half precision on a GPU, as previews are: rendering the pairs dominates a training step).
+    Rendered ``RENDER_CHUNK`` at a time: the same images, a bounded activation size at any batch."""
+    images = []
+    for start in range(0, len(w), RENDER_CHUNK):
+        with inference_autocast(w.device):
+            chunk = generator.synthesis(broadcast_w(w[start:start + RENDER_CHUNK], generator.num_ws), labels[start:start + RENDER_CHUNK])
+        images.append(chunk["image"].float().clamp(-1, 1))
+    return torch.cat(images)
 
 
 @torch.no_grad()
