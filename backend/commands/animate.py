@@ -16,8 +16,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="frames per batch (default 8 on a GPU, 2 on the CPU)")
     parser.add_argument("--fps", type=float, default=None, help="frame rate written to frames.json (default: the bundle's, else 24)")
     parser.add_argument("--device", default=None, help="torch device (default: the best available)")
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the UNet and ControlNet first (minutes of compiling: for long animations on a GPU)")
     add_store_argument(parser)
     parser.set_defaults(func=run)
 
@@ -34,10 +32,6 @@ def run(args: argparse.Namespace) -> int:
 
     device = pick_device(args.device)
     renderer = load_renderer(args.checkpoint, store_from_args(args), device, inference_dtype(device))
-    if args.compile:
-        from backend.models.deferred.speed import compile_denoiser
-
-        compile_denoiser(renderer)
     result = bake_animation(renderer, args.checkpoint, args.conditions, args.out, ConsoleProgress(),
                             args.batch_size or default_batch_size(device), args.fps)
     print(f"wrote {result.frames_written} frames ({result.frames_reused} kept from an earlier run); {result.manifest}")

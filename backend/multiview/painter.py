@@ -3,7 +3,9 @@
 Speed choices, each measured by ``benchmarks/bench_multiview.py``: the whole batch goes through
 one pipeline call; text embeddings are computed once per distinct prompt (candidates of one image
 share them); bf16 (or fp16) weights on CUDA; scaled-dot-product attention in every attention
-layer; cuDNN autotuning on CUDA; ``torch.compile`` of the UNet and ControlNets when asked.
+layer; ``torch.compile`` of the UNet when asked. Not channels-last: in the profile of GPU run 1
+(benchmarks/RESULTS.md, an H200) 960 ``contiguous()`` copies of channels-last activations took
+111 ms of a batch-of-8 call's 427 ms of GPU time, more than the 85 ms of the convolutions.
 """
 
 from __future__ import annotations
@@ -77,13 +79,8 @@ class Painter:
             _apply_lora(pipeline, lora, settings.lora_scale)
         for module in [base.unet, *controlnets]:
             module.set_attn_processor(AttnProcessor2_0())
-        if torch.device(device).type == "cuda":
-            # Not channels-last: measured on an H200, the GroupNorm layers then copy every activation to
-            # NCHW and back (27% of the GPU time, slower than stock diffusers at batch 8).
-            torch.backends.cudnn.benchmark = True
         if settings.compile:
-            for module in [base.unet, *controlnets]:
-                module.compile()  # in place: the pipeline keeps the plain modules (and their names)
+            pipeline.unet = torch.compile(pipeline.unet)
         apply_memory_plan(pipeline, base, controlnets, settings, torch.device(device))
         return cls(pipeline, base, torch.device(device), dtype)
 

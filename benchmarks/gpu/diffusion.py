@@ -3,7 +3,7 @@
 Multi-view: SD 1.5-size UNet + one SD 1.5-size ControlNet, 512², 20 DDIM steps, guidance 7.5. Stock is
 ``StableDiffusionControlNetPipeline`` in fp16 called with prompt strings (its defaults: SDPA attention);
 ours is ``Painter`` (``avatar-foundry multiview``): bf16 where native, cached prompt embeddings, one call
-per batch, channels-last. Deferred: SD 2.1-size UNet + a 73-channel ControlNet, 20 steps, no guidance;
+per batch. Deferred: SD 2.1-size UNet + a 73-channel ControlNet, 20 steps, no guidance;
 stock is the same pipeline with a 73-channel control tensor; ours is ``DeferredRenderer.render`` with the
 frames batched (its extra expression cross-attention layers included, which the stock pipeline lacks).
 """
@@ -166,7 +166,7 @@ def render_call(renderer, batch: int, sizes: Sizes, steps: int | None = None):
 
 
 def compiled_multiview(session: Session, device, sizes: Sizes, box_s: float) -> None:
-    """Our painter with ``torch.compile`` of its UNet and ControlNet (compile time apart), at the largest batch."""
+    """Our painter with its ``compile`` setting (``multiview --compile``: the UNet), compile time apart, at the largest batch."""
     with session.section("multiview_compiled", box_s) as figures, tempfile.TemporaryDirectory() as folder:
         budget = session.budget(box_s)
         batch = max(sizes.batches)
@@ -176,14 +176,14 @@ def compiled_multiview(session: Session, device, sizes: Sizes, box_s: float) -> 
 
 
 def compiled_deferred(session: Session, device, sizes: Sizes, box_s: float) -> None:
-    """Our renderer with ``torch.compile`` of its UNet and ControlNet (compile time apart), at the largest batch."""
-    from backend.models.deferred.speed import compile_denoiser
-
+    """Our renderer with ``torch.compile`` of its UNet and ControlNet (compile time apart), at the largest batch.
+    An experiment: the product does not compile the renderer."""
     with session.section("deferred_compiled", box_s) as figures, tempfile.TemporaryDirectory() as folder:
         budget = session.budget(box_s)
         batch = max(sizes.batches)
         renderer = build_deferred_renderer(sizes, device, inference_dtype(device), Path(folder) / "tokenizer")
-        compile_denoiser(renderer)
+        renderer.controlnet.compile()
+        renderer.base.unet.compile()
         session.guarded(figures, f"batch{batch}", lambda: _compiled_timing(render_call(renderer, batch, sizes), device, budget, batch))
 
 

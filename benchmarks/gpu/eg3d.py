@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from backend.device import inference_dtype
 from backend.models.eg3d.inference import inference_autocast
 
 from .models import Sizes, build_eg3d, eg3d_config
@@ -41,58 +42,50 @@ def forward_call(generator, z, c, dtype: torch.dtype):
     return call
 
 
-def images_per_second(generator, batch: int, device, dtype, budget: Budget, iterations: int = 10, graphed: bool = False) -> dict[str, Any]:
-    from backend.models.eg3d.inference import GraphedForward
-
+def images_per_second(generator, batch: int, device, dtype, budget: Budget, iterations: int = 10) -> dict[str, Any]:
     z, c = inputs(generator, batch, device)
-    if graphed:
-        replay = GraphedForward(lambda z_, c_: generator(z_, c_)["image"], z, c)
-        call = lambda: replay(z, c)  # noqa: E731
-    else:
-        call = forward_call(generator, z, c, dtype)
-    timing = seconds_per_call(call, device, budget, warmup=2, iterations=iterations)
+    timing = seconds_per_call(forward_call(generator, z, c, dtype), device, budget, warmup=2, iterations=iterations)
     return {"images_per_s": round(batch / timing["s"], 2), "s_per_batch": round(timing["s"], 4),
             "iterations": timing["iterations"]}
 
 
-def throughput(session: Session, device: torch.device, sizes: Sizes, box_s: float) -> None:
-    """fp32 baseline; bf16 autocast with and without channels-last; and each replayed as a CUDA graph."""
-    from backend.models.eg3d.inference import prepare_for_inference
+def channels_last_experiment(generator, device):
+    """Run 1's 'optimized': channels-last weights and cuDNN autotuning on CUDA (not what the product does)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        generator = generator.to(memory_format=torch.channels_last)
+    return generator
 
+
+def throughput(session: Session, device: torch.device, sizes: Sizes, box_s: float) -> None:
+    """fp32 baseline; the product's inference (bf16 autocast on CUDA, as previews run); bf16 + channels-last."""
     with session.section("eg3d_generator", box_s) as figures:
         budget = session.budget(box_s)
         figures["configuration"] = _describe(eg3d_config(sizes))
         figures["reference"] = REFERENCE
-        baseline = build_eg3d(eg3d_config(sizes), device)
-        prepared, dtype = prepare_for_inference(build_eg3d(eg3d_config(sizes), device), device)
-        figures["optimized"] = (f"{str(dtype).removeprefix('torch.')} autocast + cuDNN autotuning, with and without channels-last "
-                                "weights, each also captured as a CUDA graph (backend/models/eg3d/inference.py)")
-        variants = {"fp32_baseline": (baseline, torch.float32, False), "optimized": (prepared, dtype, False),
-                    "optimized_cuda_graph": (prepared, dtype, True)}
-        if device.type == "cuda":
-            plain = build_eg3d(eg3d_config(sizes), device)
-            variants.update({"optimized_not_channels_last": (plain, dtype, False), "optimized_not_channels_last_cuda_graph": (plain, dtype, True)})
-        for name, (generator, variant_dtype, graphed) in variants.items():
-            if graphed and device.type != "cuda":
-                continue
+        dtype = inference_dtype(device)
+        variants = {"fp32_baseline": (build_eg3d(eg3d_config(sizes), device), torch.float32),
+                    "autocast": (build_eg3d(eg3d_config(sizes), device), dtype),
+                    "autocast_channels_last": (channels_last_experiment(build_eg3d(eg3d_config(sizes), device), device), dtype)}
+        figures["variants"] = (f"autocast: {str(dtype).removeprefix('torch.')} autocast, as avatar previews run; "
+                               "autocast_channels_last: plus channels-last weights and cuDNN autotuning (an experiment)")
+        for name, (generator, variant_dtype) in variants.items():
             for batch in sizes.batches:
-                session.guarded(figures, f"{name}_batch{batch}",
-                                lambda: images_per_second(generator, batch, device, variant_dtype, budget, graphed=graphed))
+                session.guarded(figures, f"{name}_batch{batch}", lambda: images_per_second(generator, batch, device, variant_dtype, budget))
         for name in variants:
             _ratios(figures, sizes.batches, "fp32_baseline", name)
 
 
 def compiled_throughput(session: Session, device: torch.device, sizes: Sizes, box_s: float) -> None:
-    """torch.compile (with CUDA graphs on CUDA: every shape is static) of the optimized generator; compile time apart."""
-    from backend.models.eg3d.inference import compile_generator, prepare_for_inference
-
+    """``torch.compile`` of the generator under autocast (CUDA graphs on CUDA: every shape is static), one
+    specialised graph per batch size; compile time apart. An experiment: the product does not compile it."""
     with session.section("eg3d_generator_compiled", box_s) as figures:
         budget = session.budget(box_s)
-        generator, dtype = prepare_for_inference(build_eg3d(eg3d_config(sizes), device), device)
-        compiled, mode = compile_generator(generator, device)
+        mode = "reduce-overhead" if device.type == "cuda" else "default"
+        compiled = torch.compile(build_eg3d(eg3d_config(sizes), device), mode=mode, dynamic=False)
         figures["mode"] = mode
         for batch in sizes.batches:
-            session.guarded(figures, f"batch{batch}", lambda: _compiled_batch(compiled, batch, device, dtype, budget))
+            session.guarded(figures, f"batch{batch}", lambda: _compiled_batch(compiled, batch, device, inference_dtype(device), budget))
 
 
 def _compiled_batch(compiled, batch: int, device, dtype, budget: Budget) -> dict[str, Any]:
@@ -193,17 +186,15 @@ class StageClock:
 
 
 def profile(session: Session, device: torch.device, sizes: Sizes, box_s: float) -> None:
-    from backend.models.eg3d.inference import prepare_for_inference
-
     from .profiling import profile_table
 
     with session.section("profile_eg3d", box_s) as figures:
-        generator, dtype = prepare_for_inference(build_eg3d(eg3d_config(sizes), device), device)
+        generator = build_eg3d(eg3d_config(sizes), device)
         batch = max(sizes.batches)
         z, c = inputs(generator, batch, device)
-        call = forward_call(generator, z, c, dtype)
+        call = forward_call(generator, z, c, inference_dtype(device))
         figures.update(profile_table(session, "profile_eg3d_generator.txt", call, device, repeats=3,
-                                     title=f"EG3D generator, optimized, batch {batch}"))
+                                     title=f"EG3D generator, autocast (as previews run), batch {batch}"))
 
 
 def _ratios(figures: dict, batches, baseline: str, ours: str) -> None:

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 import torch
 
-from backend.models.eg3d.inference import inference_autocast
 from blender_addon.formats.cameras import orbit_label
 
 
 RENDER_CHUNK = 8
-"""Avatars rendered per generator call (a batch of 32 at 512² once overflowed CUDA's upsampling on an H200)."""
+"""Avatars rendered per generator call: the default batch of 32 at 512² in one call overflowed CUDA's
+channels-last upsampling (2^31 elements) on an H200 in GPU run 1."""
 
 
 @dataclass
@@ -57,15 +57,11 @@ def sample_w(generator, batch: int, rng: torch.Generator, truncation_psi: float,
 
 @torch.no_grad()
 def render(generator, w: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Images [B, 3, H, W] in [-1, 1] of the avatars with style codes ``w`` seen from ``labels`` (in the
-    device's half precision on a GPU, as previews are: rendering the pairs dominates a training step).
-    Rendered ``RENDER_CHUNK`` at a time: the same images, a bounded activation size at any batch."""
-    images = []
-    for start in range(0, len(w), RENDER_CHUNK):
-        with inference_autocast(w.device):
-            chunk = generator.synthesis(broadcast_w(w[start:start + RENDER_CHUNK], generator.num_ws), labels[start:start + RENDER_CHUNK])
-        images.append(chunk["image"].float().clamp(-1, 1))
-    return torch.cat(images)
+    """Images [B, 3, H, W] in [-1, 1] of the avatars with style codes ``w`` seen from ``labels``, rendered
+    ``RENDER_CHUNK`` at a time: the same images, with activations bounded at any batch size."""
+    chunks = [generator.synthesis(broadcast_w(w[start:start + RENDER_CHUNK], generator.num_ws), labels[start:start + RENDER_CHUNK])["image"]
+              for start in range(0, len(w), RENDER_CHUNK)]
+    return torch.cat(chunks).float().clamp(-1, 1)
 
 
 @torch.no_grad()

@@ -24,7 +24,6 @@ from ...errors import InvalidInput
 from .channels import ChannelLayout, encode_geometry
 from .conditions import ConditionTensors
 from .expression_attention import ExpressionEncoder, add_expression_attention
-from .speed import use_device_settings
 from .triplane_features import TriplaneFeatures
 
 CHECKPOINT_KIND = "deferred-renderer"
@@ -131,7 +130,6 @@ class DeferredRenderer(nn.Module):
             if frozen.dtype != dtype:
                 frozen.to(dtype=dtype)
         self.base.prompt_embedding = self.base.prompt_embedding.to(device=device, dtype=dtype)
-        use_device_settings(self)
         return self
 
     @property

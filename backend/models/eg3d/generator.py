@@ -23,7 +23,6 @@ from torch import nn
 from backend.formats.checkpoint import load_weights, read_checkpoint_config, save_checkpoint
 from blender_addon.formats.cameras import LABEL_LENGTH
 
-from .inference import prepare_for_inference
 from .mapping import MappingNetwork
 from .stylegan2 import SynthesisNetwork
 from .superresolution import SuperResolution
@@ -148,7 +147,7 @@ def load_generator(directory: str | Path, device: str | torch.device = "cpu") ->
     config, _ = read_checkpoint_config(directory, CHECKPOINT_KIND, GeneratorConfig)
     generator = TriplaneGenerator(config)
     generator.load_state_dict(load_weights(directory, device="cpu"))
-    return prepare_for_inference(generator.to(device), device)[0]
+    return generator.to(device).eval().requires_grad_(False)
 
 
 def read_generator_extra(directory: str | Path) -> dict:
