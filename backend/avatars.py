@@ -119,7 +119,8 @@ def style_code(generator, request: StyleRequest, device):
 
 
 PREVIEWS_PER_CALL = 8
-"""Views rendered in one generator call (on an H200 a batch of 8 gave 1.35x (fp32) and 1.88x (bf16) the images/s of one at a time)."""
+"""Views rendered in one generator call: in GPU run 1 (an H200) a batch of 8 gave 1.35x (fp32) and 1.88x (bf16 autocast
+with channels-last) the images/s of one at a time."""
 
 
 def render_previews(generator, ws, yaws, pitch: float, out_dir: Path, progress: Progress) -> list[str]:
