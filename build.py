@@ -9,6 +9,8 @@ Standard library only, so that it runs on a fresh machine before anything is ins
     python build.py addon    write dist/avatar_foundry-<version>.zip (a Blender extension, the backend wheel inside)
     python build.py demo     the main job, end to end, on tiny local models
     python build.py bench    run the benchmarks, write JSON with the device name
+                             (bench gpu --out DIR: everything issue 22 measures on a GPU in one run;
+                             --tiny runs it on a CPU at tiny sizes)
 """
 
 from __future__ import annotations

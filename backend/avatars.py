@@ -118,22 +118,29 @@ def style_code(generator, request: StyleRequest, device):
         return generator.mapping(z, c, truncation_psi=request.truncation_psi)
 
 
+PREVIEWS_PER_CALL = 8
+"""Views rendered in one generator call: in GPU run 1 (an H200) a batch of 8 gave 1.35x (fp32) and 1.88x (bf16 autocast
+with channels-last) the images/s of one at a time."""
+
+
 def render_previews(generator, ws, yaws, pitch: float, out_dir: Path, progress: Progress) -> list[str]:
-    """One PNG per yaw (the super-resolved image) in ``out_dir/previews``; returns relative names."""
+    """One PNG per yaw (the super-resolved image) in ``out_dir/previews``; returns relative names.
+    The views are rendered together, ``PREVIEWS_PER_CALL`` at a time."""
     import torch
 
-    from .device import inference_dtype
+    from .models.eg3d.inference import inference_autocast
 
     names = []
-    dtype = inference_dtype(ws.device)
-    for index, yaw in enumerate(yaws):
-        c = torch.tensor([orbit_label(yaw, pitch)], dtype=torch.float32, device=ws.device)
-        with torch.no_grad(), torch.autocast(ws.device.type, dtype=dtype, enabled=dtype != torch.float32):
-            image = generator.synthesis(ws, c, jitter=False)["image"][0]
-        name = f"previews/yaw_{int(round(yaw)):+04d}.png"
-        write_png(out_dir / name, image)
-        names.append(name)
-        progress.update((index + 1) / len(yaws), f"preview {index + 1}/{len(yaws)}")
+    for start in range(0, len(yaws), PREVIEWS_PER_CALL):
+        chunk = list(yaws[start:start + PREVIEWS_PER_CALL])
+        c = torch.tensor([orbit_label(yaw, pitch) for yaw in chunk], dtype=torch.float32, device=ws.device)
+        with torch.no_grad(), inference_autocast(ws.device):
+            images = generator.synthesis(ws[:1].expand(len(chunk), -1, -1), c, jitter=False)["image"]
+        for offset, (yaw, image) in enumerate(zip(chunk, images)):
+            name = f"previews/yaw_{int(round(yaw)):+04d}.png"
+            write_png(out_dir / name, image)
+            names.append(name)
+            progress.update((start + offset + 1) / len(yaws), f"preview {start + offset + 1}/{len(yaws)}")
     return names
 
 

@@ -108,3 +108,29 @@ def test_a_style_code_of_the_wrong_shape_is_refused_naming_the_field(tmp_path):
     np.save(tmp_path / "w1.npy", np.ones(generator.w_dim, dtype=np.float32))
     ws = style_code(generator, StyleRequest(w_file=str(tmp_path / "w1.npy")), torch.device("cpu"))
     assert ws.shape == (1, generator.num_ws, generator.w_dim) and torch.all(ws == 1)
+
+
+def test_faster_mesh_steps_keep_the_same_largest_part_decimation_and_grid():
+    """Mesh export keeps the largest part and decimates through faster steps (a noisy surface took minutes):
+    the exported mesh is the one the plain steps give, face for face."""
+    import trimesh
+    from skimage import measure
+
+    from backend.geometry.mesh_extraction import largest_component, unique_rows
+
+    rng = np.random.default_rng(0)
+    field = rng.standard_normal((24, 24, 24)).astype(np.float32)
+    vertices, faces, _, _ = measure.marching_cubes(field, level=0.8)
+    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=True)
+    parts = mesh.split(only_watertight=False)
+    assert len(parts) > 1, "the noise surface must have several parts for this comparison"
+    plain = max(parts, key=lambda part: len(part.faces))
+    kept = largest_component(mesh)
+    assert np.array_equal(kept.faces, plain.faces) and np.allclose(kept.vertices, plain.vertices)
+    rows = rng.integers(-40, 40, (5000, 3))
+    assert np.array_equal(unique_rows(rows), np.unique(rows, axis=0))
+    unique, inverse, counts = unique_rows(rows, return_inverse=True, return_counts=True)
+    expected = np.unique(rows, axis=0, return_inverse=True, return_counts=True)
+    assert np.array_equal(inverse, expected[1].ravel()) and np.array_equal(counts, expected[2])
+    wide = np.array([[0, 0, 0], [2 ** 40, 2 ** 40, 1], [0, 0, 0]])  # spans beyond 64 bits: the plain path
+    assert np.array_equal(unique_rows(wide), np.unique(wide, axis=0))

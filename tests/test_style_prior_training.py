@@ -13,7 +13,7 @@ from backend.formats.checkpoint import load_train_state
 from backend.models.style_prior.checkpoint import load_style_prior
 from backend.progress import SilentProgress
 from tests.fixtures.style_prior import SHORT_RUN
-from training.style_prior.pairs import PairOptions, frontal_labels, make_pairs, render, sample_w
+from training.style_prior.pairs import RENDER_CHUNK, PairOptions, frontal_labels, make_pairs, render, sample_w
 from training.style_prior.trainer import METRICS_NAME, StylePriorTrainOptions, train_style_prior
 
 
@@ -26,6 +26,21 @@ def test_pairs_are_w_with_renders_of_the_generators_output_size(style_prior_gene
     assert images.min() >= -1 and images.max() <= 1
     again = render(generator, w, frontal_labels(3, "cpu"))
     assert torch.equal(render(generator, w, frontal_labels(3, "cpu")), again), "frontal renders are deterministic in eval mode"
+
+
+def test_a_batch_of_pairs_larger_than_one_render_call_gives_the_same_images_as_one_by_one(style_prior_generator_dir):
+    """Training pairs are rendered a few avatars per generator call (a batch of 32 at 512² in one call crashed
+    CUDA's upsampling on an H200): every avatar's image is still its own render, whatever chunk it lands in."""
+    from backend.models.eg3d.generator import load_generator
+
+    generator = load_generator(style_prior_generator_dir)
+    count = RENDER_CHUNK + 3
+    w = sample_w(generator, count, torch.Generator().manual_seed(1), 1.0, "cpu")
+    labels = frontal_labels(count, "cpu")
+    together = render(generator, w, labels)
+    one_by_one = torch.cat([render(generator, w[i:i + 1], labels[i:i + 1]) for i in range(count)])
+    assert together.shape == (count, 3, 32, 32)
+    assert torch.allclose(together, one_by_one, atol=1e-5)
 
 
 def test_after_a_short_run_the_predicted_w_re_renders_closer_to_the_reference_than_a_random_w(trained_style_prior):

@@ -87,9 +87,23 @@ def extract_mesh(grid: np.ndarray, settings: MeshSettings):
     return mesh
 
 
+LARGEST_PART_CANDIDATES = 0.9
+"""Parts within this share of the largest part's face count are built to compare their faces after hole filling."""
+
+
 def largest_component(mesh):
-    parts = mesh.split(only_watertight=False)
-    return max(parts, key=lambda part: len(part.faces)) if len(parts) > 1 else mesh
+    """The part with the most faces, as ``mesh.split`` makes them (faces joined by shared edges, small holes
+    filled), with only the parts that can be the largest built: splitting a noisy surface into thousands of
+    meshes to keep one took most of the export time. Hole filling adds a few faces, never a tenth of a part."""
+    import trimesh
+
+    components = trimesh.graph.connected_components(mesh.face_adjacency, nodes=np.arange(len(mesh.faces)), min_len=1)
+    if len(components) <= 1:
+        return mesh
+    largest = max(len(component) for component in components)
+    candidates = [component for component in components if len(component) >= LARGEST_PART_CANDIDATES * largest]
+    parts = mesh.submesh(candidates, repair=True)
+    return max(parts, key=lambda part: len(part.faces))
 
 
 def decimate_by_clustering(mesh, max_faces: int):
@@ -100,19 +114,42 @@ def decimate_by_clustering(mesh, max_faces: int):
     cell = extent / np.sqrt(len(mesh.faces) / 2.0) if len(mesh.faces) else extent
     while True:
         keys = np.floor(mesh.vertices / cell).astype(np.int64)
-        _, cluster, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+        _, cluster, counts = unique_rows(keys, return_inverse=True, return_counts=True)
         cluster = cluster.ravel()
         centres = np.zeros((len(counts), 3))
         np.add.at(centres, cluster, mesh.vertices)
         centres /= counts[:, None]
         faces = cluster[mesh.faces]
         keep = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
-        faces = np.unique(faces[keep], axis=0)
+        faces = unique_rows(faces[keep]) if keep.any() else faces[keep]
         if len(faces) <= max_faces:
             simplified = trimesh.Trimesh(vertices=centres, faces=faces, process=True)
             simplified.remove_unreferenced_vertices()
             return simplified
         cell *= 1.25
+
+
+def row_codes(rows: np.ndarray) -> np.ndarray | None:
+    """One int64 per row of integers, ordered as the rows are lexicographically (so ``np.unique`` on the codes
+    sorts like ``np.unique(rows, axis=0)``, several times faster); None when the rows span too much for 64 bits."""
+    shifted = rows - rows.min(axis=0)
+    spans = shifted.max(axis=0) + 1
+    if float(np.prod(spans.astype(np.float64))) >= 2.0 ** 62:
+        return None
+    codes = np.zeros(len(rows), dtype=np.int64)
+    for column in range(rows.shape[1]):
+        codes = codes * spans[column] + shifted[:, column]
+    return codes
+
+
+def unique_rows(rows: np.ndarray, return_inverse: bool = False, return_counts: bool = False):
+    """``np.unique(rows, axis=0, ...)`` for non-empty integer rows: through :func:`row_codes` when they fit in 64 bits."""
+    codes = row_codes(rows)
+    if codes is None:
+        return np.unique(rows, axis=0, return_inverse=return_inverse, return_counts=return_counts)
+    _, first, inverse, counts = np.unique(codes, return_index=True, return_inverse=True, return_counts=True)
+    extras = ([inverse.ravel()] if return_inverse else []) + ([counts] if return_counts else [])
+    return (rows[first], *extras) if extras else rows[first]
 
 
 def mesh_from_field(field: RadianceField, settings: MeshSettings, progress: Progress | None = None):

@@ -3,7 +3,9 @@
 Speed choices, each measured by ``benchmarks/bench_multiview.py``: the whole batch goes through
 one pipeline call; text embeddings are computed once per distinct prompt (candidates of one image
 share them); bf16 (or fp16) weights on CUDA; scaled-dot-product attention in every attention
-layer; channels-last UNet/ControlNets on CUDA; ``torch.compile`` of the UNet when asked.
+layer; ``torch.compile`` of the UNet when asked. Not channels-last: in the profile of GPU run 1
+(benchmarks/RESULTS.md, an H200) 960 ``contiguous()`` copies of channels-last activations took
+111 ms of a batch-of-8 call's 427 ms of GPU time, more than the 85 ms of the convolutions.
 """
 
 from __future__ import annotations
@@ -90,8 +92,6 @@ class Painter:
                 warnings.append(f"{fit.describe(Path(lora).name)}; the others change nothing (a LoRA for another model version?)")
         for module in [base.unet, *controlnets]:
             module.set_attn_processor(AttnProcessor2_0())
-            if torch.device(device).type == "cuda":
-                module.to(memory_format=torch.channels_last)
         if settings.compile:
             pipeline.unet = torch.compile(pipeline.unet)
         apply_memory_plan(pipeline, base, controlnets, settings, torch.device(device))

@@ -13,6 +13,11 @@ import torch
 from blender_addon.formats.cameras import orbit_label
 
 
+RENDER_CHUNK = 8
+"""Avatars rendered per generator call: the default batch of 32 at 512² in one call overflowed CUDA's
+channels-last upsampling (2^31 elements) on an H200 in GPU run 1."""
+
+
 @dataclass
 class PairOptions:
     truncation_psi: float = 1.0
@@ -52,8 +57,11 @@ def sample_w(generator, batch: int, rng: torch.Generator, truncation_psi: float,
 
 @torch.no_grad()
 def render(generator, w: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Images [B, 3, H, W] in [-1, 1] of the avatars with style codes ``w`` seen from ``labels``."""
-    return generator.synthesis(broadcast_w(w, generator.num_ws), labels)["image"].float().clamp(-1, 1)
+    """Images [B, 3, H, W] in [-1, 1] of the avatars with style codes ``w`` seen from ``labels``, rendered
+    ``RENDER_CHUNK`` at a time: the same images, with activations bounded at any batch size."""
+    chunks = [generator.synthesis(broadcast_w(w[start:start + RENDER_CHUNK], generator.num_ws), labels[start:start + RENDER_CHUNK])["image"]
+              for start in range(0, len(w), RENDER_CHUNK)]
+    return torch.cat(chunks).float().clamp(-1, 1)
 
 
 @torch.no_grad()

@@ -91,13 +91,20 @@ def discriminator_labels(config: PoseConditioningConfig, camera_labels: torch.Te
     if config.mode == "none":
         return camera_labels.new_zeros(camera_labels.shape[0], 0)
     if config.mode == "camera":
-        noise = torch.randn(camera_labels.shape, generator=generator, device=camera_labels.device) if config.camera_noise > 0 else 0.0
+        noise = _draw(torch.randn, camera_labels.shape, generator, camera_labels.device) if config.camera_noise > 0 else 0.0
         return camera_labels.float() + noise * config.camera_noise
     fine = binned_label(yaw, pitch, config.fine_yaw_bins, config.fine_pitch_bins, config.pitch_range_degrees)
     coarse = binned_label(yaw, pitch, config.coarse_yaw_bins, config.coarse_pitch_bins, config.pitch_range_degrees)
     wrapped_yaw = torch.remainder(yaw + 180.0, 360.0) - 180.0
     confident = (wrapped_yaw.abs() <= config.confident_yaw_degrees) | (pose_confidence >= config.confident_pose_confidence)
     keep_fine_probability = torch.where(confident, torch.full_like(yaw, config.p_high), torch.full_like(yaw, config.p_low))
-    draws = torch.rand(yaw.shape, generator=generator, device=yaw.device)
+    draws = _draw(torch.rand, yaw.shape, generator, yaw.device)
     keep_fine = (draws < keep_fine_probability).float().unsqueeze(1)
     return torch.cat([fine * keep_fine, coarse * (1.0 - keep_fine)], dim=1).to(camera_labels.device)
+
+
+def _draw(sample, shape: torch.Size, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """Random numbers from ``generator`` on its own device (the trainer's is on the CPU), moved to ``device``:
+    the same draws whatever device trains."""
+    source = generator.device if generator is not None else device
+    return sample(shape, generator=generator, device=source).to(device)

@@ -33,7 +33,14 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     return x
 
 
+CUDA_NHWC_UPSAMPLE_LIMIT = 2 ** 31 - 1
+"""CUDA's channels-last bilinear upsampling refuses outputs of INT_MAX elements or more (e.g. 32 images of
+256 channels at 512², the super-resolution of a batch of 32, whose input arrives channels-last)."""
+
+
 def upsample2x(x: torch.Tensor) -> torch.Tensor:
+    if x.is_cuda and x.numel() * 4 >= CUDA_NHWC_UPSAMPLE_LIMIT:
+        x = x.contiguous()  # the NCHW kernel has no such limit
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
 
 
