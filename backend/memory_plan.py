@@ -21,15 +21,18 @@ MEMORY_MODES = ("auto", "full", "low")
 GIB = 1024 ** 3
 
 # -- per-image estimates ------------------------------------------------------------------------------
-# ASSUMPTIONS until measured: these are estimates for SD 1.5 + ControlNet in half precision, not
-# measurements. The GPU benchmark that records torch.cuda.max_memory_allocated per image is to replace
-# them with measured figures (peak minus the weights' bytes, per image, at 512 px), here and only here.
-UNET_ACTIVATION_BYTES_AT_512 = int(0.75 * GIB)
-"""Sampling activations of one image at 512 px in half precision, classifier-free guidance included (assumed)."""
-VAE_DECODE_BYTES_AT_512 = int(0.5 * GIB)
-"""Decoding one 512 px image with the SD VAE in half precision (assumed)."""
+# Measured once: on an NVIDIA H200 (bf16, torch 2.11, 2026-12-04, benchmarks/RESULTS.md "GPU run 1"), one call of
+# the SD 1.5 + ControlNet painter at 512 px (classifier-free guidance, denoising steps and the VAE decode) peaked
+# at 0.47 GiB per image above the weights, the same at batch 1, 2, 4 and 8. Sampling and decoding happen one after
+# the other, so each alone needs at most that; the sum below over-estimates by up to 2x, on the safe side. The
+# deferred renderer (SD 2.1 size, 73-channel ControlNet, no guidance) measured the same 0.47 GiB per frame.
+MEASURED_PEAK_BYTES_PER_IMAGE_AT_512 = int(0.47 * GIB)
+UNET_ACTIVATION_BYTES_AT_512 = MEASURED_PEAK_BYTES_PER_IMAGE_AT_512
+"""Sampling activations of one image at 512 px in half precision, classifier-free guidance included (bounded by the measured peak)."""
+VAE_DECODE_BYTES_AT_512 = MEASURED_PEAK_BYTES_PER_IMAGE_AT_512
+"""Decoding one 512 px image with the SD VAE in half precision (bounded by the measured peak)."""
 HEADROOM = 1.15
-"""Allocator fragmentation and the CUDA context (assumed)."""
+"""Allocator fragmentation and the CUDA context (assumed, not measured)."""
 
 
 def choose_dtype_name(device_type: str, bf16_native: bool) -> str:
