@@ -16,9 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.blender_matrix import IN_BLENDER_MATRIX
+
 REPO = Path(__file__).resolve().parents[1]
 
-pytestmark = [pytest.mark.blender, pytest.mark.slow]
+pytestmark = [pytest.mark.blender, pytest.mark.slow,
+              pytest.mark.skipif(IN_BLENDER_MATRIX, reason="installs PyTorch into a fresh environment (minutes, and for Python 3.13 "
+                                 "no CPU wheel lies on this machine): run once, under the main Blender")]
 
 SESSION_SCRIPT = r'''
 import json, sys, time, bpy, addon_utils

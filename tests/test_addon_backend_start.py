@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.blender_matrix import BACKEND_PYTHON
+
 REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.blender
@@ -56,7 +58,7 @@ def drawn(target, cls):
     cls.draw(view, bpy.context)
     return "\n".join(view.layout.texts)
 
-repo, bare_dir, data_dir, port, zip_path = sys.argv[-5:]
+repo, backend_python, bare_dir, data_dir, port, zip_path = sys.argv[-6:]
 bpy.ops.wm.read_factory_settings(use_empty=True)
 assert bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True) == {"FINISHED"}
 name = "bl_ext.user_default.avatar_foundry"
@@ -94,8 +96,8 @@ panels = sys.modules[name + ".blender.panels"]
 panel_text = drawn(None, panels.AVATAR_PT_backend).replace("\n", " ")
 assert "Not connected" in panel_text and "has no Avatar Foundry" in panel_text, panel_text
 
-prefs.backend_python, prefs.backend_source = sys.executable, repo
-assert verdict(sys.executable, repo).endswith(": has the backend")
+prefs.backend_python, prefs.backend_source = backend_python, repo
+assert verdict(backend_python, repo).endswith(": has the backend")
 assert bpy.ops.avatar_foundry.backend_start() == {"FINISHED"}
 assert state.health["status"] == "ok" and state.start_task.message.startswith("backend 0.1.0 ready on")
 assert "Connected: cpu" in drawn(None, panels.AVATAR_PT_backend)
@@ -122,7 +124,7 @@ def test_start_reports_only_what_it_saw_and_a_killed_backend_is_reported(tmp_pat
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    result = subprocess.run([sys.executable, "-c", SESSION_SCRIPT, str(REPO), str(tmp_path / "bare"), str(tmp_path / "data"), str(port),
+    result = subprocess.run([sys.executable, "-c", SESSION_SCRIPT, str(REPO), BACKEND_PYTHON, str(tmp_path / "bare"), str(tmp_path / "data"), str(port),
                              str(REPO / "dist" / "avatar_foundry-0.1.0.zip")],
                             capture_output=True, text=True, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}, cwd=tmp_path, timeout=600)
     assert "START-STOP-OK" in result.stdout, result.stdout[-4000:] + result.stderr[-4000:]

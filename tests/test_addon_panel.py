@@ -11,6 +11,7 @@ import pytest
 
 from blender_addon.core.job_watch import NOT_SUBMITTED, JobEvent
 from blender_addon.core.sidebar_text import PANEL_WIDTH
+from tests.fixtures.blender_matrix import needs_blender
 from tests.fixtures.recording_layout import RecordingLayout, overflow, shown
 
 bpy = pytest.importorskip("bpy")
@@ -174,6 +175,7 @@ def test_buttons_that_cannot_run_are_greyed_with_the_reason(addon):
         bpy.ops.avatar_foundry.gallery_step()
 
 
+@needs_blender((4, 5), "path properties that accept '//'")
 def test_folder_settings_accept_blend_relative_paths(addon):
     """Blender 5.x draws a '//' path red unless the property allows it: every folder and file setting does."""
     from blender_addon.blender import properties

@@ -17,6 +17,7 @@ import pytest
 
 from blender_addon.core.job_watch import NOT_SUBMITTED, JobEvent
 from blender_addon.formats.protocol import PROTOCOL_VERSION
+from tests.fixtures.coloured_sphere import sphere_glb_from_backend
 from tests.fixtures.hostile_server import HostileServer
 from tests.fixtures.recording_layout import RecordingLayout, shown
 from tests.fixtures.server import write_condition_bundle
@@ -24,6 +25,8 @@ from tests.fixtures.server import write_condition_bundle
 bpy = pytest.importorskip("bpy")
 addon_utils = pytest.importorskip("addon_utils")
 from mathutils import Vector  # noqa: E402
+
+from blender_addon.blender.blender_versions import sequencer_strips  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
@@ -181,20 +184,14 @@ def test_an_imported_sequence_resolves_after_saving_and_shows_in_the_sequencer(a
     bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "saved" / "shot.blend"))
     image = next(image for image in bpy.data.images if image.get("avatar_foundry_job_id") == "job1")
     assert Path(bpy.path.abspath(image.filepath)).is_file(), image.filepath
-    strip = next(iter(bpy.context.scene.sequence_editor.strips))
+    strip = next(iter(sequencer_strips(bpy.context.scene.sequence_editor)))
     assert Path(bpy.path.abspath(strip.directory), strip.elements[2].filename).is_file(), strip.directory
 
 
 def _write_avatar(folder: Path, seed: int) -> None:
-    import trimesh
-
-    from backend.geometry.glb_export import write_glb
-    from backend.geometry.texture_baking import UnwrappedMesh
-
-    sphere = trimesh.creation.icosphere(subdivisions=2, radius=0.4)
-    vertices = np.asarray(sphere.vertices, np.float32)
-    write_glb(folder / "avatar.glb", UnwrappedMesh(vertices, np.asarray(sphere.faces, np.int64), np.zeros((len(vertices), 2), np.float32)),
-              np.full((8, 8, 3), 200, np.uint8))
+    """An avatar result as the backend writes one (its mesh export, run by the backend's Python)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sphere_glb_from_backend(folder / "avatar.glb")
     (folder / "avatar.json").write_text(json.dumps({"seed": seed}))
 
 

@@ -15,7 +15,9 @@ from blender_addon.blender.demo_head import add_demo_head  # noqa: E402
 from blender_addon.blender.head_mesh_export import export_frames, export_random_expressions  # noqa: E402
 from tests.fixtures.characters import add_mixamo_character  # noqa: E402
 
-pytestmark = [pytest.mark.blender, pytest.mark.usefixtures("single_torch_thread")]
+# Blender and the backend's torch in one process: these run under the main Blender only (.venv), not under
+# the other Blenders of the test matrix, whose Pythons have no torch.
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def _fresh() -> None:
