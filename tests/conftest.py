@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.blender_matrix import IN_BLENDER_MATRIX, crashes_at_exit, declares_blender_tests
+from tests.fixtures.blender_matrix import IN_BLENDER_MATRIX, unsafe_finalization, declares_blender_tests
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -41,9 +41,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Under a bpy that crashes in Python's finalization (``crashes_at_exit``), the run ends here, with
-    pytest's own exit status, once everything is reported."""
-    if crashes_at_exit():
+    """Where the bpy module was loaded (its teardown is not safe: ``unsafe_finalization``), the run ends
+    here, with pytest's own exit status, once everything is reported."""
+    if unsafe_finalization():
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(config.stash.get(EXIT_STATUS, 1))
