@@ -97,7 +97,7 @@ def _deferred(device, sizes: Sizes, budget: Budget) -> dict[str, Any]:
         training = list(range(len(dataset)))
 
         def step() -> float:
-            return _train_step(renderer, dataset, training, options, optimizer, scaler, generator, autocast, context)
+            return _train_step(renderer, dataset, training, options, optimizer, scaler, generator, autocast, context, lambda: None)
         figures = steps_per_second(step, device, budget, sizes.training_warmup, sizes.training_steps, options.batch_size)
     return {"options": f"batch {options.batch_size}, {options.resolution}^2 crops, mixed precision {options.mixed_precision} "
                        f"({str(autocast).removeprefix('torch.')}), SD 2.1-size base", **figures}
