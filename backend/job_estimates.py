@@ -45,6 +45,10 @@ SD15_UNET_BYTES = 3_438_000_000
 """Stable Diffusion 1.5's UNet in float32 (859.5 M parameters): the unit the diffusion figures scale with."""
 UNET_FLOPS_AT_512 = 0.8e12
 """One UNet forward pass of SD 1.5 on a 512 px image (64² latent), ControlNet included."""
+SCRATCH_PARAMETERS_PER_SQUARED_WIDTH = 190
+"""The from-scratch deferred UNet's parameters per squared level width, summed over levels (2.7 M at 32, 64, 96)."""
+PIXEL_SPACE_AREA = 64
+"""A pixel-space UNet sees 8 x 8 as many positions as a latent one at the same image size."""
 EG3D_BYTES_PER_SAMPLE_FEATURE = 65
 """Training memory per ray sample and decoder feature of one image (measured on the CPU: tiny preset
 5.4 MB per image at 16² rays x 24 samples x 16 features, small preset 1.7 GB at 64² x 96 x 64)."""
@@ -176,14 +180,17 @@ def _unet_bytes(resolver: Any, name: str) -> int:
 
 
 def estimate_train_deferred(params: Any, machine: Machine, renders: int, resolver: Any = None) -> Estimate:
-    unet = _unet_bytes(resolver, params.base)
-    scale = unet / SD15_UNET_BYTES
+    if params.prior == "none":  # every weight trains (weights, gradients, two Adam moments), in pixel space
+        unet = 4 * SCRATCH_PARAMETERS_PER_SQUARED_WIDTH * sum(width * width for width in params.scratch_widths)
+        scale, frozen, trainable = unet / SD15_UNET_BYTES * PIXEL_SPACE_AREA, 0.0, unet * 4
+    else:
+        unet = _unet_bytes(resolver, params.base)
+        scale, frozen, trainable = unet / SD15_UNET_BYTES, unet * 1.4, 0.45 * unet * 4  # the ControlNet trains
     area = (params.resolution / 512) ** 2
     half = machine.device_type == "cuda" and params.mixed_precision != "no"
     activations = 2.5 * UNET_ACTIVATION_BYTES_AT_512 * 2 * scale * area * params.batch_size * (0.5 if half else 1.0)
     planes = 3 * params.triplane_channels * params.triplane_resolution ** 2 * 4 * 4  # weights, gradients, two Adam moments
-    controlnet = 0.45 * unet * 4  # trainable: weights, gradients, two Adam moments
-    peak = RUNTIME_BYTES + int(unet * 1.4 + controlnet + planes + activations)
+    peak = RUNTIME_BYTES + int(frozen + trainable + planes + activations)
     work = 3 * UNET_FLOPS_AT_512 * 1.5 * scale * area * params.batch_size * params.grad_accum * params.steps
     return Estimate(peak, work / machine.flops, "batch_size", "steps")
 

@@ -23,14 +23,15 @@ import torch
 
 from backend.models.deferred.channels import ChannelLayout
 from backend.models.deferred.conditions import ConditionTensors
-from backend.models.deferred.renderer import DeferredRenderer, DeferredRendererConfig
+from backend.models.deferred.latent_diffusion import LatentDiffusionRenderer
+from backend.models.deferred.renderer import DeferredRendererConfig
 from backend.models.tiny import write_tiny_tokenizer
 from blender_addon.formats.expression import DEMO_LAYOUT
 
 SD21_CROSS_ATTENTION = 1024
 
 
-def sd21_sized_renderer(folder: Path, device: torch.device, dtype: torch.dtype) -> DeferredRenderer:
+def sd21_sized_renderer(folder: Path, device: torch.device, dtype: torch.dtype) -> LatentDiffusionRenderer:
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
@@ -53,7 +54,7 @@ def sd21_sized_renderer(folder: Path, device: torch.device, dtype: torch.dtype) 
     scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", prediction_type="v_prediction")
     config = DeferredRendererConfig(base="sd21-sized-random", expression_names=DEMO_LAYOUT, channels=ChannelLayout(),
                                     triplane_resolution=512)
-    return DeferredRenderer(config, unet, vae, text_encoder, tokenizer, scheduler).place(device, dtype).eval()
+    return LatentDiffusionRenderer(config, unet, vae, text_encoder, tokenizer, scheduler).place(device, dtype).eval()
 
 
 def synthetic_conditions(batch: int, resolution: int, code_length: int) -> ConditionTensors:
@@ -69,7 +70,7 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_render(renderer: DeferredRenderer, batch: int, resolution: int, steps: int, device: torch.device) -> float:
+def time_render(renderer: LatentDiffusionRenderer, batch: int, resolution: int, steps: int, device: torch.device) -> float:
     """Seconds per frame for one render call of ``batch`` frames (after a one-step warm-up)."""
     conditions = synthetic_conditions(batch, resolution, len(renderer.config.expression_names))
     renderer.render(conditions, steps=1)
@@ -81,7 +82,7 @@ def time_render(renderer: DeferredRenderer, batch: int, resolution: int, steps: 
 
 
 @torch.no_grad()
-def time_denoising_step(renderer: DeferredRenderer, resolution: int, device: torch.device) -> float:
+def time_denoising_step(renderer: LatentDiffusionRenderer, resolution: int, device: torch.device) -> float:
     """Seconds of one ControlNet + UNet evaluation for one frame (the cost repeated every step)."""
     conditions = synthetic_conditions(1, resolution, len(renderer.config.expression_names)).to(device, renderer.dtype)
     control = renderer.control_input(conditions)

@@ -12,9 +12,13 @@ target pass) from training cameras and from held-out cameras at other yaws and p
   each as a fraction of the true head's bounding-box diagonal, beside the ellipsoid inscribed in the
   head's box (what a model knowing only where the head is would give).
 
+- **Deferred renderer** (quality_deferred.py): the renderer trained from scratch on the demo head's
+  random expressions, held-out views and expressions, against the per-view mean image and against
+  itself without expression conditioning, with a mouth-region PSNR.
+
 Sizes come from the environment so a GPU run can go further: ``AVATAR_FOUNDRY_QUALITY_RESOLUTION``
-(64), ``_FIT_STEPS`` (600), ``_GAN_IMAGES`` (4000). The deferred renderer's half of the issue's
-benchmark is not here yet (see benchmarks/RESULTS.md).
+(64), ``_FIT_STEPS`` (600), ``_GAN_IMAGES`` (4000), ``_DEFERRED_RESOLUTION`` (64), ``_DEFERRED_STEPS``
+(the small renderer's 1000).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import quality_deferred  # noqa: E402
 from bench_conditions import blender_output_discarded  # noqa: E402
 
 TRAIN_VIEWS = 36
@@ -97,7 +102,8 @@ def image_scores(predictions, targets, masks) -> dict[str, float]:
 
     unit = lambda image: ((image.permute(1, 2, 0).double().numpy() + 1) / 2).clip(0, 1)  # noqa: E731
     rows = [image_metrics(unit(p), unit(t), m) for p, t, m in zip(predictions, targets, masks)]
-    return {key: round(float(np.mean([row[key] for row in rows if row[key] is not None])), 3) for key in rows[0]}
+    means = {key: [row[key] for row in rows if row[key] is not None] for key in rows[0]}
+    return {key: round(float(np.mean(values)), 3) for key, values in means.items() if values}
 
 
 def shape_scores(mesh, truth, landmarks) -> dict[str, float]:
@@ -172,4 +178,5 @@ def run(device) -> dict:
         ws = generator.mapping(torch.zeros(1, generator.z_dim), truncation_psi=0.0)
         report["gan_tiny"] = {**shape_scores(mesh_of(GeneratorField(generator, ws)), truth, landmarks),
                               "images_seen": result.images_seen, "seconds": round(time.perf_counter() - start, 1)}
+        report["deferred"] = quality_deferred.run(folder, setting("DEFERRED_RESOLUTION", 64), setting("DEFERRED_STEPS", 0) or None)
     return report

@@ -45,6 +45,9 @@ def _coerce(hint: Any, value: Any, field_path: str) -> Any:
             return tuple(_coerce(args[0], item, f"{field_path}[{i}]") for i, item in enumerate(value))
         return tuple(value)
     if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        dataclass_options = [arg for arg in typing.get_args(hint) if dataclasses.is_dataclass(arg)]
+        if isinstance(value, dict) and len(dataclass_options) == 1:
+            return config_from_dict(dataclass_options[0], value, field_path)
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)

@@ -135,7 +135,8 @@ def build_deferred_renderer(sizes: Sizes, device: torch.device, dtype: torch.dty
                             triplane_channels: int | None = None):
     """Our deferred renderer over an SD 2.1-size base (its ControlNet, tri-planes and expression layers)."""
     from backend.models.deferred.channels import ChannelLayout
-    from backend.models.deferred.renderer import DeferredRenderer, DeferredRendererConfig
+    from backend.models.deferred.latent_diffusion import LatentDiffusionRenderer
+    from backend.models.deferred.renderer import DeferredRendererConfig
     from blender_addon.formats.expression import DEMO_LAYOUT
 
     base = build_base("sd21-base", sizes, device, dtype, tokenizer_folder, text_layers=1)
@@ -144,7 +145,7 @@ def build_deferred_renderer(sizes: Sizes, device: torch.device, dtype: torch.dty
     config = DeferredRendererConfig(base="sd21-size-random", expression_names=DEMO_LAYOUT, channels=channels,
                                     triplane_resolution=64 if sizes.tiny else 512)
     with torch.device(device):
-        renderer = DeferredRenderer(config, base.unet, base.vae, base.text_encoder, base.tokenizer, scheduler)
+        renderer = LatentDiffusionRenderer(config, base.unet, base.vae, base.text_encoder, base.tokenizer, scheduler)
     return renderer.place(device, dtype).eval()
 
 

@@ -1,6 +1,6 @@
 """Training the deferred renderer on one character's deferred dataset; resumable.
 
-``train_deferred(data_dir, out_dir, options, store, progress)`` writes into ``out_dir`` the
+``train_deferred(data_dir, out_dir, options, store, progress)`` (``store``: None without a prior) writes into ``out_dir`` the
 renderer checkpoint (``model.safetensors`` + ``config.json``), ``train_state.safetensors`` (optimizer,
 step, random state, loss history) and ``validation/step_<n>.png`` (rendered | target rows for held-out
 renders). Running again on the same ``out_dir`` resumes; a cancel (or Ctrl-C) snapshots first.
@@ -8,8 +8,9 @@ The stage moves to training before the first step runs and with every step after
 seen before the first step, after every step and between a step's micro-batches.
 
 As in DiffusionAvatars: MSE on the model's prediction target, AdamW with the tri-plane features
-at a much higher learning rate (1e-2) than the networks (1e-4), gradient clipping of the networks,
-random crops. Mixed precision (bf16/fp16 autocast) and gradient accumulation fit it in less memory.
+at a much higher learning rate (1e-2) than the networks (1e-4 on a latent-diffusion prior; 1e-3 for a
+UNet trained from scratch, ``prior='none'``), gradient clipping of the networks, random crops; optionally
+a linear warm-up and a cosine decay of both rates to zero at the last step. Mixed precision (bf16/fp16 autocast) and gradient accumulation fit it in less memory.
 Under ``torchrun`` every rank trains on its own random batches from rank 0's weights, gradients are
 averaged (training/distributed.py), and only rank 0 writes.
 """
@@ -17,6 +18,7 @@ averaged (training/distributed.py), and only rank 0 writes.
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -30,7 +32,9 @@ from backend.formats.configs import config_to_dict
 from backend.models.deferred.channels import ChannelLayout
 from backend.models.deferred.checkpoint import build_renderer, load_trained_weights, read_renderer_config, save_renderer
 from backend.models.deferred.conditions import ConditionTensors, require_geometry_passes
+from backend.models.deferred.priors import LEARNING_RATE_SCHEDULES, NETWORK_LEARNING_RATES, PRIORS
 from backend.models.deferred.renderer import DeferredRenderer, DeferredRendererConfig
+from backend.models.deferred.scratch_unet import ScratchUNetConfig
 from backend.models.diffusion_loading import load_base_scheduler
 from backend.models.store import ModelStore
 from backend.progress import Progress, stop_if_cancelled
@@ -45,16 +49,25 @@ PRECISIONS = ("auto", "no", "bf16", "fp16")
 
 @dataclass
 class DeferredTrainOptions:
-    base: str
-    """Model-store name of the frozen base (SD 1.x/2.x)."""
+    base: str = ""
+    """Model-store name of the frozen base (SD 1.x/2.x); only with the latent-diffusion prior."""
+    prior: str = "latent-diffusion"
+    """'latent-diffusion' (ControlNet on the frozen base) or 'none' (a UNet trained from scratch in pixel space)."""
+    scratch_unet: ScratchUNetConfig = field(default_factory=ScratchUNetConfig)
+    """Architecture of the from-scratch UNet (prior 'none' only)."""
     mode: str = "diffusion"
     """'diffusion' (the method) or 'direct' (the paper's one-pass baseline)."""
     resolution: int = 512
     steps: int = 100_000
     batch_size: int = 8
     gradient_accumulation: int = 1
-    learning_rate_networks: float = 1e-4
+    learning_rate_networks: float | None = None
+    """None: by prior (NETWORK_LEARNING_RATES)."""
     learning_rate_planes: float = 1e-2
+    learning_rate_schedule: str = "constant"
+    """'constant', or 'cosine': both rates decay to zero at the last step (after the warm-up)."""
+    warmup_steps: int = 0
+    """Both rates rise linearly from zero over this many steps."""
     weight_decay: float = 1e-2
     gradient_clip: float = 1.0
     crop_min: float = 0.7
@@ -85,6 +98,22 @@ class DeferredTrainOptions:
             raise InvalidInput(f"unknown mixed precision {self.mixed_precision!r}", f"use one of: {', '.join(PRECISIONS)}", field="mixed_precision")
         if self.mode not in ("diffusion", "direct"):
             raise InvalidInput(f"unknown mode {self.mode!r}", "use 'diffusion' or 'direct'", field="mode")
+        if self.prior not in PRIORS:
+            raise InvalidInput(f"unknown prior {self.prior!r}", f"use one of: {', '.join(PRIORS)}", field="prior")
+        if self.prior == "latent-diffusion" and not self.base:
+            raise InvalidInput("the latent-diffusion prior needs a base model", "name one with --base, or train with --prior none", field="base")
+        if self.prior == "none" and self.base:
+            raise InvalidInput(f"a renderer trained from scratch (--prior none) uses no base model, but {self.base!r} was given",
+                               "leave out --base, or train on it with --prior latent-diffusion", field="base")
+        if self.learning_rate_schedule not in LEARNING_RATE_SCHEDULES:
+            raise InvalidInput(f"unknown learning-rate schedule {self.learning_rate_schedule!r}",
+                               f"use one of: {', '.join(LEARNING_RATE_SCHEDULES)}", field="lr_schedule")
+        if self.warmup_steps < 0 or (self.learning_rate_networks is not None and self.learning_rate_networks <= 0):
+            raise InvalidInput("warmup_steps must be >= 0 and the learning rate > 0", field="lr")
+
+    @property
+    def network_learning_rate(self) -> float:
+        return NETWORK_LEARNING_RATES[self.prior] if self.learning_rate_networks is None else self.learning_rate_networks
 
 
 @dataclass
@@ -94,17 +123,20 @@ class TrainResult:
     losses: list[float]
 
 
-def renderer_config(options: DeferredTrainOptions, expression_names: list[str], store: ModelStore) -> DeferredRendererConfig:
-    """The checkpoint config for a new run: the prediction target follows the base model unless given."""
-    entry = store.resolve(options.base, role="base")
+def renderer_config(options: DeferredTrainOptions, expression_names: list[str], store: ModelStore | None) -> DeferredRendererConfig:
+    """The checkpoint config for a new run: the prediction target follows the base model unless given
+    (v-prediction without a prior)."""
     prediction_type = options.prediction_type
-    if prediction_type == "auto":
-        scheduler = load_base_scheduler(entry)
+    if prediction_type == "auto" and options.prior == "none":
+        prediction_type = "v_prediction"
+    elif prediction_type == "auto":
+        scheduler = load_base_scheduler(store.resolve(options.base, role="base"))
         prediction_type = scheduler.config.get("prediction_type", "epsilon")
     zero_snr = prediction_type == "v_prediction" if options.zero_terminal_snr is None else options.zero_terminal_snr
     try:
         return DeferredRendererConfig(
-            base=options.base, expression_names=tuple(expression_names), mode=options.mode, channels=options.channels,
+            base=options.base, expression_names=tuple(expression_names), prior=options.prior,
+            scratch_unet=options.scratch_unet if options.prior == "none" else None, mode=options.mode, channels=options.channels,
             triplane_resolution=options.triplane_resolution, expression_tokens=options.expression_tokens,
             prediction_type=prediction_type, zero_terminal_snr=zero_snr,
             timestep_spacing="trailing" if zero_snr else "leading",
@@ -126,7 +158,7 @@ def channels_for_proxy(options: DeferredTrainOptions, bundle) -> DeferredTrainOp
     return replace(options, channels=replace(options.channels, ambient_dims=2))
 
 
-def train_deferred(data_dir: Path, out_dir: Path, options: DeferredTrainOptions, store: ModelStore,
+def train_deferred(data_dir: Path, out_dir: Path, options: DeferredTrainOptions, store: ModelStore | None,
                    progress: Progress, device: Any = "cpu") -> TrainResult:
     """Train (or resume training) a deferred renderer; see the module docstring for what is written."""
     distributed = init_distributed(device)
@@ -135,7 +167,7 @@ def train_deferred(data_dir: Path, out_dir: Path, options: DeferredTrainOptions,
     bundle = load_deferred_bundle(Path(data_dir))
     options = channels_for_proxy(options, bundle)
     training, held_out = split_renders(bundle, options.hold_out)
-    progress.update(0.0, "loading the base model")
+    progress.update(0.0, "loading the base model" if options.prior == "latent-diffusion" else "building the renderer")
     renderer, state = _start_or_resume(out_dir, options, bundle.expression_names, store, device)
     broadcast_module(renderer, distributed)
     _check_sizes(renderer, options, bundle.width, bundle.height)
@@ -167,6 +199,7 @@ def train_deferred(data_dir: Path, out_dir: Path, options: DeferredTrainOptions,
     progress.update(step / options.steps, f"starting training at step {step + 1} of {options.steps}")
     try:
         while step < options.steps:
+            _set_learning_rates(optimizer, learning_rate_factor(options, step))
             losses.append(_train_step(renderer, dataset, training, options, optimizer, scaler, generator, autocast_dtype,
                                       distributed, lambda: stop_if_cancelled(progress, step / options.steps)))
             step += 1
@@ -182,7 +215,7 @@ def train_deferred(data_dir: Path, out_dir: Path, options: DeferredTrainOptions,
     return TrainResult(out_dir, step, losses)
 
 
-def _start_or_resume(out_dir: Path, options: DeferredTrainOptions, expression_names: list[str], store: ModelStore,
+def _start_or_resume(out_dir: Path, options: DeferredTrainOptions, expression_names: list[str], store: ModelStore | None,
                      device: torch.device) -> tuple[DeferredRenderer, dict | None]:
     state = load_train_state(out_dir)
     if state is None:
@@ -191,9 +224,9 @@ def _start_or_resume(out_dir: Path, options: DeferredTrainOptions, expression_na
     if list(config.expression_names) != list(expression_names) and sorted(config.expression_names) != sorted(expression_names):
         raise InvalidInput(f"the run in {out_dir} was trained with another expression layout than this dataset's",
                            "resume with the same dataset, or train into a new --out folder", field="data")
-    if config.base != options.base or config.mode != options.mode:
-        raise InvalidInput(f"the run in {out_dir} uses base {config.base!r} in mode {config.mode!r}",
-                           "resume with the same --base and --mode, or train into a new --out folder", field="base")
+    if config.base != options.base or config.mode != options.mode or config.prior != options.prior:
+        raise InvalidInput(f"the run in {out_dir} uses prior {config.prior!r}, base {config.base!r} in mode {config.mode!r}",
+                           "resume with the same --prior, --base and --mode, or train into a new --out folder", field="base")
     renderer = build_renderer(config, store, "cpu")
     load_trained_weights(renderer, load_weights(out_dir), out_dir)
     return renderer.place(device), state
@@ -203,7 +236,7 @@ def _check_sizes(renderer: DeferredRenderer, options: DeferredTrainOptions, widt
     """Refuse before training what would fail later: crops and validation renders the UNet cannot take."""
     multiple = renderer.size_multiple
     if options.resolution % multiple:
-        raise InvalidInput(f"resolution {options.resolution} is not a multiple of {multiple}, which this base model needs",
+        raise InvalidInput(f"resolution {options.resolution} is not a multiple of {multiple}, which this renderer's UNet needs",
                            f"use e.g. {max(multiple, options.resolution // multiple * multiple)}", field="resolution")
     if width % multiple or height % multiple:
         raise InvalidInput(f"the dataset's {width}x{height} images cannot be rendered for validation and evaluation: "
@@ -214,9 +247,25 @@ def _check_sizes(renderer: DeferredRenderer, options: DeferredTrainOptions, widt
 def _optimizer(renderer: DeferredRenderer, options: DeferredTrainOptions) -> torch.optim.Optimizer:
     groups = renderer.trainable_parameter_groups()
     return torch.optim.AdamW([
-        {"params": groups["networks"], "lr": options.learning_rate_networks, "weight_decay": options.weight_decay},
-        {"params": groups["planes"], "lr": options.learning_rate_planes, "weight_decay": 0.0},
+        {"params": groups["networks"], "lr": options.network_learning_rate, "peak_lr": options.network_learning_rate,
+         "weight_decay": options.weight_decay},
+        {"params": groups["planes"], "lr": options.learning_rate_planes, "peak_lr": options.learning_rate_planes, "weight_decay": 0.0},
     ], betas=(0.9, 0.999), eps=1e-8)
+
+
+def learning_rate_factor(options: DeferredTrainOptions, step: int) -> float:
+    """The scale of every group's peak rate at 0-based ``step``: warm-up, then constant or cosine to zero."""
+    if step < options.warmup_steps:
+        return (step + 1) / options.warmup_steps
+    if options.learning_rate_schedule == "constant":
+        return 1.0
+    progress = (step - options.warmup_steps) / max(1, options.steps - options.warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _set_learning_rates(optimizer: torch.optim.Optimizer, factor: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = group.setdefault("peak_lr", group["lr"]) * factor  # a train state from before schedules: its rate
 
 
 def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:

@@ -1,8 +1,9 @@
-"""Deferred-renderer checkpoints: the trainable weights + config, on top of a base model from the store.
+"""Deferred-renderer checkpoints: the trainable weights + config, on top of a base model from the store when there is one.
 
-``model.safetensors`` holds only what was trained (ControlNet, tri-planes, expression layers);
-the frozen base is named in the config (``base``) and loaded from the model store, and its
-architecture fingerprint is kept in ``extra`` so a different base is refused before loading.
+``model.safetensors`` holds only what was trained. With the latent-diffusion prior that is the
+ControlNet, tri-planes and expression layers; the frozen base is named in the config (``base``) and
+loaded from the model store, and its architecture fingerprint is kept in ``extra`` so a different base
+is refused before loading. Without a prior it is every weight, and the store is not consulted.
 """
 
 from __future__ import annotations
@@ -16,14 +17,22 @@ from ...errors import InvalidInput
 from ...formats.checkpoint import load_weights, read_checkpoint_config, save_checkpoint
 from ..diffusion_loading import load_base_components
 from ..store import ModelStore
-from .renderer import CHECKPOINT_KIND, DeferredRenderer, DeferredRendererConfig, base_fingerprint
+from .latent_diffusion import LatentDiffusionRenderer
+from .renderer import CHECKPOINT_KIND, DeferredRenderer, DeferredRendererConfig
+from .scratch import ScratchRenderer
 
 
-def build_renderer(config: DeferredRendererConfig, store: ModelStore, device: Any = None) -> DeferredRenderer:
-    """A fresh (untrained) renderer on the base model ``config.base`` from ``store``, in float32."""
+def build_renderer(config: DeferredRendererConfig, store: ModelStore | None, device: Any = None) -> DeferredRenderer:
+    """A fresh (untrained) renderer in float32: on the base model ``config.base`` from ``store`` (latent-diffusion
+    prior), or from scratch (no prior; ``store`` may be None)."""
+    if config.prior == "none":
+        return ScratchRenderer(config).place(device or "cpu")
+    if store is None:
+        raise InvalidInput(f"the renderer needs its base model {config.base!r}, but no model store was given",
+                           "pass the model store (--data-dir) that holds the base model", field="base")
     components = load_base_components(store.resolve(config.base, role="base"), device="cpu")
-    renderer = DeferredRenderer(config, components.unet, components.vae, components.text_encoder,
-                                components.tokenizer, components.scheduler)
+    renderer = LatentDiffusionRenderer(config, components.unet, components.vae, components.text_encoder,
+                                       components.tokenizer, components.scheduler)
     return renderer.place(device or "cpu")
 
 
@@ -39,7 +48,7 @@ def read_renderer_config(directory: str | Path) -> tuple[DeferredRendererConfig,
         raise InvalidInput.from_format_error(error) from None
 
 
-def load_renderer(directory: str | Path, store: ModelStore, device: Any = None, dtype: Any = None) -> DeferredRenderer:
+def load_renderer(directory: str | Path, store: ModelStore | None, device: Any = None, dtype: Any = None) -> DeferredRenderer:
     """The renderer saved in ``directory``; refuses weights that do not fit the config or the base."""
     import torch
 

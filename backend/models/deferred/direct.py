@@ -1,8 +1,8 @@
 """Direct prediction: the paper's "w/o diffusion" baseline, for comparison.
 
-The same conditions, ControlNet and expression layers, but one forward pass: the UNet sees an
-all-zero latent at the last training timestep and its output is taken as the image latent itself,
-trained with MSE against the target's latent. No noise, no sampling loop.
+The same conditions, denoiser and expression layers, but one forward pass: the denoiser sees an
+all-zero latent at the last training timestep and its output is taken as the image latent itself
+(with no prior: the image), trained with MSE against the target's. No noise, no sampling loop.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 def _fixed_inputs(renderer, batch: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
     latents = torch.zeros(renderer.latent_shape(batch, height, width), device=renderer.device, dtype=renderer.dtype)
-    last_step = renderer.base.scheduler.config.num_train_timesteps - 1
+    last_step = renderer.scheduler.config.num_train_timesteps - 1
     timesteps = torch.full((batch,), last_step, device=renderer.device, dtype=torch.long)
     return latents, timesteps
 

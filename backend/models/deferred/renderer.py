@@ -1,19 +1,24 @@
 """The deferred diffusion renderer (DiffusionAvatars): proxy passes of a rigged head -> image.
 
-A frozen latent-diffusion base (UNet, VAE, and the empty-prompt text embedding) is steered by a
-trainable ControlNet copied from the base UNet. The ControlNet's input is the proxy's geometry plus
-learnable tri-plane features looked up at canonical coordinates (see channels.py); the rig's
-expression code enters the UNet through extra cross-attention layers (expression_attention.py).
+The renderer's input is the proxy's geometry plus learnable tri-plane features looked up at
+canonical coordinates (see channels.py); the rig's expression code becomes a few tokens that the
+denoising UNet attends to (expression_attention.py). What denoises depends on the ``prior``:
 
-Sampling follows the paper: DDPM ancestral steps over trailing timesteps of a zero-terminal-SNR
-schedule, 20 steps, no classifier-free guidance, and ONE seeded initial latent plus ONE fixed noise
-per step shared by every frame and view, so that an animation does not flicker (``sampler='ddim'``
-is the deterministic alternative, with no per-step noise at all). ``mode='direct'`` is the paper's "w/o diffusion" ablation (direct.py).
+- ``'latent-diffusion'`` (the method, latent_diffusion.py): a frozen Stable Diffusion base steered by a
+  trainable ControlNet, in the base's VAE latent space;
+- ``'none'`` (the paper's "w/o LDM prior" ablation, scratch.py): a small UNet trained from scratch in
+  pixel space, the embedded conditions concatenated with the noisy image; no downloaded weights.
+
+This module holds what both share: the config, the condition and expression inputs, the training
+loss and the sampler. Sampling follows the paper: DDPM ancestral steps over trailing timesteps of a
+zero-terminal-SNR schedule, 20 steps, no classifier-free guidance, and ONE seeded initial latent plus
+ONE fixed noise per step shared by every frame and view, so that an animation does not flicker
+(``sampler='ddim'`` is the deterministic alternative, with no per-step noise at all).
+``mode='direct'`` is the paper's "w/o diffusion" ablation (direct.py), with either prior.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,10 +26,12 @@ import torch
 from torch import nn
 
 from ...errors import InvalidInput
+from .ambient_features import AmbientFeatures
 from .channels import ChannelLayout, encode_geometry
 from .conditions import ConditionTensors
-from .expression_attention import ExpressionEncoder, add_expression_attention
-from .ambient_features import AmbientFeatures
+from .expression_attention import ExpressionEncoder
+from .priors import PRIORS
+from .scratch_unet import ScratchUNetConfig
 from .triplane_features import TriplaneFeatures
 
 CHECKPOINT_KIND = "deferred-renderer"
@@ -32,15 +39,18 @@ MODES = ("diffusion", "direct")
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
 SAMPLERS = ("ddpm", "ddim")
-CONDITIONING_EMBEDDING_WIDTHS = (16, 32, 96, 256)
 
 
 @dataclass
 class DeferredRendererConfig:
-    base: str
-    """Model-store name of the frozen Stable Diffusion 1.x/2.x base."""
     expression_names: tuple[str, ...]
     """Layout of the expression code (blender_addon/formats/expression.py), fixed at training."""
+    base: str = ""
+    """Model-store name of the frozen Stable Diffusion 1.x/2.x base (prior 'latent-diffusion' only)."""
+    prior: str = "latent-diffusion"
+    """'latent-diffusion': ControlNet on a frozen base; 'none': a UNet trained from scratch in pixel space."""
+    scratch_unet: ScratchUNetConfig | None = None
+    """The from-scratch UNet's architecture (prior 'none' only)."""
     mode: str = "diffusion"
     channels: ChannelLayout = field(default_factory=ChannelLayout)
     triplane_resolution: int = 512
@@ -56,6 +66,12 @@ class DeferredRendererConfig:
     prompt: str = ""
 
     def __post_init__(self) -> None:
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior must be one of {PRIORS}, got {self.prior!r}")
+        if self.prior == "latent-diffusion" and (not self.base or self.scratch_unet is not None):
+            raise ValueError("a latent-diffusion prior needs a base model and takes no scratch_unet")
+        if self.prior == "none" and (self.base or self.scratch_unet is None):
+            raise ValueError("a renderer without prior takes no base model and needs a scratch_unet architecture")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.prediction_type not in PREDICTION_TYPES:
@@ -73,68 +89,54 @@ class DeferredRendererConfig:
             raise ValueError("expression_tokens must be >= 1 and triplane_resolution >= 2")
 
 
-@dataclass
-class FrozenBase:
-    """The frozen parts, kept outside the module tree so that ``state_dict`` holds only what trains."""
-
-    unet: Any
-    vae: Any
-    prompt_embedding: torch.Tensor
-    """(1, tokens, width) text encoder output for ``config.prompt``."""
-    scheduler: Any
-
-
-def base_fingerprint(unet, vae) -> dict[str, Any]:
-    """The architecture facts a checkpoint depends on; compared when loading onto a base model."""
-    return {
-        "unet_block_out_channels": list(unet.config.block_out_channels),
-        "unet_down_block_types": list(unet.config.down_block_types),
-        "cross_attention_dim": unet.config.cross_attention_dim,
-        "latent_channels": vae.config.latent_channels,
-        "vae_downsampling": vae_downsampling(vae),
-    }
-
-
-def vae_downsampling(vae) -> int:
-    return 2 ** (len(vae.config.block_out_channels) - 1)
-
-
 class DeferredRenderer(nn.Module):
-    """Trainable: ``controlnet``, ``triplanes``, ``expression_encoder``, ``expression_layers``."""
+    """What both priors share; a subclass per prior supplies the denoiser and the image <-> latent mapping.
 
-    def __init__(self, config: DeferredRendererConfig, unet, vae, text_encoder, tokenizer, scheduler) -> None:
-        from diffusers import ControlNetModel
+    Trainable here: ``triplanes`` (and ``ambient_features``) and ``expression_encoder``; the subclass adds its networks.
+    """
 
+    size_multiple: int
+    """Image sides must be multiples of this."""
+    fingerprint: dict[str, Any] | None = None
+    """Architecture facts of a frozen base the weights depend on (None: no frozen base)."""
+    scheduler: Any
+    """The diffusers scheduler that adds noise in training and samples (configured by ``sampling_scheduler``)."""
+
+    def __init__(self, config: DeferredRendererConfig) -> None:
         super().__init__()
         self.config = config
-        for frozen in (unet, vae, text_encoder):
-            frozen.requires_grad_(False)
-            frozen.eval()
-        self.size_multiple = vae_downsampling(vae) * 2 ** (len(unet.config.block_out_channels) - 1)
-        widths = CONDITIONING_EMBEDDING_WIDTHS[: int(math.log2(vae_downsampling(vae))) + 1]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)  # a fresh renderer is the same for the same config
-            self.controlnet = ControlNetModel.from_unet(unet, conditioning_channels=config.channels.count,
-                                                        conditioning_embedding_out_channels=widths)
-            self.triplanes = TriplaneFeatures(config.channels.triplane_channels, config.triplane_resolution)
-            if config.channels.ambient_features:
-                self.ambient_features = AmbientFeatures(config.channels.ambient_features, config.triplane_resolution,
-                                                        config.channels.ambient_range)
-            self.expression_encoder = ExpressionEncoder(len(config.expression_names), config.expression_tokens,
-                                                        unet.config.cross_attention_dim)
-            self.expression_layers = add_expression_attention(unet, config.expression_tokens)
-        self.fingerprint = base_fingerprint(unet, vae)
-        self.base = FrozenBase(unet, vae, _prompt_embedding(config.prompt, text_encoder, tokenizer), _sampling_scheduler(config, scheduler))
+
+    def add_condition_modules(self, context_width: int) -> None:
+        """The learned features and the expression encoder (tokens ``context_width`` wide); call under the seed."""
+        config = self.config
+        self.triplanes = TriplaneFeatures(config.channels.triplane_channels, config.triplane_resolution)
+        if config.channels.ambient_features:
+            self.ambient_features = AmbientFeatures(config.channels.ambient_features, config.triplane_resolution,
+                                                    config.channels.ambient_range)
+        self.expression_encoder = ExpressionEncoder(len(config.expression_names), config.expression_tokens, context_width)
+
+    def predict(self, latents: torch.Tensor, timesteps: torch.Tensor, control: torch.Tensor, expression_tokens: torch.Tensor) -> torch.Tensor:
+        """The denoiser's output (the configured prediction target) for noisy ``latents`` at ``timesteps``."""
+        raise NotImplementedError
+
+    def encode_images(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Images in [-1, 1] (B, 3, H, W) -> what the denoiser works on."""
+        raise NotImplementedError
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """The inverse of ``encode_images``: images in [-1, 1]."""
+        raise NotImplementedError
+
+    def latent_shape(self, batch: int, height: int, width: int) -> tuple[int, int, int, int]:
+        raise NotImplementedError
+
+    def network_parameters(self) -> list[nn.Parameter]:
+        """Every trainable parameter but the learned feature maps."""
+        raise NotImplementedError
 
     def place(self, device, dtype=torch.float32) -> "DeferredRenderer":
-        """Move trainable and frozen parts to ``device``/``dtype``."""
-        self.to(device=device, dtype=dtype)
-        for frozen in (self.base.unet, self.base.vae):
-            frozen.to(device=device)
-            if frozen.dtype != dtype:
-                frozen.to(dtype=dtype)
-        self.base.prompt_embedding = self.base.prompt_embedding.to(device=device, dtype=dtype)
-        return self
+        """Move every part (trainable and frozen) to ``device``/``dtype``."""
+        return self.to(device=device, dtype=dtype)
 
     @property
     def device(self) -> torch.device:
@@ -156,7 +158,8 @@ class DeferredRenderer(nn.Module):
         if height % self.size_multiple or width % self.size_multiple:
             raise InvalidInput(
                 f"images of {width}x{height} cannot be rendered: width and height must be multiples of {self.size_multiple}",
-                f"render the conditions at a size divisible by {self.size_multiple}, e.g. 512x512", field="width")
+                f"render the conditions at a size divisible by {self.size_multiple}, e.g. {self.size_multiple * 8}x{self.size_multiple * 8}",
+                field="width")
 
     def control_input(self, conditions: ConditionTensors) -> torch.Tensor:
         """(B, channels.count, H, W): encoded geometry then concatenated tri-plane features (then, for a proxy with
@@ -170,26 +173,6 @@ class DeferredRenderer(nn.Module):
         if channels.ambient_features:
             parts.append(self.ambient_features(conditions.ambient, conditions.mask).to(geometry.dtype))
         return torch.cat(parts, dim=1)
-
-    def predict(self, latents: torch.Tensor, timesteps: torch.Tensor, control: torch.Tensor, expression_tokens: torch.Tensor) -> torch.Tensor:
-        """The UNet's output (the configured prediction target) for noisy ``latents`` at ``timesteps``."""
-        text = self.base.prompt_embedding.expand(latents.shape[0], -1, -1).to(latents.dtype)
-        down_residuals, mid_residual = self.controlnet(latents, timesteps, encoder_hidden_states=text,
-                                                       controlnet_cond=control, return_dict=False)
-        context = torch.cat([text, expression_tokens.to(text.dtype)], dim=1)
-        return self.base.unet(latents, timesteps, encoder_hidden_states=context,
-                              down_block_additional_residuals=down_residuals,
-                              mid_block_additional_residual=mid_residual, return_dict=False)[0]
-
-    def encode_images(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Images in [-1, 1] (B, 3, H, W) -> scaled latents (a posterior sample, as in training LDMs)."""
-        posterior = self.base.vae.encode(images.to(self.dtype)).latent_dist
-        return posterior.sample(generator) * self.base.vae.config.scaling_factor
-
-    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        """Scaled latents -> images in [-1, 1]."""
-        images = self.base.vae.decode(latents / self.base.vae.config.scaling_factor, return_dict=False)[0]
-        return images.clamp(-1.0, 1.0)
 
     def training_loss(self, conditions: ConditionTensors, targets: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """MSE on the model's prediction target for a batch of targets (B, 3, H, W) in [-1, 1]."""
@@ -205,7 +188,7 @@ class DeferredRenderer(nn.Module):
         return self._diffusion_loss(latents, control, tokens, generator)
 
     def _diffusion_loss(self, latents, control, tokens, generator) -> torch.Tensor:
-        scheduler = self.base.scheduler
+        scheduler = self.scheduler
         noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
         timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator, device=latents.device)
         noisy = scheduler.add_noise(latents, noise, timesteps)
@@ -235,12 +218,8 @@ class DeferredRenderer(nn.Module):
                                            self.config.seed if seed is None else seed)
         return self.decode_latents(latents).float()
 
-    def latent_shape(self, batch: int, height: int, width: int) -> tuple[int, int, int, int]:
-        factor = self.fingerprint["vae_downsampling"]
-        return batch, self.fingerprint["latent_channels"], height // factor, width // factor
-
     def _sample_latents(self, control: torch.Tensor, tokens: torch.Tensor, steps: int, seed: int) -> torch.Tensor:
-        scheduler = self.base.scheduler
+        scheduler = self.scheduler
         scheduler.set_timesteps(steps, device=self.device)
         batch = control.shape[0]
         shape = self.latent_shape(1, control.shape[-2], control.shape[-1])
@@ -260,28 +239,22 @@ class DeferredRenderer(nn.Module):
         return latents
 
     def trainable_parameter_groups(self) -> dict[str, list[nn.Parameter]]:
-        """'planes' (the tri-plane features, trained at a much higher rate) and 'networks'."""
-        networks = [*self.controlnet.parameters(), *self.expression_encoder.parameters(), *self.expression_layers.parameters()]
+        """'planes' (the learned feature maps, trained at a much higher rate) and 'networks'."""
         planes = [self.triplanes.planes] + ([self.ambient_features.map] if self.config.channels.ambient_features else [])
-        return {"planes": planes, "networks": networks}
+        return {"planes": planes, "networks": [*self.expression_encoder.parameters(), *self.network_parameters()]}
 
 
-def _prompt_embedding(prompt: str, text_encoder, tokenizer) -> torch.Tensor:
-    tokens = tokenizer(prompt, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt")
-    with torch.no_grad():
-        return text_encoder(tokens.input_ids.to(text_encoder.device))[0].detach()
-
-
-def _sampling_scheduler(config: DeferredRendererConfig, base_scheduler):
-    """The base model's noise schedule, with the configured sampler, prediction type, SNR rescaling and spacing."""
+def sampling_scheduler(config: DeferredRendererConfig, schedule: dict[str, Any]):
+    """A scheduler on the noise ``schedule`` (a diffusers scheduler config) with the configured sampler,
+    prediction type, SNR rescaling and spacing."""
     from diffusers import DDIMScheduler, DDPMScheduler
 
     scheduler_class = DDPMScheduler if config.sampler == "ddpm" else DDIMScheduler
     return scheduler_class.from_config(
-        base_scheduler.config,
+        schedule,
         prediction_type=config.prediction_type,
         rescale_betas_zero_snr=config.zero_terminal_snr,
         timestep_spacing=config.timestep_spacing,
         clip_sample=False,
-        steps_offset=0 if config.timestep_spacing == "trailing" else base_scheduler.config.get("steps_offset", 1),
+        steps_offset=0 if config.timestep_spacing == "trailing" else schedule.get("steps_offset", 1),
     )
