@@ -1,1 +1,1 @@
-"""The deferred diffusion renderer (DiffusionAvatars) and its direct-prediction baseline."""
+"""The deferred renderer (DiffusionAvatars): on a latent-diffusion prior or trained from scratch, diffusion or direct prediction."""
