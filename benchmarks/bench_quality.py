@@ -17,8 +17,8 @@ target pass) from training cameras and from held-out cameras at other yaws and p
   itself without expression conditioning, with a mouth-region PSNR.
 
 Sizes come from the environment so a GPU run can go further: ``AVATAR_FOUNDRY_QUALITY_RESOLUTION``
-(64), ``_FIT_STEPS`` (600), ``_GAN_IMAGES`` (4000), ``_DEFERRED_RESOLUTION`` (64), ``_DEFERRED_STEPS``
-(the small renderer's 1000).
+(64), ``_FIT_STEPS`` (600), ``_GAN_IMAGES`` (4000), ``_DEFERRED_RESOLUTION`` (32), ``_DEFERRED_STEPS``
+(the small renderer's 1500; six models of about 8 min each on one CPU thread at 32²).
 """
 
 from __future__ import annotations
@@ -178,5 +178,5 @@ def run(device) -> dict:
         ws = generator.mapping(torch.zeros(1, generator.z_dim), truncation_psi=0.0)
         report["gan_tiny"] = {**shape_scores(mesh_of(GeneratorField(generator, ws)), truth, landmarks),
                               "images_seen": result.images_seen, "seconds": round(time.perf_counter() - start, 1)}
-        report["deferred"] = quality_deferred.run(folder, setting("DEFERRED_RESOLUTION", 64), setting("DEFERRED_STEPS", 0) or None)
+        report["deferred"] = quality_deferred.run(folder, setting("DEFERRED_RESOLUTION", 32), setting("DEFERRED_STEPS", 0) or None)
     return report

@@ -22,7 +22,7 @@ from .trainer import DeferredTrainOptions, TrainResult, train_deferred
 
 SMALL_RENDERER = DeferredTrainOptions(
     prior="none", mode="direct", scratch_unet=ScratchUNetConfig(block_out_channels=(32, 64, 96), attention_from_level=2),
-    steps=1000, batch_size=8, learning_rate_networks=1e-3, learning_rate_planes=1e-2,
+    steps=1500, batch_size=8, learning_rate_networks=1e-3, learning_rate_planes=1e-2,
     learning_rate_schedule="cosine", warmup_steps=50, crop_min=0.85, mixed_precision="no",
     channels=ChannelLayout(triplane_channels=8), triplane_resolution=64, expression_tokens=4,
     checkpoint_every=250, validate_every=1000, validation_renders=4, seed=181998,
