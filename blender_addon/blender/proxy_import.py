@@ -21,6 +21,7 @@ CANONICAL_ATTRIBUTE = "nphm_canonical"
 AMBIENT_ATTRIBUTE = "nphm_ambient"
 EXPRESSION_PROPERTY = "avatar_foundry_expression"
 EXPRESSION_NAMES_PROPERTY = "avatar_foundry_expression_names"
+FRAME_PROPERTY = "avatar_foundry_frame"
 
 
 def scene_frame(name: str, position: int) -> int:
@@ -62,8 +63,9 @@ def import_proxy_sequence(folder: Path, scene: bpy.types.Scene) -> bpy.types.Col
         name = str(frame["name"])
         obj = bpy.data.objects.new(f"NPHM {name}", _mesh(f"NPHM {name}", read_proxy_ply(folder / frame["file"])))
         obj[EXPRESSION_PROPERTY] = [float(value) for value in frame.get("expression", [])]
+        obj[FRAME_PROPERTY] = scene_frame(name, position)
         collection.objects.link(obj)
-        _show_only_on(obj, scene_frame(name, position))
+        _show_only_on(obj, obj[FRAME_PROPERTY])
     scene.frame_set(scene.frame_current)
     return collection
 
