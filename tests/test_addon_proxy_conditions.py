@@ -157,3 +157,44 @@ def test_the_deferred_renderer_trains_on_the_proxy_bundle_with_the_73_channel_la
     assert trained["count"] == 73 and trained["ambient_dims"] == 2
     assert trained["names"][7:9] == ["ambient_0", "ambient_1"] and trained["expression_names"] == ["nphm:0", "nphm:1"]
     assert trained["steps"] == 1 and all(math.isfinite(loss) for loss in trained["losses"])
+
+
+@pytest.fixture
+def addon():
+    """The add-on registered in a fresh Blender (after the module's renders: it resets the file)."""
+    import blender_addon
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    blender_addon.register()
+    try:
+        yield bpy.context.scene.avatar_foundry
+    finally:
+        blender_addon.unregister()
+
+
+def test_the_animate_proxy_choice_drives_the_deferred_dataset_and_greys_buttons_with_the_reason(addon, tmp_path, monkeypatch):
+    """Proxy: Neural head without a proxy greys Render Deferred Dataset and Animate with the reason; Import NPHM Proxy
+    chooses the imported sequence; the deferred dataset is then every proxy frame with its ambient pass and code."""
+    from blender_addon.blender.session import session
+
+    monkeypatch.setattr(session(), "health", {"device_name": "CPU", "version": "0.1.0", "protocol_version": "1.0"})
+    addon.animate.proxy = "NPHM"
+    with pytest.raises(RuntimeError, match="Proxy is Neural head but none is chosen"):
+        bpy.ops.avatar_foundry.render_deferred_dataset()
+    with pytest.raises(RuntimeError, match="Proxy is Neural head but none is chosen"):
+        bpy.ops.avatar_foundry.animate()
+    addon.animate.proxy = "RIG"
+    assert bpy.ops.avatar_foundry.import_nphm_proxy(directory=str(write_sphere_proxy(tmp_path / "proxy"))) == {"FINISHED"}
+    assert addon.animate.proxy == "NPHM" and addon.animate.nphm_proxy.name.startswith("NPHM proxy")
+    with pytest.raises(RuntimeError, match="pick the Target"):
+        bpy.ops.avatar_foundry.render_deferred_dataset()
+    bpy.ops.mesh.primitive_uv_sphere_add(radius=RADIUS, location=(0.0, 0.0, 1.6))
+    conditions = addon.conditions
+    conditions.views, conditions.resolution = 2, 16
+    addon.deferred.target, addon.deferred.output_dir = bpy.context.active_object, str(tmp_path / "dataset")
+    assert bpy.ops.avatar_foundry.render_deferred_dataset() == {"FINISHED"}
+    bundle = read_bundle(tmp_path / "dataset")
+    assert [frame.index for frame in bundle.frames] == [1, 2] and len(bundle.renders) == 4
+    assert all("ambient" in render.passes and "target" in render.passes for render in bundle.renders)
+    assert bundle.frame(2).expression == pytest.approx(FRAMES[2]["code"])
+    assert addon.deferred.last_bundle == str(tmp_path / "dataset")

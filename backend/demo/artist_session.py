@@ -187,7 +187,7 @@ def run(plan: dict) -> dict:
     deferred.target = addon_module("blender.rig").shape_key_owner(rig)
     deferred.random_expressions, deferred.steps = step["deferred_expressions"], step["deferred_steps"]
     deferred.output_dir = str(out / "deferred_dataset")
-    bpy.ops.avatar_foundry.render_conditions(deferred=True)
+    bpy.ops.avatar_foundry.render_deferred_dataset()
     say("training the deferred neural renderer (ControlNet on the frozen latent diffusion model)")
     jobs["train-deferred"] = run_job(bpy.ops.avatar_foundry.train_renderer, timeout)
 

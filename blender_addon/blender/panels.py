@@ -140,7 +140,7 @@ class AVATAR_PT_conditions(_AvatarPanel, bpy.types.Panel):
         layout.operator("avatar_foundry.find_landmarks", text="Find Landmarks", icon="PINNED")
         if conditions.rig is not None and (notice := animation_notice(conditions.rig)) is not None:
             _message_box(layout, notice, "INFO")
-        layout.operator("avatar_foundry.render_conditions", text="Render Conditions", icon="RENDER_STILL").deferred = False
+        layout.operator("avatar_foundry.render_conditions", text="Render Conditions", icon="RENDER_STILL")
         _draw_render_progress(layout, conditions)
         if conditions.last_bundle:
             row = layout.row(align=True)
@@ -296,7 +296,11 @@ class AVATAR_PT_animate(_AvatarPanel, bpy.types.Panel):
     def draw(self, context):
         settings = _settings(context)
         animate, layout = settings.animate, self.layout
-        _field(layout, settings.conditions, "rig")
+        layout.row().prop(animate, "proxy", expand=True)
+        if animate.proxy == "NPHM":
+            _field(layout, animate, "nphm_proxy")
+        else:
+            _field(layout, settings.conditions, "rig")
         for name in ("checkpoint", "camera"):
             _field(layout, animate, name)
         column = layout.column(align=True)
@@ -315,13 +319,17 @@ class AVATAR_PT_animate_dataset(_AvatarPanel, bpy.types.Panel):
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
-        deferred = _settings(context).deferred
-        layout = self.layout
-        _text_lines(layout, "The rig as proxy, the detailed character as Target", width=PANEL_WIDTH)
+        settings = _settings(context)
+        deferred, layout = settings.deferred, self.layout
+        if settings.animate.proxy == "NPHM":
+            _text_lines(layout, "Every frame of the neural head as proxy, the character animated alike as Target", width=PANEL_WIDTH)
+        else:
+            _text_lines(layout, "The rig as proxy, the detailed character as Target", width=PANEL_WIDTH)
         _field(layout, deferred, "target")
-        layout.prop(deferred, "random_expressions")
+        if settings.animate.proxy != "NPHM":
+            layout.prop(deferred, "random_expressions")
         _field(layout, deferred, "output_dir")
-        layout.operator("avatar_foundry.render_conditions", text="Render Deferred Dataset", icon="RENDER_STILL").deferred = True
+        layout.operator("avatar_foundry.render_deferred_dataset", text="Render Deferred Dataset", icon="RENDER_STILL")
 
 
 class AVATAR_PT_animate_training(_AvatarPanel, bpy.types.Panel):

@@ -95,5 +95,7 @@ class AVATAR_OT_import_nphm_proxy(bpy.types.Operator):
         except (FormatError, OSError, ValueError) as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"imported {len(collection.objects)} proxy frames into {collection.name!r}")
+        animate = context.scene.avatar_foundry.animate
+        animate.nphm_proxy, animate.proxy = collection, "NPHM"
+        self.report({"INFO"}, f"imported {len(collection.objects)} proxy frames into {collection.name!r}; Proxy is now Neural head")
         return {"FINISHED"}
