@@ -198,3 +198,28 @@ def test_the_animate_proxy_choice_drives_the_deferred_dataset_and_greys_buttons_
     assert all("ambient" in render.passes and "target" in render.passes for render in bundle.renders)
     assert bundle.frame(2).expression == pytest.approx(FRAMES[2]["code"])
     assert addon.deferred.last_bundle == str(tmp_path / "dataset")
+
+
+def test_the_neural_head_settings_make_valid_train_and_fit_requests_and_a_finished_train_fills_in_the_model(addon):
+    from blender_addon.core.job_requests import follow_up
+    from tests.fixtures.blender_matrix import validated_job_params
+
+    animate = addon.animate
+    with pytest.raises(FormatError, match="Train Neural Head"):
+        animate.fit_nphm_params()
+    assert follow_up({"state": "succeeded", "kind": "train-nphm", "id": "abc"}) == ("animate", "nphm_model", "job:abc")
+    animate.nphm_model, animate.nphm_config, animate.nphm_steps, animate.proxy_resolution = "job:abc", "tiny", 50, 48
+    train, fit = validated_job_params(("train-nphm", animate.train_nphm_params()), ("fit-nphm", animate.fit_nphm_params()))
+    assert train["config"] == "tiny" and train["identity_steps"] == train["expression_steps"] == 50
+    assert fit["model"] == "job:abc" and fit["proxy_resolution"] == 48 and fit["frame_steps"] == animate.fit_frame_steps
+
+
+def test_a_fit_jobs_downloaded_proxy_is_imported_as_the_neural_head_proxy(addon, tmp_path):
+    from blender_addon.blender.importers import import_result, imported_objects
+
+    write_sphere_proxy(tmp_path / "job" / "proxy")
+    job = {"id": "fit1", "kind": "fit-nphm", "state": "succeeded", "params": {}}
+    summary = import_result(tmp_path / "job", job, bpy.context.scene)
+    assert "2 neural head proxy frames" in summary
+    assert addon.animate.proxy == "NPHM" and len(addon.animate.nphm_proxy.objects) == 2
+    assert sorted(obj.name for obj in imported_objects(bpy.context.scene, "fit1")) == ["NPHM frame_0001", "NPHM frame_0002"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -18,7 +19,7 @@ from typing import Callable
 import bpy
 
 from ..core.backend_client import BackendError
-from ..core.bundle_zip import zip_bundle
+from ..core.bundle_zip import zip_bundle, zip_folder
 from ..core.demo_appearance import AppearanceParams, sample_appearance
 from ..core.demo_head_shape import IdentityParams, sample_identity
 from ..core.job_requests import reference_image_upload
@@ -31,6 +32,7 @@ from .condition_render import NOTICE_PREFIX, BundleRequest, render_bundle, view_
 from .importers import load_condition_previews
 from .landmark_finder import find_landmarks
 from .demo_head import add_demo_head
+from .head_mesh_export import export_frames, export_random_expressions
 from .output_folders import resolve_folder, results_folder
 from .preferences import preferences
 from .proxy_import import AVATAR_OT_import_nphm_proxy
@@ -525,6 +527,53 @@ class AVATAR_OT_train_renderer(_SubmitOperator, bpy.types.Operator):
         return settings.deferred.params(settings.conditions.resolution), upload
 
 
+def _fresh_folder(context, *parts: str) -> Path:
+    """An empty folder under the Animate output folder (what an earlier export left there is removed)."""
+    folder = resolve_folder(_settings(context).animate.output_dir, context).joinpath(*parts)
+    if folder.is_dir():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "_-" else "_" for c in name)[:64] or "head"
+
+
+class AVATAR_OT_train_neural_head(_SubmitOperator, bpy.types.Operator):
+    """Train a neural parametric head (NPHM) on the rig's head: its neutral and random expressions, exported as meshes with exact correspondences"""
+
+    bl_idname = "avatar_foundry.train_neural_head"
+    bl_label = "Train Neural Head"
+    kind = "train-nphm"
+    why_not = staticmethod(readiness.train_neural_head)
+
+    def request(self, context):
+        settings = _settings(context)
+        rig = _rig(context)
+        heads = _fresh_folder(context, "neural_head", "heads")
+        for _ in export_random_expressions(rig.name, heads / _safe_name(rig.name), settings.animate.nphm_expressions, settings.conditions.seed):
+            pass
+        return settings.animate.train_nphm_params(), partial(zip_folder, heads)
+
+
+class AVATAR_OT_fit_neural_head(_SubmitOperator, bpy.types.Operator):
+    """Fit the neural head to the rig's animation frame by frame (Start to End frame); its proxy meshes come back as the Neural head proxy"""
+
+    bl_idname = "avatar_foundry.fit_neural_head"
+    bl_label = "Fit Neural Head"
+    kind = "fit-nphm"
+    why_not = staticmethod(readiness.fit_neural_head)
+
+    def request(self, context):
+        animate = _settings(context).animate
+        params = animate.fit_nphm_params()
+        frames = _fresh_folder(context, "neural_head", "frames")
+        for _ in export_frames(_rig(context).name, frames, range(animate.frame_start, animate.frame_end + 1)):
+            pass
+        return params, partial(zip_folder, frames)
+
+
 class AVATAR_OT_submit_job(bpy.types.Operator):
     """Send any job kind with params as JSON (for kinds without a panel, e.g. echo-conditions)"""
 
@@ -632,5 +681,5 @@ CLASSES = (AVATAR_OT_add_demo_head, AVATAR_OT_find_landmarks, AVATAR_OT_render_c
            AVATAR_OT_preview_conditions, AVATAR_OT_animate, AVATAR_OT_backend_check,
            AVATAR_OT_backend_start, AVATAR_OT_backend_stop, AVATAR_OT_free_memory, AVATAR_OT_register_models,
            AVATAR_OT_generate_multiview, AVATAR_OT_train_gan, AVATAR_OT_generate_avatar, AVATAR_OT_train_style_prior,
-           AVATAR_OT_train_renderer, AVATAR_OT_submit_job, AVATAR_OT_cancel_job, AVATAR_OT_open_results, AVATAR_OT_vary_seed,
-           AVATAR_OT_import_nphm_proxy)
+           AVATAR_OT_train_renderer, AVATAR_OT_train_neural_head, AVATAR_OT_fit_neural_head, AVATAR_OT_submit_job,
+           AVATAR_OT_cancel_job, AVATAR_OT_open_results, AVATAR_OT_vary_seed, AVATAR_OT_import_nphm_proxy)

@@ -199,9 +199,28 @@ class AnimateSettings(bpy.types.PropertyGroup):
                                   description="What the deferred dataset and the animation render their conditions from")
     nphm_proxy: bpy.props.PointerProperty(name="Neural head", type=bpy.types.Collection, poll=_is_proxy_sequence,
                                           description="The imported NPHM proxy sequence (Import NPHM Proxy fills it in)")
+    nphm_model: bpy.props.StringProperty(name="Neural head model", description="job:<id> of a train-nphm job, or a model name of role nphm")
+    nphm_config: bpy.props.EnumProperty(name="Preset", items=[("full", "Full", "NPHM's published sizes"),
+                                                              ("tiny", "Tiny", "Seconds on a CPU: a smoke test")])
+    nphm_expressions: bpy.props.IntProperty(name="Expressions", default=200, min=1, max=10000,
+                                            description="Random rig expressions the neural head trains on (with the neutral)")
+    nphm_steps: bpy.props.IntProperty(name="Training steps", default=0, min=0, max=10_000_000,
+                                      description="Steps of each training stage (0: the preset's)")
+    fit_identity_steps: bpy.props.IntProperty(name="Identity steps", default=400, min=1, max=1_000_000)
+    fit_frame_steps: bpy.props.IntProperty(name="Steps per frame", default=100, min=1, max=1_000_000)
+    proxy_resolution: bpy.props.IntProperty(name="Proxy resolution", default=128, min=16, max=1024,
+                                            description="Marching-cubes grid of the proxy meshes")
 
     def params(self) -> dict:
         return {"checkpoint": require_reference(self.checkpoint, "checkpoint", "Train Renderer")}
+
+    def train_nphm_params(self) -> dict:
+        steps = self.nphm_steps or None
+        return {"config": self.nphm_config, "identity_steps": steps, "expression_steps": steps}
+
+    def fit_nphm_params(self) -> dict:
+        return {"model": require_reference(self.nphm_model, "nphm_model", "Train Neural Head"), "identity_steps": self.fit_identity_steps,
+                "frame_steps": self.fit_frame_steps, "proxy_resolution": self.proxy_resolution}
 
     def proxy_name(self) -> str:
         """The neural-head proxy's collection to render, or "" when the proxy is the rig."""

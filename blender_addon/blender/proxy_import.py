@@ -70,6 +70,12 @@ def import_proxy_sequence(folder: Path, scene: bpy.types.Scene) -> bpy.types.Col
     return collection
 
 
+def choose_as_proxy(scene: bpy.types.Scene, collection: bpy.types.Collection) -> None:
+    """Make the sequence the Animate section's proxy (Proxy: Neural head)."""
+    animate = scene.avatar_foundry.animate
+    animate.nphm_proxy, animate.proxy = collection, "NPHM"
+
+
 class AVATAR_OT_import_nphm_proxy(bpy.types.Operator):
     """Import a fitted neural head (NPHM) proxy sequence: the proxy/ folder 'fit nphm --proxy-resolution' wrote"""
 
@@ -95,7 +101,6 @@ class AVATAR_OT_import_nphm_proxy(bpy.types.Operator):
         except (FormatError, OSError, ValueError) as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        animate = context.scene.avatar_foundry.animate
-        animate.nphm_proxy, animate.proxy = collection, "NPHM"
+        choose_as_proxy(context.scene, collection)
         self.report({"INFO"}, f"imported {len(collection.objects)} proxy frames into {collection.name!r}; Proxy is now Neural head")
         return {"FINISHED"}

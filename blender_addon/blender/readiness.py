@@ -55,6 +55,16 @@ def deferred_dataset(context: bpy.types.Context) -> str | None:
     return first(proxy(context), None if _settings(context).deferred.target is not None else NO_TARGET)
 
 
+def train_neural_head(context: bpy.types.Context) -> str | None:
+    return first(backend(context), rig(context))
+
+
+def fit_neural_head(context: bpy.types.Context) -> str | None:
+    animate_settings = _settings(context).animate
+    return first(backend(context), rig(context), filled(animate_settings.nphm_model, "Neural head model", "Train Neural Head"),
+                 None if animate_settings.frame_end >= animate_settings.frame_start else "End frame is before Start frame")
+
+
 def first(*reasons: str | None) -> str | None:
     return next((reason for reason in reasons if reason), None)
 
