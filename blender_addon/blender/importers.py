@@ -160,6 +160,7 @@ def import_images(folder: Path, job: dict) -> list[bpy.types.Image]:
 def import_fitted_proxy(folder: Path, job: dict, scene: bpy.types.Scene) -> str:
     """A fit-nphm job's proxy sequence, made the Animate section's Neural head proxy."""
     collection = import_proxy_sequence(folder, scene)
+    collection.name = f"NPHM proxy (job {job['id'][:8]})"
     _tag(collection, job, folder=folder)
     for obj in collection.objects:
         _tag(obj, job, folder=folder)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import bpy
 
@@ -26,6 +26,9 @@ from . import rig as rig_data
 from .condition_scene import ConditionScene, RenderSettings, SurfaceCoordinates
 from .mesh_points import world_vertices
 from .proxy_import import AMBIENT_ATTRIBUTE, CANONICAL_ATTRIBUTE, EXPRESSION_NAMES_PROPERTY, EXPRESSION_PROPERTY, FRAME_PROPERTY
+
+if TYPE_CHECKING:
+    from .condition_render import BundleRequest
 
 IMPORT_HINT = "import the fitted sequence with Animate > Import NPHM Proxy (or 'render-conditions --nphm-proxy FOLDER')"
 
@@ -45,11 +48,6 @@ class ProxySequence:
 
     def code(self, frame: int) -> list[float]:
         return [float(value) for value in self.frames[frame][EXPRESSION_PROPERTY]]
-
-
-def proxy_collections() -> list[str]:
-    """Names of the collections holding imported proxy frames."""
-    return [collection.name for collection in bpy.data.collections if EXPRESSION_NAMES_PROPERTY in collection]
 
 
 def find_proxy(name: str) -> ProxySequence:
@@ -100,7 +98,7 @@ def _require_shown_alone(sequence: ProxySequence, frame: int) -> None:
                           "keep the render-visibility keyframes Import NPHM Proxy sets on each frame's object, or import the proxy again")
 
 
-def render_proxy_bundle(request, source_scene: bpy.types.Scene) -> Iterator[tuple[float, str]]:
+def render_proxy_bundle(request: "BundleRequest", source_scene: bpy.types.Scene) -> Iterator[tuple[float, str]]:
     """``condition_render.render_bundle`` for a ``BundleRequest`` naming a proxy: every (frame, view) into
     ``request.output_dir``, then conditions.json."""
     from .condition_render import NOTICE_PREFIX, follow_posed_head, refuse_empty_frame, target_objects, write_render
