@@ -9,7 +9,7 @@ import json
 import pytest
 
 from blender_addon.formats.errors import FormatError
-from tests.fixtures.blender_matrix import needs_blender, run_backend_python
+from tests.fixtures.blender_matrix import needs_blender, validated_job_params
 
 bpy = pytest.importorskip("bpy")
 
@@ -29,18 +29,6 @@ def settings():
         blender_addon.unregister()
 
 
-VALIDATE = """
-import json, sys
-from backend.jobs.registry import get_kind
-print(json.dumps([get_kind(kind).params.model_validate(params).model_dump() for kind, params in json.load(sys.stdin)]))
-"""
-
-
-def _valid(*requests: tuple[str, dict]) -> list[dict]:
-    """Each (kind, params) as the server would store it; the test fails on any field the schema refuses."""
-    return json.loads(run_backend_python("-c", VALIDATE, input_text=json.dumps(requests)))
-
-
 def test_generate_panel_makes_a_multiview_request_with_the_chosen_controls_and_attributes(settings, tmp_path):
     generate = settings.generate
     default = generate.params()
@@ -48,7 +36,7 @@ def test_generate_panel_makes_a_multiview_request_with_the_chosen_controls_and_a
     catalog.write_text(json.dumps({"hair": ["red hair", "a bun"], "age": ["young", "old"]}))
     generate.use_depth, generate.use_normal, generate.normal_weight = False, True, 0.5
     generate.pose_model, generate.attributes_file, generate.per_view, generate.resolution = "my-pose", str(catalog), 3, 256
-    default, params = _valid(("multiview", default), ("multiview", generate.params()))
+    default, params = validated_job_params(("multiview", default), ("multiview", generate.params()))
     assert default["controlnets"] == {"pose": "", "depth": ""}  # paper default: pose + depth
     assert params["controlnets"] == {"pose": "my-pose", "normal": ""} and params["control_weights"] == {"pose": 1.0, "normal": 0.5}
     assert params["attributes"]["hair"] == ["red hair", "a bun"] and params["per_view"] == 3 and params["resolution"] == 256
@@ -69,7 +57,7 @@ def test_training_and_avatar_panels_make_valid_requests_and_name_the_step_that_i
     with pytest.raises(FormatError, match="Train Style Prior"):
         avatar.params(reference_name="reference.png")
     avatar.style_prior = "job:prior"
-    train, from_seed, prior, guided = _valid(("train-eg3d", settings.train.params()), ("generate-avatar", from_seed),
+    train, from_seed, prior, guided = validated_job_params(("train-eg3d", settings.train.params()), ("generate-avatar", from_seed),
                                              ("train-style-prior", avatar.style_prior_params()),
                                              ("generate-avatar", avatar.params(reference_name="reference.png")))
     assert train["total_images"] == 800 and from_seed["truncation_psi"] == 0.5 and prior["generator"] == "job:gan"
@@ -83,7 +71,7 @@ def test_deferred_and_animate_panels_make_valid_requests(settings):
     with pytest.raises(FormatError, match="Train Renderer"):
         settings.animate.params()
     settings.animate.checkpoint = "job:renderer"
-    full, cropped, animate = _valid(("train-deferred", full), ("train-deferred", deferred.params(image_size=512)),
+    full, cropped, animate = validated_job_params(("train-deferred", full), ("train-deferred", deferred.params(image_size=512)),
                                     ("animate", settings.animate.params()))
     assert full["resolution"] == 256 and cropped["resolution"] == 128
     assert animate == {"checkpoint": "job:renderer", "batch_size": None, "fps": None}

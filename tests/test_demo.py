@@ -12,7 +12,8 @@ from PIL import Image
 
 from tests.fixtures.blender_matrix import run_backend_python
 
-JOBS = ("multiview", "train-eg3d", "generate-avatar", "train-style-prior", "generate-avatar-image-guided", "train-deferred", "animate")
+JOBS = ("multiview", "train-eg3d", "generate-avatar", "train-style-prior", "generate-avatar-image-guided", "train-deferred", "animate",
+        "train-nphm", "fit-nphm", "train-deferred-nphm", "animate-nphm")
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +30,8 @@ def test_every_step_of_the_demo_succeeds_and_leaves_its_results(demo):
     assert {name: job["state"] for name, job in summary["jobs"].items()} == dict.fromkeys(JOBS, "succeeded")
     frames = summary["animation_frames"]
     assert len(frames) == 6 and all(Image.open(frame).size == (32, 32) for frame in frames)
+    nphm_frames = summary["nphm_animation_frames"]  # the same animation through the neural head fitted to it
+    assert len(nphm_frames) == 6 and all(Image.open(frame).size == (32, 32) for frame in nphm_frames)
     assert (out / "results" / summary["jobs"]["generate-avatar"]["id"] / "avatar.glb").is_file()
     assert not list((out / "results").rglob("*.safetensors"))  # weights stay on the backend
     with Image.open(summary["contact_sheet"]) as sheet:  # every stage's result in one picture
@@ -61,10 +64,14 @@ def test_the_saved_scene_holds_the_avatars_beside_the_head_the_gallery_and_the_b
     assert all(obj.scale[0] == pytest.approx(frame.size) for obj in avatars.values())
     gallery = [image for image in bpy.data.images if image.get("avatar_foundry_kind") == "multiview"]
     assert len(gallery) == 6 and all("view" in json.loads(image["avatar_foundry_metadata"])["prompt"] for image in gallery)
-    sequence = next(image for image in bpy.data.images if image.get("avatar_foundry_kind") == "animate")
-    assert sequence.source == "SEQUENCE" and sequence["avatar_foundry_frame_count"] == 6
-    assert [len(strip.elements) for strip in sequencer_strips(bpy.context.scene.sequence_editor)] == [6]  # one image strip of 6 frames
-    assert bpy.data.objects["Front"].data.background_images[0].image == sequence
+    sequences = {image["avatar_foundry_job_id"]: image for image in bpy.data.images if image.get("avatar_foundry_kind") == "animate"}
+    rig, neural_head = (sequences[summary["jobs"][name]["id"]] for name in ("animate", "animate-nphm"))
+    assert all(sequence.source == "SEQUENCE" and sequence["avatar_foundry_frame_count"] == 6 for sequence in (rig, neural_head))
+    # one image strip of 6 frames per animation: through the rig, then through the neural head fitted to it
+    assert [len(strip.elements) for strip in sequencer_strips(bpy.context.scene.sequence_editor)] == [6, 6]
+    assert bpy.data.objects["Front"].data.background_images[-1].image == neural_head
+    proxy = [obj for obj in bpy.data.objects if obj.get("avatar_foundry_kind") == "fit-nphm"]
+    assert len(proxy) == 6 and all("nphm_ambient" in obj.data.attributes for obj in proxy)  # the fitted neural head, a frame each
 
 
 def test_the_demo_never_deletes_a_folder_it_did_not_make(tmp_path):

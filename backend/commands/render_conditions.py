@@ -1,5 +1,6 @@
 """``avatar-foundry render-conditions``: render a condition bundle headless, through the bpy module,
-with exactly the add-on's code (demo rig or a rig in a .blend file)."""
+with exactly the add-on's code (demo rig or a rig in a .blend file, or a fitted NPHM proxy sequence
+imported into that scene, rendered in the rig's place with the scene's character as the target)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--target-object", help="object or collection rendered into the 'target' pass (deferred dataset)")
     parser.add_argument("--random-expressions", type=int, default=0, help="render N random rig expressions (needs --target-object)")
     parser.add_argument("--target-samples", type=int, default=32, help="Cycles samples of the target pass")
+    parser.add_argument("--nphm-proxy", type=Path, help="a proxy/ folder 'fit nphm --proxy-resolution' wrote: render its frames "
+                        "(canonical and ambient passes, NPHM codes) instead of the rig; --frames picks some (default: all)")
     parser.add_argument("--out", type=Path, required=True, help="bundle folder to write")
     parser.set_defaults(func=run)
 
@@ -60,9 +63,8 @@ def _rig_name(given: str | None) -> str:
                       "name one of them: " + ", ".join(f"--rig {name!r}" for name in candidates))
 
 
-def open_rig(blend: Path | None, rig: str | None, seed: int) -> str:
-    """Open ``blend`` and name its rig (``rig``, or its only one), or start an empty scene with the demo
-    head of identity ``seed``; returns the rig's name."""
+def open_scene(blend: Path | None, seed: int) -> str | None:
+    """Open ``blend``, or start an empty scene with the demo head of identity ``seed`` (whose name is returned)."""
     import bpy
 
     from blender_addon.blender.demo_head import add_demo_head
@@ -73,9 +75,25 @@ def open_rig(blend: Path | None, rig: str | None, seed: int) -> str:
         if not blend.is_file():
             raise FormatError("--blend", f"{blend} does not exist")
         bpy.ops.wm.open_mainfile(filepath=str(blend))
-        return _rig_name(rig)
+        return None
     bpy.ops.wm.read_factory_settings(use_empty=True)
     return add_demo_head(bpy.context, sample_identity(seed), sample_appearance(seed)).name
+
+
+def open_rig(blend: Path | None, rig: str | None, seed: int) -> str:
+    """``open_scene``, then the rig's name: the demo head's, or the file's rig ``rig`` (or its only one)."""
+    return open_scene(blend, seed) or _rig_name(rig)
+
+
+def _import_proxy(folder: Path) -> str:
+    """Import the proxy sequence into the open scene; returns its collection's name."""
+    import bpy
+
+    from blender_addon.blender.proxy_import import import_proxy_sequence
+
+    if not folder.is_dir():
+        raise FormatError("--nphm-proxy", f"{folder} is not a folder", "give the proxy/ folder 'fit nphm --proxy-resolution N' wrote")
+    return import_proxy_sequence(folder, bpy.context.scene).name
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,14 +103,18 @@ def run(args: argparse.Namespace) -> int:
     from blender_addon.blender.condition_render import NOTICE_PREFIX, BundleRequest, render_bundle
     from blender_addon.core.view_plan import OrbitSettings, plan_orbit_views
 
-    rig_name = open_rig(args.blend, args.rig, args.seed)
+    if args.nphm_proxy:
+        open_scene(args.blend, args.seed)
+        rig_name, proxy = "", _import_proxy(args.nphm_proxy)
+    else:
+        rig_name, proxy = open_rig(args.blend, args.rig, args.seed), ""
     orbit = OrbitSettings(views=args.views, yaw_min=args.yaw_range[0], yaw_max=args.yaw_range[1],
                           pitch_min=args.pitch_range[0], pitch_max=args.pitch_range[1], jitter_degrees=args.jitter, seed=args.seed)
     if not 8 <= args.res <= 4096:
         raise FormatError("--res", f"must lie in [8, 4096], got {args.res}")
     request = BundleRequest(rig=rig_name, output_dir=args.out, views=plan_orbit_views(orbit, args.res, args.res),
                             width=args.res, height=args.res, frames=args.frames or [], target=args.target_object,
-                            random_expressions=args.random_expressions, seed=args.seed, target_samples=args.target_samples)
+                            random_expressions=args.random_expressions, seed=args.seed, target_samples=args.target_samples, proxy=proxy)
     progress = ConsoleProgress()
     for fraction, stage in render_bundle(request, bpy.context.scene):
         if stage.startswith(NOTICE_PREFIX):

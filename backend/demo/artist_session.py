@@ -5,7 +5,8 @@ with a plan written by ``backend.demo.pipeline``. It imports only bpy and the ad
 its zip like a user installs it, and presses the add-on's own buttons (operators): start the backend,
 register the models folder, add the demo head, render conditions, paint multi-view images, train the
 3D GAN, generate and import an avatar (seeded, then image-guided through a style prior), render a
-deferred dataset, train the neural renderer, animate the rig and import the baked frames. Every step
+deferred dataset, train the neural renderer, animate the rig and import the baked frames; then the same
+through a neural head (NPHM) trained on the demo head's own expressions and fitted to its animation. Every step
 waits on the job board the Jobs panel draws, printing stage, progress and ETA as they change.
 
 The result is ``demo.blend`` and ``summary.json`` in the plan's output folder.
@@ -187,7 +188,7 @@ def run(plan: dict) -> dict:
     deferred.target = addon_module("blender.rig").shape_key_owner(rig)
     deferred.random_expressions, deferred.steps = step["deferred_expressions"], step["deferred_steps"]
     deferred.output_dir = str(out / "deferred_dataset")
-    bpy.ops.avatar_foundry.render_conditions(deferred=True)
+    bpy.ops.avatar_foundry.render_deferred_dataset()
     say("training the deferred neural renderer (ControlNet on the frozen latent diffusion model)")
     jobs["train-deferred"] = run_job(bpy.ops.avatar_foundry.train_renderer, timeout)
 
@@ -198,18 +199,49 @@ def run(plan: dict) -> dict:
     animate.output_dir = str(out / "animation")
     animate_jaw(rig, animate.frame_start, animate.frame_end)
     jobs["animate"] = run_job(bpy.ops.avatar_foundry.animate, timeout)
+    nphm_seconds = neural_head_run(plan, jobs, timeout)
 
     bpy.ops.avatar_foundry.backend_stop()
     blend = out / "demo.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
     provenance = addon_module("core.provenance").PREFIX + "job_id"
+    avatar_jobs = {jobs[name]["id"] for name in ("generate-avatar", "generate-avatar-image-guided")}
     return {
         "blend": str(blend),
         "jobs": {name: {"id": job["id"], "state": job["state"]} for name, job in jobs.items()},
-        "avatars": sorted(obj.name for obj in bpy.data.objects if obj.get(provenance) and obj.type == "MESH"),
+        "avatars": sorted(obj.name for obj in bpy.data.objects if obj.get(provenance) in avatar_jobs and obj.type == "MESH"),
         "animation_frames": sorted(str(path) for path in (results / jobs["animate"]["id"] / "frames").glob("*.png")),
         "avatar_glb": str(results / jobs["generate-avatar"]["id"] / "avatar.glb"),
+        "nphm_animation_frames": sorted(str(path) for path in (results / jobs["animate-nphm"]["id"] / "frames").glob("*.png")),
+        "nphm_seconds": nphm_seconds,
     }
+
+
+def neural_head_run(plan: dict, jobs: dict[str, dict], timeout: float) -> float:
+    """Animate > Neural Head on the demo head's own head: train a tiny NPHM on its expressions, fit it to the jaw
+    animation (the proxy comes back as Proxy: Neural head), render its passes as a deferred dataset, train the
+    renderer on them (DiffusionAvatars' channel layout, with ambient coordinates) and animate through it.
+    Returns the seconds it took."""
+    started = time.monotonic()
+    out, step = Path(plan["out"]), plan["steps"]
+    animate = settings().animate
+    say("training a neural parametric head (NPHM) on the demo head's expressions and fitting it to the animation")
+    animate.nphm_config, animate.nphm_expressions, animate.nphm_steps = "tiny", step["nphm_expressions"], step["nphm_steps"]
+    animate.fit_identity_steps, animate.fit_frame_steps = step["nphm_fit_steps"], step["nphm_fit_steps"]
+    animate.proxy_resolution = step["nphm_proxy_resolution"]
+    jobs["train-nphm"] = run_job(bpy.ops.avatar_foundry.train_neural_head, timeout)
+    jobs["fit-nphm"] = run_job(bpy.ops.avatar_foundry.fit_neural_head, timeout)
+    if animate.proxy != "NPHM" or animate.nphm_proxy is None:
+        raise DemoFailed("the fitted neural head was not imported as the proxy")
+    say("rendering the neural head's passes (canonical + ambient) with the head as target, training the renderer on them")
+    deferred = settings().deferred
+    deferred.output_dir = str(out / "deferred_dataset_nphm")
+    bpy.ops.avatar_foundry.render_deferred_dataset()
+    jobs["train-deferred-nphm"] = run_job(bpy.ops.avatar_foundry.train_renderer, timeout)
+    say("animating through the neural head (Animate, Proxy: Neural head)")
+    animate.output_dir = str(out / "animation_nphm")
+    jobs["animate-nphm"] = run_job(bpy.ops.avatar_foundry.animate, timeout)
+    return round(time.monotonic() - started, 1)
 
 
 def main() -> int:

@@ -46,6 +46,10 @@ class DemoSteps:
     deferred_expressions: int = 4
     deferred_steps: int = 24
     animation_frames: int = 6
+    nphm_expressions: int = 8
+    nphm_steps: int = 60
+    nphm_fit_steps: int = 40
+    nphm_proxy_resolution: int = 32
 
 
 def build_addon_zip() -> Path:
@@ -119,6 +123,7 @@ def write_demo_contact_sheet(out: Path, summary: dict, seeds: int = 3) -> Path:
         ("conditions (pose, depth, normal)", condition_tiles(out / "conditions")),
         *avatar_rows(generator_dir, seeds),
         ("animation (baked frames)", frame_tiles(summary["animation_frames"])),
+        ("animation (neural head)", frame_tiles(summary["nphm_animation_frames"])),
     ])
 
 

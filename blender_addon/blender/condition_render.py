@@ -1,6 +1,7 @@
 """Render a condition bundle from a rig: for every (frame, view), one Cycles render, then the
 pose skeleton, depth, normals, canonical coordinates, mask (and the target, for a deferred
-dataset), written under the bundle layout of ``formats.condition_bundle``.
+dataset), written under the bundle layout of ``formats.condition_bundle``. A request naming an
+imported neural-head proxy renders that instead (``proxy_render``).
 
 ``render_bundle`` is a generator yielding (fraction, stage) after each render, so an operator
 can step it from a timer and keep Blender responsive while the CLI simply runs it to the end.
@@ -44,6 +45,7 @@ NOTICE_PREFIX = "note: "
 @dataclass
 class BundleRequest:
     rig: str
+    """The rig to render (unused when ``proxy`` is set)."""
     output_dir: Path
     views: list[View]
     width: int
@@ -56,6 +58,8 @@ class BundleRequest:
     """When > 0, instead of scene frames: this many random rig expressions (a deferred dataset)."""
     seed: int = 0
     target_samples: int = 32
+    proxy: str = ""
+    """An imported neural-head (NPHM) proxy sequence's collection: rendered instead of the rig, one object per frame."""
 
 
 def target_objects(name: str | None) -> list[bpy.types.Object]:
@@ -84,23 +88,31 @@ def _visible_landmarks(names: list[str], pixels: np.ndarray, depth: np.ndarray, 
     return visible
 
 
-def _write_render(root: Path, view: View, frame_index: int, scene: ConditionScene, frames: tuple[HeadFrame, HeadFrame],
-                  landmark_points: tuple[list[str], np.ndarray], width: int, height: int) -> tuple[Render, bool]:
+def write_render(root: Path, view: View, frame_index: int, scene: ConditionScene, frames: tuple[HeadFrame, HeadFrame],
+                 landmark_points: tuple[list[str], np.ndarray] | None, width: int, height: int) -> tuple[Render, bool]:
     """Render one view and write its passes; returns its record and whether the head is in it (a non-empty mask).
-    ``frames`` is the posed head's box (cameras, depth) and the rest pose's (canonical coordinates)."""
+    ``frames`` is the posed head's box (cameras, depth) and the rest pose's (canonical coordinates). Without
+    landmarks (a neural-head proxy has none) there is no pose pass; a proxy's ambient coordinates give an ambient pass."""
     head, rest = frames
     raw, target_file = scene.render()
     passes = compute_passes(raw, view.label, head, rest)
-    names, points = landmark_points
-    pixels, depth = project(view.label, points, width, height)
-    visible = _visible_landmarks(names, pixels, depth, passes)
-    landmarks = {name: [float(pixels[i, 0]), float(pixels[i, 1]), 1.0 if visible[i] else 0.0] for i, name in enumerate(names)}
-    paths = default_pass_paths(view.id, frame_index, ("pose", "depth", "normal", "canonical", "mask") + (("target",) if target_file else ()))
-    write_png(root / paths["pose"], draw_skeleton(landmarks, width, height))
+    landmarks: dict[str, list[float]] = {}
+    if landmark_points is not None:
+        names, points = landmark_points
+        pixels, depth = project(view.label, points, width, height)
+        visible = _visible_landmarks(names, pixels, depth, passes)
+        landmarks = {name: [float(pixels[i, 0]), float(pixels[i, 1]), 1.0 if visible[i] else 0.0] for i, name in enumerate(names)}
+    written = (("pose",) if landmark_points is not None else ()) + ("depth", "normal", "canonical", "mask") \
+        + (("ambient",) if passes.ambient is not None else ()) + (("target",) if target_file else ())
+    paths = default_pass_paths(view.id, frame_index, written)
+    if landmark_points is not None:
+        write_png(root / paths["pose"], draw_skeleton(landmarks, width, height))
     _save_npy(root / paths["depth"], passes.depth)
     _save_npy(root / paths["normal"], passes.normal)
     _save_npy(root / paths["canonical"], passes.canonical)
     write_png(root / paths["mask"], passes.mask)
+    if passes.ambient is not None:
+        _save_npy(root / paths["ambient"], passes.ambient)
     if target_file is not None:
         _refuse_blank_target(target_file, passes.mask > 0, view.id, frame_index)
         (root / paths["target"]).parent.mkdir(parents=True, exist_ok=True)
@@ -143,11 +155,15 @@ FRONT_VIEW_DEGREES = 45.0
 """Views within this yaw of the front must show the face's keypoints (nose or an eye) when they show the head."""
 
 
+def refuse_empty_frame(frame: int, views: list[View], in_view: list[bool]) -> None:
+    if views and not any(in_view):
+        raise FormatError("mask", f"every view of frame {frame} rendered an empty mask: the head is in none of them", EMPTY_MASK_HINT)
+
+
 def _refuse_unusable_frame(frame: int, views: list[View], renders: list[Render], in_view: list[bool]) -> None:
     """Refuse a frame that conditions nothing: every mask empty, or front views that show the head
     but none of its face keypoints (landmarks far from the face: a skeleton that contradicts the render)."""
-    if views and not any(in_view):
-        raise FormatError("mask", f"every view of frame {frame} rendered an empty mask: the head is in none of them", EMPTY_MASK_HINT)
+    refuse_empty_frame(frame, views, in_view)
     fronts = [render for view, render, shown in zip(views, renders, in_view)
               if shown and abs(view.yaw) <= FRONT_VIEW_DEGREES and abs(view.pitch) <= FRONT_VIEW_DEGREES]
     if fronts and not any(render.landmarks.get(name, (0, 0, 0))[2] > 0.5 for render in fronts for name in REQUIRED_LANDMARKS):
@@ -212,14 +228,21 @@ def _camera_frames(rig: bpy.types.Object, scene: ConditionScene, frames: list[in
     Every pass is in head space, which moves with the box; the bundle records the first frame's box."""
     meshes = rig_data.rig_meshes(rig)
     posed = [head_points(rig, meshes, scene.set_frame(frame)) for frame in frames] if frames else [head_points(rig, meshes, scene.evaluated())]
-    if all(rig_data.holds(rest, points) for points in posed):
-        return [rest] * len(posed), None
-    boxes = [rig_data.frame_around(points, rig) if len(points) else rest for points in posed]
-    size = max([rest.size] + [box.size for box in boxes])
-    offset = max(float(np.linalg.norm(np.asarray(box.center) - np.asarray(rest.center))) for box in boxes)
-    return [HeadFrame(center=box.center, size=size) for box in boxes], (
+    boxes, offset = follow_posed_head(rest, posed, rig)
+    return boxes, None if offset is None else (
         f"the posed head of {rig.name!r} leaves its rest-pose box (up to {offset:.2f} m from it): the cameras follow the "
         "head as posed in each frame; canonical coordinates still come from the rest pose")
+
+
+def follow_posed_head(rest: HeadFrame, posed: list[np.ndarray], owner: bpy.types.Object) -> tuple[list[HeadFrame], float | None]:
+    """The box of each frame (its posed head points): ``rest`` in every frame while it holds them all, and the
+    farthest the posed head got from it (None then); else boxes centred on each frame's head, all of the largest size."""
+    if all(rig_data.holds(rest, points) for points in posed):
+        return [rest] * len(posed), None
+    boxes = [rig_data.frame_around(points, owner) if len(points) else rest for points in posed]
+    size = max([rest.size] + [box.size for box in boxes])
+    offset = max(float(np.linalg.norm(np.asarray(box.center) - np.asarray(rest.center))) for box in boxes)
+    return [HeadFrame(center=box.center, size=size) for box in boxes], offset
 
 
 def _random_expression_channels(rig: bpy.types.Object, layout: list[str], head_size: float) -> tuple[list[str], list[str]]:
@@ -239,6 +262,11 @@ def _random_expression_channels(rig: bpy.types.Object, layout: list[str], head_s
 
 def render_bundle(request: BundleRequest, source_scene: bpy.types.Scene) -> Iterator[tuple[float, str]]:
     """Render every (frame, view) of the request into ``request.output_dir`` and write conditions.json."""
+    if request.proxy:
+        from .proxy_render import render_proxy_bundle
+
+        yield from render_proxy_bundle(request, source_scene)
+        return
     rig = rig_data.find_rig(request.rig)
     if not request.views:
         raise FormatError("views", "no camera views to render", "set the number of views to at least 1")
@@ -290,7 +318,7 @@ def render_bundle(request: BundleRequest, source_scene: bpy.types.Scene) -> Iter
                 in_view, frame_renders = [], []
                 for view in request.views:
                     scene.place_camera(view.label, head)
-                    render, shows_head = _write_render(root, view, frame_index, scene, (head, rest), landmark_points, request.width, request.height)
+                    render, shows_head = write_render(root, view, frame_index, scene, (head, rest), landmark_points, request.width, request.height)
                     renders.append(render)
                     in_view.append(shows_head)
                     frame_renders.append(render)

@@ -2,7 +2,8 @@
 render settings, compositor, view layers and camera untouched.
 
 The rig's objects are linked (not copied) into a new scene whose only view layer overrides every
-material with one that writes world position, world normal and rest-pose position into AOVs.
+material with one that writes world position, world normal and rest-pose position into AOVs (for a
+neural-head proxy: its vertices' canonical and ambient coordinates, ``SurfaceCoordinates``).
 Its own compositor writes those AOVs and the alpha as EXR files, read back with bpy.data.images
 (works headless and inside Blender without extra packages). An optional second view layer
 renders a *target* (the detailed character) with its own materials from the same camera.
@@ -25,6 +26,9 @@ from ..formats.cameras import HeadFrame, label_to_blender_camera
 from .blender_versions import add_file_output_input, first_layer_collection, new_compositor, new_file_output, new_node_material, remove_compositor
 
 AOVS = ("af_position", "af_normal", "af_canonical")
+AMBIENT_AOV = "af_ambient"
+AMBIENT_DIMS = 2
+"""Ambient coordinates a neural-head proxy carries per vertex (NPHM's hyper dimensions, as DiffusionAvatars tracks)."""
 CONDITION_LAYER = "conditions"
 TARGET_LAYER = "target"
 _PREFIX = "avatar_foundry_tmp"
@@ -58,6 +62,21 @@ def world_is_dark(world: bpy.types.World | None) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class SurfaceCoordinates:
+    """Which point attributes the canonical (and ambient) pass show."""
+
+    canonical: str = "rest_position"
+    canonical_in_head_space: bool = False
+    """False: the attribute is a position in the object's space (the rig's rest pose, ``add_rest_position_attribute``),
+    written in world space and mapped into head space afterwards; True: it holds head-space coordinates already."""
+    ambient: str | None = None
+    """A ``FLOAT2`` point attribute written as the ambient pass (a neural-head proxy's), or None."""
+
+
+RIG_COORDINATES = SurfaceCoordinates()
+
+
 @dataclass
 class RenderSettings:
     width: int
@@ -82,8 +101,10 @@ class ConditionScene:
     """Context manager owning every datablock it creates; all are removed on exit."""
 
     def __init__(self, source: bpy.types.Scene, objects: Sequence[bpy.types.Object], settings: RenderSettings,
-                 target_objects: Sequence[bpy.types.Object] = ()) -> None:
+                 target_objects: Sequence[bpy.types.Object] = (), coordinates: SurfaceCoordinates = RIG_COORDINATES) -> None:
         self.source = source
+        self.coordinates = coordinates
+        self.aovs = AOVS + ((AMBIENT_AOV,) if coordinates.ambient else ())
         self.objects = list(objects)
         self.target_objects = list(target_objects)
         self.settings = settings
@@ -112,7 +133,7 @@ class ConditionScene:
         scene = self.scene
         self._configure_render(scene)
         rig_collection = self._collection("rig", self.objects)
-        for obj in self.objects:
+        for obj in self.objects if not self.coordinates.canonical_in_head_space else ():
             if obj.type == "MESH":
                 self._rest_flags[obj.name] = obj.add_rest_position_attribute
                 obj.add_rest_position_attribute = True
@@ -123,7 +144,7 @@ class ConditionScene:
         scene.camera = self.camera
         condition_layer = scene.view_layers[0]
         condition_layer.name = CONDITION_LAYER
-        for name in AOVS:
+        for name in self.aovs:
             aov = condition_layer.aovs.add()
             aov.name, aov.type = name, "COLOR"
         self.material = self._condition_material()
@@ -202,24 +223,37 @@ class ConditionScene:
         surface = tree.nodes.new("ShaderNodeBsdfDiffuse")
         tree.links.new(surface.outputs[0], output.inputs["Surface"])
         geometry = tree.nodes.new("ShaderNodeNewGeometry")
-        rest = tree.nodes.new("ShaderNodeAttribute")
-        rest.attribute_name = "rest_position"
-        to_world = tree.nodes.new("ShaderNodeVectorTransform")
-        to_world.vector_type, to_world.convert_from, to_world.convert_to = "POINT", "OBJECT", "WORLD"
-        tree.links.new(rest.outputs["Vector"], to_world.inputs[0])
-        sources = {"af_position": geometry.outputs["Position"], "af_normal": geometry.outputs["Normal"], "af_canonical": to_world.outputs[0]}
+        sources = {"af_position": geometry.outputs["Position"], "af_normal": geometry.outputs["Normal"],
+                   "af_canonical": self._canonical_socket(tree)}
+        if self.coordinates.ambient:
+            sources[AMBIENT_AOV] = self._attribute_socket(tree, self.coordinates.ambient)
         for name, socket in sources.items():
             node = tree.nodes.new("ShaderNodeOutputAOV")
             node.aov_name = name
             tree.links.new(socket, node.inputs["Color"])
         return material
 
+    @staticmethod
+    def _attribute_socket(tree: bpy.types.NodeTree, name: str) -> bpy.types.NodeSocket:
+        node = tree.nodes.new("ShaderNodeAttribute")
+        node.attribute_name = name
+        return node.outputs["Vector"]
+
+    def _canonical_socket(self, tree: bpy.types.NodeTree) -> bpy.types.NodeSocket:
+        socket = self._attribute_socket(tree, self.coordinates.canonical)
+        if self.coordinates.canonical_in_head_space:
+            return socket
+        to_world = tree.nodes.new("ShaderNodeVectorTransform")
+        to_world.vector_type, to_world.convert_from, to_world.convert_to = "POINT", "OBJECT", "WORLD"
+        tree.links.new(socket, to_world.inputs[0])
+        return to_world.outputs[0]
+
     def _compositor(self, condition_layer: bpy.types.ViewLayer, target_layer: bpy.types.ViewLayer | None) -> None:
         tree = new_compositor(self.scene, _PREFIX)
         layer_node = tree.nodes.new("CompositorNodeRLayers")
         layer_node.scene, layer_node.layer = self.scene, condition_layer.name
         data = new_file_output(tree, self.output_dir, "data_", "OPEN_EXR", "32")
-        for name in AOVS:
+        for name in self.aovs:
             tree.links.new(layer_node.outputs[name], add_file_output_input(data, "RGBA", name))
         tree.links.new(layer_node.outputs["Alpha"], add_file_output_input(data, "FLOAT", "coverage"))
         if target_layer is not None:
@@ -260,12 +294,14 @@ class ConditionScene:
         for leftover in self.output_dir.iterdir():
             leftover.unlink()
         bpy.ops.render.render(scene=self.scene.name, write_still=False)
-        arrays = {item: read_image(self._take("data_", item)) for item in AOVS + ("coverage",)}
+        arrays = {item: read_image(self._take("data_", item)) for item in self.aovs + ("coverage",)}
         raw = RawRender(
             position=arrays["af_position"][..., :3],
             normal=arrays["af_normal"][..., :3],
             canonical=arrays["af_canonical"][..., :3],
             coverage=arrays["coverage"][..., 0],
+            canonical_in_head_space=self.coordinates.canonical_in_head_space,
+            ambient=arrays[AMBIENT_AOV][..., :AMBIENT_DIMS] if self.coordinates.ambient else None,
         )
         return raw, (self._take("target_", "image") if self.has_target else None)
 

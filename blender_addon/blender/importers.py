@@ -1,5 +1,6 @@
 """Bring backend results into the scene: avatar meshes (glb), animations (image sequences),
-multi-view images (a gallery). Every imported datablock carries its provenance.
+multi-view images (a gallery), a fitted neural head's proxy sequence. Every imported datablock
+carries its provenance.
 
 Files are referenced by absolute paths, so a sequence loaded into an unsaved file still resolves
 once the file is saved elsewhere and opened from another working directory. An avatar made from a
@@ -17,7 +18,9 @@ from ..core.result_files import read_avatar_metadata, read_gallery
 from ..formats.animation import read_animation
 from ..formats.condition_bundle import read_bundle
 from ..formats.errors import FormatError
+from ..formats.proxy_sequence import MANIFEST_NAME as PROXY_MANIFEST
 from .blender_versions import sequencer_strips, show_scene_in_sequencer
+from .proxy_import import choose_as_proxy, import_proxy_sequence
 
 PLACED_BESIDE = PREFIX + "placed_beside"
 """On an imported avatar: the rig it was placed beside (the next one goes one place further)."""
@@ -154,6 +157,17 @@ def import_images(folder: Path, job: dict) -> list[bpy.types.Image]:
     return images
 
 
+def import_fitted_proxy(folder: Path, job: dict, scene: bpy.types.Scene) -> str:
+    """A fit-nphm job's proxy sequence, made the Animate section's Neural head proxy."""
+    collection = import_proxy_sequence(folder, scene)
+    collection.name = f"NPHM proxy (job {job['id'][:8]})"
+    _tag(collection, job, folder=folder)
+    for obj in collection.objects:
+        _tag(obj, job, folder=folder)
+    choose_as_proxy(scene, collection)
+    return f"imported {len(collection.objects)} neural head proxy frames into {collection.name!r} (Proxy: Neural head)"
+
+
 def show_as_camera_background(camera: bpy.types.Object, image: bpy.types.Image) -> None:
     """The animation behind the camera's view, frame-synced, for comparing it with the rig."""
     background = camera.data.background_images.new()
@@ -180,4 +194,6 @@ def import_result(folder: Path, job: dict, scene: bpy.types.Scene, rig: bpy.type
         return f"loaded the animation as image sequence {image.name!r} and a sequencer strip"
     if (folder / "dataset.json").is_file():
         return f"loaded {len(import_gallery(folder, job))} multi-view images"
+    if (folder / "proxy" / PROXY_MANIFEST).is_file():
+        return import_fitted_proxy(folder / "proxy", job, scene)
     return f"loaded {len(import_images(folder, job))} image(s) from {job['kind']}"

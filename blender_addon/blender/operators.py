@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -18,7 +19,7 @@ from typing import Callable
 import bpy
 
 from ..core.backend_client import BackendError
-from ..core.bundle_zip import zip_bundle
+from ..core.bundle_zip import zip_bundle, zip_folder
 from ..core.demo_appearance import AppearanceParams, sample_appearance
 from ..core.demo_head_shape import IdentityParams, sample_identity
 from ..core.job_requests import reference_image_upload
@@ -31,9 +32,11 @@ from .condition_render import NOTICE_PREFIX, BundleRequest, render_bundle, view_
 from .importers import load_condition_previews
 from .landmark_finder import find_landmarks
 from .demo_head import add_demo_head
+from .head_mesh_export import export_frames, export_random_expressions
 from .output_folders import resolve_folder, results_folder
 from .preferences import preferences
 from .proxy_import import AVATAR_OT_import_nphm_proxy
+from .proxy_render import find_proxy, proxy_head_frame
 from .session import make_client, scan_request, session
 from .task_operator import BackgroundTaskOperator
 from .viewport import frame_in_viewports
@@ -209,40 +212,57 @@ class _SteppedRender:
         self._steps.close()
 
 
-class AVATAR_OT_render_conditions(_SteppedRender, bpy.types.Operator):
-    """Render pose, depth, normal, canonical and mask passes of the rig from the orbit cameras"""
+class _OrbitRender(_SteppedRender):
+    """The orbit cameras' bundle: a rig's conditions, or (``deferred``) a deferred dataset of the Animate
+    section's proxy (the rig over random expressions, or every frame of a neural head) with the target."""
 
-    bl_idname = "avatar_foundry.render_conditions"
-    bl_label = "Render Conditions"
-
-    deferred: bpy.props.BoolProperty(name="Deferred dataset", description="Also render the target over random expressions")
-
-    @classmethod
-    def poll(cls, context):
-        return readiness.allow(cls, readiness.rig(context))
+    deferred = False
 
     def _request(self, context) -> BundleRequest:
         settings = _settings(context)
         conditions, deferred = settings.conditions, settings.deferred
-        rig = _rig(context)
+        proxy = settings.animate.proxy_name() if self.deferred else ""
         size = conditions.resolution
         if self.deferred and deferred.target is None:
             raise FormatError("target", "a deferred dataset needs a target object", "pick the detailed character as Target")
         use_frames = conditions.use_frame_range and not self.deferred
         return BundleRequest(
-            rig=rig.name,
+            rig="" if proxy else _rig(context).name,
             output_dir=resolve_folder(deferred.output_dir if self.deferred else conditions.output_dir, context),
             views=plan_orbit_views(conditions.orbit(), size, size), width=size, height=size,
             frames=list(range(context.scene.frame_start, context.scene.frame_end + 1)) if use_frames else [],
             target=deferred.target.name if self.deferred else None,
-            random_expressions=deferred.random_expressions if self.deferred else 0,
-            seed=conditions.seed,
+            random_expressions=deferred.random_expressions if self.deferred and not proxy else 0,
+            seed=conditions.seed, proxy=proxy,
         )
 
     def _done(self, context, folder: Path) -> None:
         settings = _settings(context)
         (settings.deferred if self.deferred else settings.conditions).last_bundle = str(folder)
         self.report({"INFO"}, f"{'deferred dataset' if self.deferred else 'condition bundle'} written to {folder}")
+
+
+class AVATAR_OT_render_conditions(_OrbitRender, bpy.types.Operator):
+    """Render pose, depth, normal, canonical and mask passes of the rig from the orbit cameras"""
+
+    bl_idname = "avatar_foundry.render_conditions"
+    bl_label = "Render Conditions"
+
+    @classmethod
+    def poll(cls, context):
+        return readiness.allow(cls, readiness.rig(context))
+
+
+class AVATAR_OT_render_deferred_dataset(_OrbitRender, bpy.types.Operator):
+    """Render the proxy's passes with the target character from the orbit cameras: the rig over random expressions, or every frame of the neural head"""
+
+    bl_idname = "avatar_foundry.render_deferred_dataset"
+    bl_label = "Render Deferred Dataset"
+    deferred = True
+
+    @classmethod
+    def poll(cls, context):
+        return readiness.allow(cls, readiness.deferred_dataset(context))
 
 
 class AVATAR_OT_animate(_SteppedRender, bpy.types.Operator):
@@ -262,11 +282,14 @@ class AVATAR_OT_animate(_SteppedRender, bpy.types.Operator):
             raise FormatError("camera", "no camera chosen", "pick the camera the animation is rendered from")
         if animate.frame_end < animate.frame_start:
             raise FormatError("frame_end", "ends before the start frame", "set End to Start or later")
-        rig = _rig(context)
+        proxy = animate.proxy_name()
+        rig = None if proxy else _rig(context)
+        head = proxy_head_frame(find_proxy(proxy)) if proxy else rig_data.head_frame(rig)
         size = conditions.resolution
-        view = view_from_camera(animate.camera, rig_data.head_frame(rig), size, size)
+        view = view_from_camera(animate.camera, head, size, size)
         folder = resolve_folder(animate.output_dir, context) / "conditions"
-        return BundleRequest(rig.name, folder, [view], size, size, list(range(animate.frame_start, animate.frame_end + 1)))
+        return BundleRequest(rig.name if rig else "", folder, [view], size, size, list(range(animate.frame_start, animate.frame_end + 1)),
+                             proxy=proxy)
 
     def _done(self, context, folder: Path) -> None:
         animate = _settings(context).animate
@@ -504,6 +527,53 @@ class AVATAR_OT_train_renderer(_SubmitOperator, bpy.types.Operator):
         return settings.deferred.params(settings.conditions.resolution), upload
 
 
+def _fresh_folder(context, *parts: str) -> Path:
+    """An empty folder under the Animate output folder (what an earlier export left there is removed)."""
+    folder = resolve_folder(_settings(context).animate.output_dir, context).joinpath(*parts)
+    if folder.is_dir():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "_-" else "_" for c in name)[:64] or "head"
+
+
+class AVATAR_OT_train_neural_head(_SubmitOperator, bpy.types.Operator):
+    """Train a neural parametric head (NPHM) on the rig's head: its neutral and random expressions, exported as meshes with exact correspondences"""
+
+    bl_idname = "avatar_foundry.train_neural_head"
+    bl_label = "Train Neural Head"
+    kind = "train-nphm"
+    why_not = staticmethod(readiness.train_neural_head)
+
+    def request(self, context):
+        settings = _settings(context)
+        rig = _rig(context)
+        heads = _fresh_folder(context, "neural_head", "heads")
+        for _ in export_random_expressions(rig.name, heads / _safe_name(rig.name), settings.animate.nphm_expressions, settings.conditions.seed):
+            pass
+        return settings.animate.train_nphm_params(), partial(zip_folder, heads)
+
+
+class AVATAR_OT_fit_neural_head(_SubmitOperator, bpy.types.Operator):
+    """Fit the neural head to the rig's animation frame by frame (Start to End frame); its proxy meshes come back as the Neural head proxy"""
+
+    bl_idname = "avatar_foundry.fit_neural_head"
+    bl_label = "Fit Neural Head"
+    kind = "fit-nphm"
+    why_not = staticmethod(readiness.fit_neural_head)
+
+    def request(self, context):
+        animate = _settings(context).animate
+        params = animate.fit_nphm_params()
+        frames = _fresh_folder(context, "neural_head", "frames")
+        for _ in export_frames(_rig(context).name, frames, range(animate.frame_start, animate.frame_end + 1)):
+            pass
+        return params, partial(zip_folder, frames)
+
+
 class AVATAR_OT_submit_job(bpy.types.Operator):
     """Send any job kind with params as JSON (for kinds without a panel, e.g. echo-conditions)"""
 
@@ -607,8 +677,9 @@ class AVATAR_OT_vary_seed(bpy.types.Operator):
         return upload
 
 
-CLASSES = (AVATAR_OT_add_demo_head, AVATAR_OT_find_landmarks, AVATAR_OT_render_conditions, AVATAR_OT_preview_conditions, AVATAR_OT_animate, AVATAR_OT_backend_check,
+CLASSES = (AVATAR_OT_add_demo_head, AVATAR_OT_find_landmarks, AVATAR_OT_render_conditions, AVATAR_OT_render_deferred_dataset,
+           AVATAR_OT_preview_conditions, AVATAR_OT_animate, AVATAR_OT_backend_check,
            AVATAR_OT_backend_start, AVATAR_OT_backend_stop, AVATAR_OT_free_memory, AVATAR_OT_register_models,
            AVATAR_OT_generate_multiview, AVATAR_OT_train_gan, AVATAR_OT_generate_avatar, AVATAR_OT_train_style_prior,
-           AVATAR_OT_train_renderer, AVATAR_OT_submit_job, AVATAR_OT_cancel_job, AVATAR_OT_open_results, AVATAR_OT_vary_seed,
-           AVATAR_OT_import_nphm_proxy)
+           AVATAR_OT_train_renderer, AVATAR_OT_train_neural_head, AVATAR_OT_fit_neural_head, AVATAR_OT_submit_job,
+           AVATAR_OT_cancel_job, AVATAR_OT_open_results, AVATAR_OT_vary_seed, AVATAR_OT_import_nphm_proxy)

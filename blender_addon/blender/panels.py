@@ -140,7 +140,7 @@ class AVATAR_PT_conditions(_AvatarPanel, bpy.types.Panel):
         layout.operator("avatar_foundry.find_landmarks", text="Find Landmarks", icon="PINNED")
         if conditions.rig is not None and (notice := animation_notice(conditions.rig)) is not None:
             _message_box(layout, notice, "INFO")
-        layout.operator("avatar_foundry.render_conditions", text="Render Conditions", icon="RENDER_STILL").deferred = False
+        layout.operator("avatar_foundry.render_conditions", text="Render Conditions", icon="RENDER_STILL")
         _draw_render_progress(layout, conditions)
         if conditions.last_bundle:
             row = layout.row(align=True)
@@ -296,7 +296,11 @@ class AVATAR_PT_animate(_AvatarPanel, bpy.types.Panel):
     def draw(self, context):
         settings = _settings(context)
         animate, layout = settings.animate, self.layout
-        _field(layout, settings.conditions, "rig")
+        layout.row().prop(animate, "proxy", expand=True)
+        if animate.proxy == "NPHM":
+            _field(layout, animate, "nphm_proxy")
+        else:
+            _field(layout, settings.conditions, "rig")
         for name in ("checkpoint", "camera"):
             _field(layout, animate, name)
         column = layout.column(align=True)
@@ -304,8 +308,30 @@ class AVATAR_PT_animate(_AvatarPanel, bpy.types.Panel):
         column.prop(animate, "frame_end", text="End frame")
         _field(layout, animate, "output_dir")
         layout.operator("avatar_foundry.animate", text="Animate", icon="RENDER_ANIMATION")
-        layout.operator("avatar_foundry.import_nphm_proxy", text="Import NPHM Proxy", icon="IMPORT")
         _draw_render_progress(layout, settings.conditions)
+
+
+class AVATAR_PT_animate_neural_head(_AvatarPanel, bpy.types.Panel):
+    bl_label = "Neural Head (NPHM)"
+    bl_idname = "AVATAR_PT_animate_neural_head"
+    bl_parent_id = "AVATAR_PT_animate"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        animate, layout = _settings(context).animate, self.layout
+        _text_lines(layout, "A neural head trained on the rig and fitted to its animation (Start to End frame) "
+                    "becomes the Neural head proxy", width=PANEL_WIDTH)
+        _field(layout, animate, "nphm_config")
+        column = layout.column(align=True)
+        column.prop(animate, "nphm_expressions")
+        column.prop(animate, "nphm_steps")
+        layout.operator("avatar_foundry.train_neural_head", text="Train Neural Head", icon="MESH_MONKEY")
+        _field(layout, animate, "nphm_model")
+        column = layout.column(align=True)
+        for name in ("fit_identity_steps", "fit_frame_steps", "proxy_resolution"):
+            column.prop(animate, name)
+        layout.operator("avatar_foundry.fit_neural_head", text="Fit Neural Head", icon="TRACKING")
+        layout.operator("avatar_foundry.import_nphm_proxy", text="Import NPHM Proxy", icon="IMPORT")
 
 
 class AVATAR_PT_animate_dataset(_AvatarPanel, bpy.types.Panel):
@@ -315,13 +341,17 @@ class AVATAR_PT_animate_dataset(_AvatarPanel, bpy.types.Panel):
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
-        deferred = _settings(context).deferred
-        layout = self.layout
-        _text_lines(layout, "The rig as proxy, the detailed character as Target", width=PANEL_WIDTH)
+        settings = _settings(context)
+        deferred, layout = settings.deferred, self.layout
+        if settings.animate.proxy == "NPHM":
+            _text_lines(layout, "Every frame of the neural head as proxy, the character animated alike as Target", width=PANEL_WIDTH)
+        else:
+            _text_lines(layout, "The rig as proxy, the detailed character as Target", width=PANEL_WIDTH)
         _field(layout, deferred, "target")
-        layout.prop(deferred, "random_expressions")
+        if settings.animate.proxy != "NPHM":
+            layout.prop(deferred, "random_expressions")
         _field(layout, deferred, "output_dir")
-        layout.operator("avatar_foundry.render_conditions", text="Render Deferred Dataset", icon="RENDER_STILL").deferred = True
+        layout.operator("avatar_foundry.render_deferred_dataset", text="Render Deferred Dataset", icon="RENDER_STILL")
 
 
 class AVATAR_PT_animate_training(_AvatarPanel, bpy.types.Panel):
@@ -397,4 +427,4 @@ def _duration(seconds: float) -> str:
 CLASSES = (AVATAR_PT_backend, AVATAR_PT_backend_models, AVATAR_PT_conditions, AVATAR_PT_conditions_views,
            AVATAR_PT_generate, AVATAR_PT_generate_prompt, AVATAR_PT_generate_controlnets, AVATAR_PT_generate_sampling,
            AVATAR_PT_generate_gallery, AVATAR_PT_generate_gan, AVATAR_PT_avatars, AVATAR_PT_avatars_mesh, AVATAR_PT_avatars_guided,
-           AVATAR_PT_animate, AVATAR_PT_animate_dataset, AVATAR_PT_animate_training, AVATAR_PT_jobs)
+           AVATAR_PT_animate, AVATAR_PT_animate_neural_head, AVATAR_PT_animate_dataset, AVATAR_PT_animate_training, AVATAR_PT_jobs)

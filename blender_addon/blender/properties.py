@@ -11,7 +11,9 @@ import bpy
 from ..core.job_requests import read_attribute_file, require_reference
 from ..core.view_plan import OrbitSettings
 from ..formats.cameras import DEFAULT_FOV_DEGREES, DEFAULT_RADIUS
+from ..formats.errors import FormatError
 from .blender_versions import blend_relative_path_options
+from .proxy_import import EXPRESSION_NAMES_PROPERTY
 
 CONTROL_KINDS = ("pose", "depth", "normal")
 GAN_PRESETS = [("tiny", "Tiny", "Seconds on a CPU: a smoke test"), ("small", "Small", "A quick look on one GPU"),
@@ -25,6 +27,16 @@ def _can_be_rig(_self, obj: bpy.types.Object) -> bool:
 
 def _is_camera(_self, obj: bpy.types.Object) -> bool:
     return obj.type == "CAMERA"
+
+
+def _is_proxy_sequence(_self, collection: bpy.types.Collection) -> bool:
+    """Collections Import NPHM Proxy made (they carry the sequence's expression layout)."""
+    return EXPRESSION_NAMES_PROPERTY in collection
+
+
+PROXY_KINDS = [("RIG", "Rig", "The rig's own meshes: canonical pass from their rest pose, the rig's expression code"),
+               ("NPHM", "Neural head", "An imported NPHM proxy sequence (Import NPHM Proxy): canonical and ambient passes, "
+                                       "NPHM expression codes, one fitted frame per scene frame")]
 
 
 def _model_names(role: str):
@@ -183,9 +195,41 @@ class AnimateSettings(bpy.types.PropertyGroup):
     frame_end: bpy.props.IntProperty(name="End", default=24)
     output_dir: bpy.props.StringProperty(name="Output", subtype="DIR_PATH", default="//avatar_foundry/animation",
                                          options=blend_relative_path_options())
+    proxy: bpy.props.EnumProperty(name="Proxy", items=PROXY_KINDS,
+                                  description="What the deferred dataset and the animation render their conditions from")
+    nphm_proxy: bpy.props.PointerProperty(name="Neural head", type=bpy.types.Collection, poll=_is_proxy_sequence,
+                                          description="The imported NPHM proxy sequence (Import NPHM Proxy fills it in)")
+    nphm_model: bpy.props.StringProperty(name="Neural head model", description="job:<id> of a train-nphm job, or a model name of role nphm")
+    nphm_config: bpy.props.EnumProperty(name="Preset", items=[("full", "Full", "NPHM's published sizes"),
+                                                              ("tiny", "Tiny", "Seconds on a CPU: a smoke test")])
+    nphm_expressions: bpy.props.IntProperty(name="Expressions", default=200, min=1, max=10000,
+                                            description="Random rig expressions the neural head trains on (with the neutral)")
+    nphm_steps: bpy.props.IntProperty(name="Training steps", default=0, min=0, max=10_000_000,
+                                      description="Steps of each training stage (0: the preset's)")
+    fit_identity_steps: bpy.props.IntProperty(name="Identity steps", default=400, min=1, max=1_000_000)
+    fit_frame_steps: bpy.props.IntProperty(name="Steps per frame", default=100, min=1, max=1_000_000)
+    proxy_resolution: bpy.props.IntProperty(name="Proxy resolution", default=128, min=16, max=1024,
+                                            description="Marching-cubes grid of the proxy meshes")
 
     def params(self) -> dict:
         return {"checkpoint": require_reference(self.checkpoint, "checkpoint", "Train Renderer")}
+
+    def train_nphm_params(self) -> dict:
+        steps = self.nphm_steps or None
+        return {"config": self.nphm_config, "identity_steps": steps, "expression_steps": steps}
+
+    def fit_nphm_params(self) -> dict:
+        return {"model": require_reference(self.nphm_model, "nphm_model", "Train Neural Head"), "identity_steps": self.fit_identity_steps,
+                "frame_steps": self.fit_frame_steps, "proxy_resolution": self.proxy_resolution}
+
+    def proxy_name(self) -> str:
+        """The neural-head proxy's collection to render, or "" when the proxy is the rig."""
+        if self.proxy == "RIG":
+            return ""
+        if self.nphm_proxy is None:
+            raise FormatError("nphm_proxy", "Proxy is Neural head but no NPHM proxy is chosen",
+                              "press Import NPHM Proxy (the proxy/ folder 'fit nphm --proxy-resolution' wrote), or set Proxy to Rig")
+        return self.nphm_proxy.name
 
 
 class AvatarFoundryScene(bpy.types.PropertyGroup):

@@ -21,6 +21,7 @@ CANONICAL_ATTRIBUTE = "nphm_canonical"
 AMBIENT_ATTRIBUTE = "nphm_ambient"
 EXPRESSION_PROPERTY = "avatar_foundry_expression"
 EXPRESSION_NAMES_PROPERTY = "avatar_foundry_expression_names"
+FRAME_PROPERTY = "avatar_foundry_frame"
 
 
 def scene_frame(name: str, position: int) -> int:
@@ -62,10 +63,17 @@ def import_proxy_sequence(folder: Path, scene: bpy.types.Scene) -> bpy.types.Col
         name = str(frame["name"])
         obj = bpy.data.objects.new(f"NPHM {name}", _mesh(f"NPHM {name}", read_proxy_ply(folder / frame["file"])))
         obj[EXPRESSION_PROPERTY] = [float(value) for value in frame.get("expression", [])]
+        obj[FRAME_PROPERTY] = scene_frame(name, position)
         collection.objects.link(obj)
-        _show_only_on(obj, scene_frame(name, position))
+        _show_only_on(obj, obj[FRAME_PROPERTY])
     scene.frame_set(scene.frame_current)
     return collection
+
+
+def choose_as_proxy(scene: bpy.types.Scene, collection: bpy.types.Collection) -> None:
+    """Make the sequence the Animate section's proxy (Proxy: Neural head)."""
+    animate = scene.avatar_foundry.animate
+    animate.nphm_proxy, animate.proxy = collection, "NPHM"
 
 
 class AVATAR_OT_import_nphm_proxy(bpy.types.Operator):
@@ -93,5 +101,6 @@ class AVATAR_OT_import_nphm_proxy(bpy.types.Operator):
         except (FormatError, OSError, ValueError) as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"imported {len(collection.objects)} proxy frames into {collection.name!r}")
+        choose_as_proxy(context.scene, collection)
+        self.report({"INFO"}, f"imported {len(collection.objects)} proxy frames into {collection.name!r}; Proxy is now Neural head")
         return {"FINISHED"}

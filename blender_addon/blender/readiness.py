@@ -14,6 +14,8 @@ from .session import session
 
 NOT_CONNECTED = "Not connected to the backend: press Check or Start in the Backend panel"
 NO_RIG = "no rig is selected: pick the Rig in Conditions, or press Add Demo Head"
+NO_NPHM_PROXY = "Proxy is Neural head but none is chosen: press Import NPHM Proxy, or set Proxy to Rig"
+NO_TARGET = "pick the Target: the detailed character rendered as the image the renderer learns"
 
 
 def allow(cls, reason: str | None) -> bool:
@@ -39,6 +41,28 @@ def rig(context: bpy.types.Context) -> str | None:
     if _settings(context).conditions.rig is not None or context.active_object is not None:
         return None
     return NO_RIG
+
+
+def proxy(context: bpy.types.Context) -> str | None:
+    """The Animate section's proxy can be rendered: the rig, or the chosen neural head."""
+    animate_settings = _settings(context).animate
+    if animate_settings.proxy == "RIG":
+        return rig(context)
+    return None if animate_settings.nphm_proxy is not None else NO_NPHM_PROXY
+
+
+def deferred_dataset(context: bpy.types.Context) -> str | None:
+    return first(proxy(context), None if _settings(context).deferred.target is not None else NO_TARGET)
+
+
+def train_neural_head(context: bpy.types.Context) -> str | None:
+    return first(backend(context), rig(context))
+
+
+def fit_neural_head(context: bpy.types.Context) -> str | None:
+    animate_settings = _settings(context).animate
+    return first(backend(context), rig(context), filled(animate_settings.nphm_model, "Neural head model", "Train Neural Head"),
+                 None if animate_settings.frame_end >= animate_settings.frame_start else "End frame is before Start frame")
 
 
 def first(*reasons: str | None) -> str | None:
@@ -73,7 +97,7 @@ def train_renderer(context: bpy.types.Context) -> str | None:
 
 def animate(context: bpy.types.Context) -> str | None:
     animate_settings = _settings(context).animate
-    return first(backend(context), rig(context), filled(animate_settings.checkpoint, "Renderer", "Train Renderer"),
+    return first(backend(context), proxy(context), filled(animate_settings.checkpoint, "Renderer", "Train Renderer"),
                  None if animate_settings.camera is not None else "pick the Camera the animation is rendered from")
 
 

@@ -3,6 +3,7 @@
 The renderer writes, per pixel, the world position, world normal and rest-pose (canonical)
 position of the surface it hit, plus coverage. This module maps them into the camera of the
 view's label and into head space, the units and axes ``formats.condition_bundle`` specifies.
+A neural-head proxy's canonical coordinates are in head space already, and it adds ambient coordinates.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ class RawRender:
     normal: np.ndarray
     canonical: np.ndarray
     coverage: np.ndarray
+    canonical_in_head_space: bool = False
+    """False: ``canonical`` is a rest-pose position in Blender world axes (a rig's); True: head-space
+    coordinates as they are (a neural-head proxy's, read from its vertices)."""
+    ambient: np.ndarray | None = None
+    """A neural-head proxy's ambient coordinates (H, W, A); None for a rig."""
 
 
 @dataclass
@@ -34,6 +40,7 @@ class ConditionPasses:
     normal: np.ndarray  # (H, W, 3) float32
     canonical: np.ndarray  # (H, W, 3) float32
     mask: np.ndarray  # (H, W) uint8, 0 or 255
+    ambient: np.ndarray | None = None  # (H, W, A) float32, a neural-head proxy's only
 
 
 def compute_passes(raw: RawRender, label: Sequence[float], frame: HeadFrame, canonical_frame: HeadFrame | None = None) -> ConditionPasses:
@@ -49,10 +56,12 @@ def compute_passes(raw: RawRender, label: Sequence[float], frame: HeadFrame, can
     normal = head_directions_from_blender(raw.normal) @ rotation
     length = np.linalg.norm(normal, axis=-1, keepdims=True)
     normal = np.divide(normal, length, out=np.zeros_like(normal), where=length > 1e-8)
-    canonical = np.clip(head_points_from_blender(raw.canonical, canonical_frame or frame), -0.5, 0.5)
+    canonical = raw.canonical if raw.canonical_in_head_space else head_points_from_blender(raw.canonical, canonical_frame or frame)
+    canonical = np.clip(canonical, -0.5, 0.5)
     return ConditionPasses(
         depth=np.where(inside, depth, 0.0).astype(np.float32),
         normal=np.where(inside[..., None], normal, 0.0).astype(np.float32),
         canonical=np.where(inside[..., None], canonical, 0.0).astype(np.float32),
         mask=np.where(inside, 255, 0).astype(np.uint8),
+        ambient=None if raw.ambient is None else np.where(inside[..., None], raw.ambient, 0.0).astype(np.float32),
     )

@@ -27,6 +27,7 @@ FOLLOW_UPS: dict[str, tuple[str, str]] = {
     "train-eg3d": ("avatar", "checkpoint"),
     "train-style-prior": ("avatar", "style_prior"),
     "train-deferred": ("animate", "checkpoint"),
+    "train-nphm": ("animate", "nphm_model"),
 }
 """Kind of a succeeded job -> (settings group, field) that its output feeds."""
 
