@@ -227,6 +227,8 @@ def model_card(report: dict, config: TrainingConfig) -> str:
         "## Limits",
         "",
         f"{generator.output_resolution}² images and a small network: coarse heads in the demo head's style (skin, a hair cap,",
-        "eyes), not faces. Painting multi-view images of your own style needs real Stable Diffusion weights.",
+        "eyes), not faces. Dark hair matted on black looks like the background, so where the hair is dark the back of",
+        "the head can come out thin (below the mesh's density level): the Chamfer figure shows it, the landmark",
+        "distance measures the face. Painting multi-view images of your own style needs real Stable Diffusion weights.",
         "",
     ])
