@@ -8,6 +8,8 @@ Standard library only, so that it runs on a fresh machine before anything is ins
                              under every other supported Blender (--blender 4.2: only that one)
     python build.py addon    write dist/avatar_foundry-<version>.zip (a Blender extension, the backend wheel inside)
     python build.py demo     the main job, end to end, on tiny local models
+    python build.py train-defaults   train the models the package embeds (backend/default_models) on the
+                             project's own Cycles renders; resumable (--quick: every step tiny; --minutes M)
     python build.py bench    run the benchmarks, write JSON with the device name
                              (bench gpu --out DIR: everything issue 22 measures on a GPU in one run;
                              --tiny runs it on a CPU at tiny sizes)
@@ -70,7 +72,7 @@ BLENDER_MATRIX = (
 MATRIX_TEST_REQUIREMENTS = ("pytest>=8,<10", "httpx>=0.27,<1", "pillow>=10,<14")
 """All a matrix venv holds besides bpy: the tools the Blender-facing tests import. Never torch: an
 artist's Blender has none, so those tests run the backend from .venv as a subprocess."""
-PASSTHROUGH_COMMANDS = ("test", "demo", "bench")
+PASSTHROUGH_COMMANDS = ("test", "demo", "bench", "train-defaults")
 
 
 def say(message: str) -> None:
@@ -329,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     demo_parser.add_argument("demo_args", nargs=argparse.REMAINDER)
     bench_parser = commands.add_parser("bench", help="run benchmarks and write JSON with the device name")
     bench_parser.add_argument("bench_args", nargs=argparse.REMAINDER)
+    defaults_parser = commands.add_parser("train-defaults", help="train the embedded default models (python -m training.defaults --help)")
+    defaults_parser.add_argument("defaults_args", nargs=argparse.REMAINDER)
     argv = sys.argv[1:] if argv is None else argv
     # Everything after `test`, `demo` or `bench` (`test -k name -x`) goes, unparsed and in order, to
     # pytest, the demo or the benchmarks; argparse would take leading options for its own.
@@ -336,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         args, extra = parser.parse_args(argv[:1]), argv[1:]
     else:
         args = parser.parse_args(argv)
-        extra = getattr(args, f"{args.command}_args", [])
+        extra = getattr(args, f"{args.command.split('-')[-1]}_args", [])
 
     if args.command == "setup":
         setup(force=args.force)
@@ -350,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         return in_venv("-m", "backend.cli", "demo", *extra)
     if args.command == "bench":
         return in_venv(ROOT / "benchmarks" / "run.py", *extra)
+    if args.command == "train-defaults":
+        return in_venv("-m", "training.defaults", *extra, env={"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
     return 2
 
 

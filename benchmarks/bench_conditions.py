@@ -3,29 +3,14 @@
 
 from __future__ import annotations
 
-import os
-import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
+
+from training.synthetic_heads import blender_output_discarded
 
 RESOLUTION = 512
 VIEWS = 8
-
-
-@contextmanager
-def blender_output_discarded():
-    """Blender prints a line per pass file it writes; the report on stdout must stay plain JSON."""
-    sys.stdout.flush()
-    saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
 
 
 def run(device) -> dict:

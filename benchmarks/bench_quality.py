@@ -34,7 +34,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality_deferred  # noqa: E402
-from bench_conditions import blender_output_discarded  # noqa: E402
 
 TRAIN_VIEWS = 36
 HELD_OUT_VIEWS = 12
@@ -46,55 +45,15 @@ def setting(name: str, default: int) -> int:
 
 def render_views(folder: Path, resolution: int):
     """Cycles renders of the demo head from training and held-out orbits; the true mesh and landmarks."""
-    import bpy
+    from blender_addon.core.view_plan import OrbitSettings
+    from training.synthetic_heads import render_head
 
-    from blender_addon.blender import rig as rig_data
-    from blender_addon.blender.condition_render import BundleRequest, render_bundle
-    from blender_addon.blender.demo_head import add_demo_head
-    from blender_addon.core.projection import head_points_from_blender
-    from blender_addon.core.view_plan import OrbitSettings, plan_orbit_views
-
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    rig = add_demo_head(bpy.context)
     orbits = {"train": OrbitSettings(views=TRAIN_VIEWS, jitter_degrees=4.0, seed=0),
               "held_out": OrbitSettings(views=HELD_OUT_VIEWS, yaw_min=-165.0, yaw_max=195.0, pitch_min=-20.0, pitch_max=25.0, seed=1)}
+    truth = None
     for split, orbit in orbits.items():
-        views = plan_orbit_views(orbit, resolution, resolution)
-        with blender_output_discarded():
-            for _ in render_bundle(BundleRequest(rig.name, folder / split, views, resolution, resolution, target=rig.name), bpy.context.scene):
-                pass
-    head = rig_data.head_frame(rig)
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    vertices, faces = [], []
-    for obj in rig_data.rig_meshes(rig):
-        mesh = obj.evaluated_get(depsgraph).to_mesh()
-        world = np.array([obj.matrix_world @ vertex.co for vertex in mesh.vertices])
-        mesh.calc_loop_triangles()
-        faces.append(np.array([tri.vertices[:] for tri in mesh.loop_triangles]) + sum(len(v) for v in vertices))
-        vertices.append(head_points_from_blender(world, head))
-        obj.evaluated_get(depsgraph).to_mesh_clear()
-    _, landmarks = rig_data.landmark_head_points(rig_data.evaluated_landmarks(rig_data.landmark_sources(rig), depsgraph), head)
-    return np.concatenate(vertices), np.concatenate(faces), landmarks
-
-
-def load_split(root: Path):
-    """Targets matted on black [N, 3, R, R] in [-1, 1], masks [N, R, R], camera labels [N, 25]."""
-    import torch
-    from PIL import Image
-
-    from blender_addon.formats.condition_bundle import read_bundle
-
-    bundle = read_bundle(root)
-    labels = {view.id: view.label for view in bundle.views}
-    images, masks, cameras = [], [], []
-    for render in bundle.renders:
-        target = np.asarray(Image.open(root / render.passes["target"]).convert("RGB"), dtype=np.float32) / 255.0
-        mask = np.asarray(Image.open(root / render.passes["mask"]).convert("L"), dtype=np.float32) / 255.0
-        images.append(target * mask[..., None])
-        masks.append(mask)
-        cameras.append(labels[render.view])
-    to_tensor = lambda array: torch.from_numpy(np.stack(array))  # noqa: E731
-    return to_tensor(images).permute(0, 3, 1, 2) * 2 - 1, np.stack(masks), torch.tensor(cameras, dtype=torch.float32)
+        truth = render_head(folder / split, orbit, resolution)
+    return truth
 
 
 def image_scores(predictions, targets, masks) -> dict[str, float]:
@@ -119,32 +78,15 @@ def mesh_of(field):
     return mesh_from_field(field, MeshSettings(grid_resolution=96, max_faces=None))
 
 
-def write_gan_dataset(folder: Path, images, cameras) -> Path:
-    from PIL import Image
-
-    from backend.formats.multiview_dataset import MultiviewDataset, MultiviewItem, write_dataset_manifest
-    from blender_addon.formats.cameras import view_class, yaw_pitch_from_label
-
-    (folder / "images").mkdir(parents=True)
-    items = []
-    for index, (image, label) in enumerate(zip(images, cameras.tolist())):
-        name = f"images/{index:03d}.png"
-        Image.fromarray(((image.permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)).save(folder / name)
-        yaw, pitch = yaw_pitch_from_label(label)
-        items.append(MultiviewItem(file=name, label=label, yaw=yaw, pitch=pitch, view_class=view_class(yaw)))
-    write_dataset_manifest(folder, MultiviewDataset(resolution=images.shape[-1], items=items, background="black"))
-    return folder
-
-
 def run(device) -> dict:
     import torch
-    import trimesh
 
     from backend.avatars import GeneratorField
     from backend.geometry.shape_metrics import box_ellipsoid
     from training.eg3d.config import tiny_config
     from training.eg3d.trainer import train_eg3d
     from training.eg3d.triplane_fit import FitSettings, FittedField, fit_triplane
+    from training.synthetic_heads import matted_bundle, write_gan_dataset
 
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
     resolution = setting("RESOLUTION", 64)
@@ -152,11 +94,11 @@ def run(device) -> dict:
     with tempfile.TemporaryDirectory() as temp:
         folder = Path(temp)
         start = time.perf_counter()
-        vertices, faces, landmarks = render_views(folder, resolution)
-        truth = trimesh.Trimesh(vertices, faces, process=True)
+        true_head = render_views(folder, resolution)
+        truth, landmarks = true_head.mesh(), true_head.landmarks
         report["render_s"] = round(time.perf_counter() - start, 1)
-        train_images, _, train_cameras = load_split(folder / "train")
-        held_images, held_masks, held_cameras = load_split(folder / "held_out")
+        train_images, _, train_cameras = matted_bundle(folder / "train")
+        held_images, held_masks, held_cameras = matted_bundle(folder / "held_out")
 
         report["baseline_mean_image"] = image_scores(train_images.mean(0, keepdim=True).expand_as(held_images), held_images, held_masks)
         report["baseline_box_ellipsoid"] = shape_scores(box_ellipsoid(truth), truth, landmarks)

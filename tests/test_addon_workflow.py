@@ -50,16 +50,19 @@ def test_training_and_avatar_panels_make_valid_requests_and_name_the_step_that_i
         settings.train.params()
     settings.train.dataset, settings.train.config, settings.train.total_images = "job:abc", "tiny", 800
     avatar = settings.avatar
+    with_default = avatar.params()
+    assert "checkpoint" not in with_default  # an empty Generator: the backend's embedded default generator
     with pytest.raises(FormatError, match="Train 3D GAN"):
-        avatar.params()
+        avatar.style_prior_params()
     avatar.checkpoint, avatar.seed, avatar.truncation = "job:gan", 7, 0.5
     from_seed = avatar.params()
     with pytest.raises(FormatError, match="Train Style Prior"):
         avatar.params(reference_name="reference.png")
     avatar.style_prior = "job:prior"
-    train, from_seed, prior, guided = validated_job_params(("train-eg3d", settings.train.params()), ("generate-avatar", from_seed),
-                                             ("train-style-prior", avatar.style_prior_params()),
-                                             ("generate-avatar", avatar.params(reference_name="reference.png")))
+    on_default, train, from_seed, prior, guided = validated_job_params(
+        ("generate-avatar", with_default), ("train-eg3d", settings.train.params()), ("generate-avatar", from_seed),
+        ("train-style-prior", avatar.style_prior_params()), ("generate-avatar", avatar.params(reference_name="reference.png")))
+    assert on_default["checkpoint"] is None and on_default["seed"] == 0
     assert train["total_images"] == 800 and from_seed["truncation_psi"] == 0.5 and prior["generator"] == "job:gan"
     assert guided["style_prior"] == "job:prior" and guided["reference_image"] == "reference.png"
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -37,6 +39,41 @@ def test_every_step_of_the_demo_succeeds_and_leaves_its_results(demo):
     with Image.open(summary["contact_sheet"]) as sheet:  # every stage's result in one picture
         low, high = sheet.convert("L").getextrema()
         assert sheet.height > 4 * 96 and high - low > 100
+
+
+def centred_object(path) -> np.ndarray:
+    """The mask of what differs from the corner colour of an image, checked to be one centred object."""
+    pixels = np.asarray(Image.open(path).convert("RGB")).astype(float)
+    mask = np.abs(pixels - pixels[0, 0]).max(-1) > 20
+    assert 0.1 < mask.mean() < 0.8, f"the object fills {mask.mean():.0%} of {path}"
+    centre = np.argwhere(mask).mean(0) / mask.shape[0]
+    assert np.all(np.abs(centre - 0.5) < 0.15), f"the object is off centre in {path}: {centre}"
+    return mask
+
+
+@pytest.mark.blender
+@pytest.mark.slow
+def test_the_demo_avatar_is_the_embedded_default_and_a_textured_head(demo):
+    out, summary = demo
+    avatar = out / "results" / summary["jobs"]["generate-avatar"]["id"]
+    document = json.loads((avatar / "avatar.json").read_text())
+    assert document["checkpoint"] == "embedded default generator" and document["mesh"]["watertight"]
+    assert "embedded default generator" in json.loads((avatar / "notices.json").read_text())["notices"][0]
+    pixels = np.asarray(Image.open(summary["avatar_mesh_render"]).convert("RGB")).astype(float)
+    mask = centred_object(summary["avatar_mesh_render"])
+    assert pixels[mask].std(0).max() > 10, "the mesh carries a texture, not one flat colour"
+    centred_object(avatar / "previews" / "yaw_+000.png")  # the generator's own front view: a head on black
+
+
+@pytest.mark.blender
+@pytest.mark.slow
+def test_the_demo_gan_learns_from_cycles_renders_of_varied_heads(demo):
+    out, summary = demo
+    dataset = json.loads((out / "rendered-heads" / "dataset" / "dataset.json").read_text())
+    assert len(dataset["items"]) == 6 * 8 and dataset["background"] == "black"
+    first, last = (np.asarray(Image.open(out / "rendered-heads" / "dataset" / dataset["items"][index]["file"])) for index in (0, -1))
+    assert np.abs(first.astype(float) - last).mean() > 5, "different heads and views"
+    assert json.loads((Path(summary["rendered_heads_gan"]) / "config.json").read_text())["extra"]["images_seen"] >= 1200
 
 
 @pytest.mark.blender

@@ -1,4 +1,7 @@
-"""``avatar-foundry generate --checkpoint RUN --seed S [--w FILE] --out DIR``: previews, avatar.glb, avatar.json."""
+"""``avatar-foundry generate [--checkpoint RUN] --seed S [--w FILE] --out DIR``: previews, avatar.glb, avatar.json.
+
+Without ``--checkpoint`` the embedded default generator (``backend/default_models``) is used, and the
+output says so."""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("generate", help="generate an avatar (preview PNGs, textured avatar.glb, avatar.json) from a trained generator")
-    parser.add_argument("--checkpoint", type=Path, required=True, help="run folder of 'train eg3d' (config.json + model.safetensors)")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="run folder of 'train eg3d' (config.json + model.safetensors); default: the embedded default generator")
     parser.add_argument("--out", type=Path, required=True, help="folder for previews/, avatar.glb and avatar.json")
     add_style_arguments(parser)
     parser.add_argument("--mesh-resolution", type=int, default=256, help="density grid size per axis (default 256)")
@@ -53,14 +57,19 @@ def image_guided_style(args: argparse.Namespace, generator):
 
 def run(args: argparse.Namespace) -> int:
     from backend.avatars import AvatarSettings, StyleRequest, generate_avatar
+    from backend.default_models import DEFAULT_GENERATOR_NOTICE, default_generator
     from backend.device import pick_device
     from backend.geometry.mesh_extraction import MeshSettings
     from backend.geometry.texture_baking import TextureSettings
     from backend.models.eg3d.generator import load_generator
     from backend.models.style_prior.image_guidance import write_record
     from backend.progress import ConsoleProgress
+    from blender_addon.formats.notices import write_notices
 
-    generator = load_generator(args.checkpoint, pick_device(args.device))
+    checkpoint = args.checkpoint or default_generator()
+    if args.checkpoint is None:
+        print(DEFAULT_GENERATOR_NOTICE)
+    generator = load_generator(checkpoint, pick_device(args.device))
     guided = image_guided_style(args, generator)
     settings = AvatarSettings(
         style=StyleRequest(w=guided.w.tolist(), truncation_psi=1.0) if guided else style_request(args),
@@ -68,10 +77,12 @@ def run(args: argparse.Namespace) -> int:
         texture=TextureSettings(size=args.texture_size),
         export_mesh=not args.no_mesh,
     )
-    document = generate_avatar(generator, settings, args.out, checkpoint=str(args.checkpoint.resolve()), progress=ConsoleProgress(),
+    document = generate_avatar(generator, settings, args.out, checkpoint=str(checkpoint.resolve()), progress=ConsoleProgress(),
                                image_guidance=guided.record if guided else None)
     if guided:
         write_record(args.out, guided)
+    if args.checkpoint is None:
+        write_notices(args.out, [DEFAULT_GENERATOR_NOTICE])
     mesh = document["mesh"]
     summary = f", avatar.glb with {mesh['faces']} faces" if mesh else ""
     print(f"wrote {len(document['previews'])} previews{summary} and avatar.json to {args.out}")

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import bpy
-from mathutils import Matrix
+from mathutils import Matrix, Vector
 
 ADDON = "bl_ext.user_default.avatar_foundry"
 FINAL_STATES = ("succeeded", "failed", "cancelled")
@@ -132,6 +132,38 @@ def animate_jaw(rig, first: int, last: int) -> None:
             keys[name].keyframe_insert("value", frame=frame)
 
 
+def render_imported_avatar(job_id: str, path: Path, size: int = 96) -> Path:
+    """A small Cycles render of the textured mesh an avatar job imported, seen from the front (-y) through an
+    orthographic camera, in a scene of its own that is removed afterwards (the artist's scene is untouched)."""
+    provenance = addon_module("core.provenance").PREFIX + "job_id"
+    avatar = next(obj for obj in bpy.data.objects if obj.type == "MESH" and obj.get(provenance) == job_id)
+    corners = [avatar.matrix_world @ Vector(corner) for corner in avatar.bound_box]
+    low = Vector([min(corner[axis] for corner in corners) for axis in range(3)])
+    high = Vector([max(corner[axis] for corner in corners) for axis in range(3)])
+    centre, extent = (low + high) / 2, max(high - low)
+    scene = bpy.data.scenes.new("AvatarShot")
+    scene.collection.objects.link(avatar)
+    camera = bpy.data.objects.new("AvatarShotCamera", bpy.data.cameras.new("AvatarShotCamera"))
+    camera.data.type, camera.data.ortho_scale = "ORTHO", 1.15 * extent
+    camera.location = centre + Vector((0.0, -3.0 * extent, 0.0))
+    camera.rotation_euler = (math.pi / 2, 0.0, 0.0)
+    sun = bpy.data.objects.new("AvatarShotSun", bpy.data.lights.new("AvatarShotSun", "SUN"))
+    sun.rotation_euler, sun.data.energy = (math.radians(60), 0.0, math.radians(-20)), 4.0
+    for obj in (camera, sun):
+        scene.collection.objects.link(obj)
+    scene.camera = camera
+    scene.render.engine, scene.cycles.device, scene.cycles.samples = "CYCLES", "CPU", 16
+    scene.render.resolution_x = scene.render.resolution_y = size
+    scene.render.resolution_percentage = 100
+    scene.render.filepath = str(path)
+    scene.render.image_settings.file_format = "PNG"
+    bpy.ops.render.render(write_still=True, scene=scene.name)
+    for data in (camera.data, sun.data):
+        (bpy.data.cameras if data.id_type == "CAMERA" else bpy.data.lights).remove(data)
+    bpy.data.scenes.remove(scene)
+    return path
+
+
 def front_image(results_dir: Path, job_id: str) -> Path:
     """The first frontal multi-view image a multiview job returned (a reference for image guidance)."""
     folder = results_dir / job_id
@@ -162,20 +194,23 @@ def run(plan: dict) -> dict:
     bpy.ops.avatar_foundry.render_conditions()
     rig = conditions.rig
 
-    say("painting stylized multi-view images (Stable Diffusion + pose & depth ControlNets)")
+    say("painting stylized multi-view images (Stable Diffusion + pose & depth ControlNets); the demo's tiny random "
+        "models paint noise: real painting needs real Stable Diffusion weights (README, 'Use your own models')")
     generate = settings().generate
     generate.steps, generate.seed = step["diffusion_steps"], plan["seed"]
     jobs["multiview"] = run_job(bpy.ops.avatar_foundry.generate_multiview, timeout)
 
-    say("training the tri-plane 3D GAN on them (coarse-to-fine pose-conditioned discriminator)")
-    train = settings().train
-    train.config, train.total_images = "tiny", step["gan_images"]
-    jobs["train-eg3d"] = run_job(bpy.ops.avatar_foundry.train_gan, timeout)
-
-    say("generating a textured avatar from a seed and importing it beside the head")
+    say("generating a textured avatar from a seed with no generator chosen (the backend's embedded default "
+        "generator) and importing it beside the head")
     avatar = settings().avatar
     avatar.seed, avatar.mesh_resolution, avatar.texture_size = plan["seed"], step["mesh_resolution"], step["texture_size"]
     jobs["generate-avatar"] = run_job(bpy.ops.avatar_foundry.generate_avatar, timeout)
+    avatar_render = render_imported_avatar(jobs["generate-avatar"]["id"], out / "avatar_mesh.png")
+
+    say("training the tri-plane 3D GAN on the painted images (coarse-to-fine pose-conditioned discriminator)")
+    train = settings().train
+    train.config, train.total_images = "tiny", step["gan_images"]
+    jobs["train-eg3d"] = run_job(bpy.ops.avatar_foundry.train_gan, timeout)
 
     say("training the style prior, then an avatar guided by a reference image")
     avatar.prior_config, avatar.prior_steps = "tiny", step["prior_steps"]
@@ -214,6 +249,7 @@ def run(plan: dict) -> dict:
         "avatar_glb": str(results / jobs["generate-avatar"]["id"] / "avatar.glb"),
         "nphm_animation_frames": sorted(str(path) for path in (results / jobs["animate-nphm"]["id"] / "frames").glob("*.png")),
         "nphm_seconds": nphm_seconds,
+        "avatar_mesh_render": str(avatar_render),
     }
 
 

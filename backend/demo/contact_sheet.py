@@ -1,7 +1,7 @@
 """The demo's contact sheet: one picture of what every stage made, for a person to look at.
 
 Rows: the control images of each view (pose, depth, normals, as the ControlNets see them); avatars of
-the trained 3D GAN, several seeds each seen from several yaws; the animation's baked frames. Each row is
+3D GANs, several seeds each seen from several yaws; a rendered mesh; the animation's baked frames. Each row is
 labelled; tiles are scaled to one size with nearest-neighbour sampling so that tiny demo images stay crisp.
 """
 
@@ -39,7 +39,8 @@ def condition_tiles(bundle_dir: Path) -> list[Image.Image]:
 
 
 @torch.no_grad()
-def avatar_rows(generator_dir: Path, seeds: int, yaws: tuple[float, ...] = AVATAR_YAWS) -> list[tuple[str, list[Image.Image]]]:
+def avatar_rows(generator_dir: Path, seeds: int, name: str = "3D GAN",
+                yaws: tuple[float, ...] = AVATAR_YAWS) -> list[tuple[str, list[Image.Image]]]:
     """One row per seed (0 .. seeds-1) of the trained generator's avatar, seen from every yaw."""
     generator = load_generator(generator_dir)
     cameras = torch.tensor([orbit_label(yaw, 0.0) for yaw in yaws], dtype=torch.float32)
@@ -48,7 +49,7 @@ def avatar_rows(generator_dir: Path, seeds: int, yaws: tuple[float, ...] = AVATA
         z = torch.randn(1, generator.z_dim, generator=torch.Generator().manual_seed(seed)).repeat(len(yaws), 1)
         images = generator(z, cameras)["image"]
         yaw_names = "/".join(f"{yaw:g}" for yaw in yaws)
-        rows.append((f"3D GAN seed {seed}\nyaw {yaw_names}", [to_pil_image(image) for image in images]))
+        rows.append((f"{name}\nseed {seed}\nyaw {yaw_names}", [to_pil_image(image) for image in images]))
     return rows
 
 

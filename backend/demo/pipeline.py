@@ -50,6 +50,11 @@ class DemoSteps:
     nphm_steps: int = 60
     nphm_fit_steps: int = 40
     nphm_proxy_resolution: int = 32
+    rendered_heads: int = 6
+    rendered_views: int = 8
+    rendered_gan_images: int = 1200
+    """The 3D GAN the contact sheet shows learns from Cycles renders of varied demo heads (painting needs real
+    Stable Diffusion weights, which the demo does not have)."""
 
 
 def build_addon_zip() -> Path:
@@ -113,15 +118,44 @@ def run_blender_session(out: Path, plan: Path, timeout_s: float, blender_python:
                            f"see the output above{f' and the backend log {log}' if log.exists() else ''}")
 
 
+def train_gan_on_rendered_heads(out: Path, steps: DemoSteps, seed: int, blender_python: Path | None = None) -> Path:
+    """Cycles renders of varied demo heads (``training.synthetic_heads``, in the session's Blender Python, which
+    has bpy) and the tiny 3D GAN trained on them: what the GAN learns when no real painting model is there.
+    Returns the run folder (a generator checkpoint)."""
+    from dataclasses import replace
+
+    from training.eg3d.config import tiny_config
+    from training.eg3d.trainer import train_eg3d
+    from training.synthetic_heads import HeadSetSettings, head_set_dataset
+
+    folder = out / "rendered-heads"
+    settings = HeadSetSettings(heads=steps.rendered_heads, views_per_head=steps.rendered_views, seed=seed)
+    print(f"[demo] rendering {settings.heads} varied demo heads x {settings.views_per_head} views (Cycles) for the 3D GAN", flush=True)
+    env = {**os.environ, "HOME": str(out / "blender-home"), "PYTHONPATH": str(REPOSITORY)}
+    command = [str(blender_python or sys.executable), "-m", "training.synthetic_heads", str(folder), "--heads", str(settings.heads),
+               "--views", str(settings.views_per_head), "--seed", str(seed), "--render-only"]
+    rendered = subprocess.run(command, cwd=REPOSITORY, env=env, capture_output=True, text=True)
+    if rendered.returncode != 0:
+        raise InvalidInput(f"rendering the demo heads failed: {rendered.stderr.strip().splitlines()[-1:]}",
+                           "see that error; the demo needs a checkout of the repository")
+    dataset = head_set_dataset(folder, settings)
+    print(f"[demo] training the tiny 3D GAN on them ({steps.rendered_gan_images} images)", flush=True)
+    run = folder / "gan"
+    train_eg3d(dataset, run, replace(tiny_config(), total_images=steps.rendered_gan_images, tick_images=400, seed=seed))
+    return run
+
+
 def write_demo_contact_sheet(out: Path, summary: dict, seeds: int = 3) -> Path:
-    """Conditions, avatars of the trained GAN (several seeds and yaws) and the animation, in one PNG."""
-    from ..data_dir import DataDir
+    """Conditions, avatars of the embedded default generator and of the GAN trained on rendered heads (several
+    seeds and yaws), the default's textured mesh as imported into Blender, and the animation, in one PNG."""
+    from ..default_models import default_generator
     from .contact_sheet import avatar_rows, condition_tiles, frame_tiles, write_contact_sheet
 
-    generator_dir = DataDir(out / "backend-data").output_dir(summary["jobs"]["train-eg3d"]["id"])
     return write_contact_sheet(out / "contact_sheet.png", [
         ("conditions (pose, depth, normal)", condition_tiles(out / "conditions")),
-        *avatar_rows(generator_dir, seeds),
+        *avatar_rows(default_generator(), seeds, "default generator"),
+        (f"default generator\nseed {summary['seed']}: its mesh,\ntextured, in Blender", frame_tiles([summary["avatar_mesh_render"]])),
+        *avatar_rows(Path(summary["rendered_heads_gan"]), seeds, "GAN on rendered heads"),
         ("animation (baked frames)", frame_tiles(summary["animation_frames"])),
         ("animation (neural head)", frame_tiles(summary["nphm_animation_frames"])),
     ])
@@ -138,9 +172,14 @@ def run_demo(out: Path, addon_zip: Path, steps: DemoSteps = DemoSteps(), seed: i
     started = time.monotonic()
     print(f"[demo] writing tiny random models into {out / 'models'}", flush=True)
     write_tiny_models(out / "models", TinySpec())
+    print("[demo] the tiny random models paint noise: multi-view painting needs real Stable Diffusion weights "
+          "(README, 'Use your own models'). Generate Avatar uses the embedded default generator, and the 3D GAN on the "
+          "contact sheet learns from Cycles renders of varied demo heads.", flush=True)
+    rendered_gan = train_gan_on_rendered_heads(out, steps, seed, blender_python)
     plan = write_plan(out, addon_zip.resolve(), steps, seed, job_timeout_s=timeout_s / 2)
     run_blender_session(out, plan, timeout_s, blender_python)
     summary = json.loads((out / "summary.json").read_text())
+    summary.update(seed=seed, rendered_heads_gan=str(rendered_gan))
     summary["contact_sheet"] = str(write_demo_contact_sheet(out, summary))
     print(f"[demo] contact sheet of every stage: {summary['contact_sheet']}", flush=True)
     summary["seconds"] = round(time.monotonic() - started, 1)

@@ -13,7 +13,8 @@ Yaw = Annotated[float, Field(ge=-360, le=360)]
 
 
 class GenerateAvatarParams(JobParams):
-    checkpoint: Reference = Field(description="the generator: 'job:<id>' of a train-eg3d job or a model-store name")
+    checkpoint: Reference | None = Field(None, description="the generator: 'job:<id>' of a train-eg3d job or a model-store name "
+                                         "(none: the embedded default generator, said in the job's notices)")
     seed: Seed = 0
     truncation_psi: float = Field(0.7, gt=0, le=1)
     w: (Annotated[list[StyleNumber], Field(max_length=4096)]
@@ -35,12 +36,14 @@ class GenerateAvatarParams(JobParams):
           accepts_upload=True)
 def generate_avatar_job(params: GenerateAvatarParams, context: JobContext) -> None:
     from backend.avatars import AvatarSettings, StyleRequest, generate_avatar
+    from backend.default_models import DEFAULT_GENERATOR_NAME, DEFAULT_GENERATOR_NOTICE, default_generator
     from backend.geometry.mesh_extraction import MeshSettings
     from backend.geometry.texture_baking import TextureSettings
     from backend.models.eg3d.generator import load_generator
     from backend.models.style_prior.image_guidance import write_record
+    from blender_addon.formats.notices import write_notices
 
-    path = context.resolve(params.checkpoint)
+    path = context.resolve(params.checkpoint) if params.checkpoint else default_generator()
     device = context.device or "cpu"
     stamp = (path / "model.safetensors").stat().st_mtime_ns if (path / "model.safetensors").exists() else 0
     generator = context.models.get(("eg3d-generator", str(path), stamp, str(device)), lambda: load_generator(path, device))
@@ -52,10 +55,12 @@ def generate_avatar_job(params: GenerateAvatarParams, context: JobContext) -> No
         texture=TextureSettings(size=params.texture_size),
         export_mesh=params.export_mesh,
     )
-    generate_avatar(generator, settings, context.output_dir, checkpoint=params.checkpoint, progress=context.progress,
+    generate_avatar(generator, settings, context.output_dir, checkpoint=params.checkpoint or DEFAULT_GENERATOR_NAME, progress=context.progress,
                     image_guidance=guided.record if guided else None)
     if guided:
         write_record(context.output_dir, guided)
+    if not params.checkpoint:
+        write_notices(context.output_dir, [DEFAULT_GENERATOR_NOTICE])
 
 
 def image_guided_style(params: GenerateAvatarParams, context: JobContext, generator):

@@ -135,7 +135,8 @@ class TrainSettings(bpy.types.PropertyGroup):
 class AvatarSettings(bpy.types.PropertyGroup):
     """The ``generate-avatar`` job (seeded or image-guided) and the ``train-style-prior`` job."""
 
-    checkpoint: bpy.props.StringProperty(name="Generator", description="job:<id> of a train-eg3d job, or a model name")
+    checkpoint: bpy.props.StringProperty(name="Generator", description="job:<id> of a train-eg3d job, or a model name "
+                                         "(empty: the backend's embedded default generator)")
     seed: bpy.props.IntProperty(name="Seed", default=0, min=0)
     truncation: bpy.props.FloatProperty(name="Truncation", default=0.7, min=0.05, max=1.0,
                                         description="Pull the style towards the average avatar (1: none)")
@@ -153,8 +154,10 @@ class AvatarSettings(bpy.types.PropertyGroup):
         return bool(self.reference_image.strip())
 
     def params(self, reference_name: str | None = None) -> dict:
-        params = {"checkpoint": require_reference(self.checkpoint, "checkpoint", "Train 3D GAN"), "seed": self.seed,
-                  "truncation_psi": self.truncation, "mesh_resolution": self.mesh_resolution, "texture_size": self.texture_size}
+        params = {"seed": self.seed, "truncation_psi": self.truncation, "mesh_resolution": self.mesh_resolution,
+                  "texture_size": self.texture_size}
+        if self.checkpoint.strip():  # empty: the backend's embedded default generator
+            params["checkpoint"] = self.checkpoint.strip()
         if reference_name is not None:
             params.update(style_prior=require_reference(self.style_prior, "style_prior", "Train Style Prior"),
                           reference_image=reference_name, guidance_scale=self.guidance_scale)

@@ -84,7 +84,7 @@ def train_gan(context: bpy.types.Context) -> str | None:
 def generate_avatar(context: bpy.types.Context) -> str | None:
     avatar = _settings(context).avatar
     guided = filled(avatar.style_prior, "Style prior", "Train Style Prior") if avatar.image_guided() else None
-    return first(backend(context), filled(avatar.checkpoint, "Generator", "Train 3D GAN"), guided)
+    return first(backend(context), guided)  # an empty Generator is the backend's embedded default
 
 
 def train_style_prior(context: bpy.types.Context) -> str | None:
