@@ -10,6 +10,7 @@ freely), and every rank starts from rank 0's weights.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Iterable
@@ -58,7 +59,13 @@ def barrier(context: DistributedContext) -> None:
 
 
 def cleanup(context: DistributedContext) -> None:
+    """Leave the process group. On a normal exit every rank first waits for the others: rank 0 hosts the
+    group's store, and a rank whose store vanishes while it still tears down gloo aborts (seen under load
+    on 2 cores). Called while an exception propagates (from a ``finally``), it leaves at once, since the
+    other ranks may never get there."""
     if context.enabled and dist.is_initialized():
+        if sys.exc_info()[0] is None:
+            dist.barrier()
         dist.destroy_process_group()
 
 
