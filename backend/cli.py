@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "backend.commands.demo",
     "backend.commands.fit",
     "backend.commands.export_heads",
+    "backend.commands.gan_dataset",
 )
 
 

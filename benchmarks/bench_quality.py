@@ -86,7 +86,7 @@ def run(device) -> dict:
     from training.eg3d.config import tiny_config
     from training.eg3d.trainer import train_eg3d
     from training.eg3d.triplane_fit import FitSettings, FittedField, fit_triplane
-    from training.synthetic_heads import matted_bundle, write_gan_dataset
+    from training.datasets.rendered_characters import matted_bundle, write_gan_dataset
 
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
     resolution = setting("RESOLUTION", 64)

@@ -22,6 +22,7 @@ import numpy as np
 from blender_addon.core.demo_appearance import AppearanceParams, sample_appearance
 from blender_addon.core.demo_head_shape import IdentityParams, sample_identity
 from blender_addon.core.view_plan import OrbitSettings
+from training.datasets.rendered_characters import matted_bundle, write_gan_dataset
 
 
 @dataclass(frozen=True)
@@ -114,47 +115,6 @@ def render_head(folder: Path, orbit: OrbitSettings, resolution: int, identity: I
         obj.evaluated_get(depsgraph).to_mesh_clear()
     _, landmarks = rig_data.landmark_head_points(rig_data.evaluated_landmarks(rig_data.landmark_sources(rig), depsgraph), head)
     return TrueHead(np.concatenate(vertices), np.concatenate(faces), np.asarray(landmarks))
-
-
-def matted_bundle(root: Path):
-    """A rendered bundle's targets matted on black (``backend.multiview.matting``) as [N, 3, R, R] in
-    [-1, 1], the head masks [N, R, R] and the camera labels [N, 25]."""
-    import torch
-    from PIL import Image
-
-    from backend.multiview.matting import matte_image
-    from blender_addon.formats.condition_bundle import read_bundle
-
-    bundle = read_bundle(root)
-    labels = {view.id: view.label for view in bundle.views}
-    images, masks, cameras = [], [], []
-    for render in bundle.renders:
-        target = np.asarray(Image.open(root / render.passes["target"]).convert("RGB"), dtype=np.float32) / 255.0
-        mask = np.asarray(Image.open(root / render.passes["mask"]).convert("L"), dtype=np.float32) / 255.0
-        images.append(matte_image(target, mask, "black").astype(np.float32))
-        masks.append(mask)
-        cameras.append(labels[render.view])
-    pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2) * 2 - 1
-    return pixels, np.stack(masks), torch.tensor(cameras, dtype=torch.float32)
-
-
-def write_gan_dataset(folder: Path, images, cameras) -> Path:
-    """An EG3D dataset (``backend.formats.multiview_dataset``'s dataset.json) of images [N, 3, R, R] in
-    [-1, 1] on black with their camera labels [N, 25]."""
-    from PIL import Image
-
-    from backend.formats.multiview_dataset import MultiviewDataset, MultiviewItem, write_dataset_manifest
-    from blender_addon.formats.cameras import view_class, yaw_pitch_from_label
-
-    (folder / "images").mkdir(parents=True, exist_ok=True)
-    items = []
-    for index, (image, label) in enumerate(zip(images, cameras.tolist())):
-        name = f"images/{index:04d}.png"
-        Image.fromarray(((image.permute(1, 2, 0).numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)).save(folder / name)
-        yaw, pitch = yaw_pitch_from_label(label)
-        items.append(MultiviewItem(file=name, label=label, yaw=yaw, pitch=pitch, view_class=view_class(yaw)))
-    write_dataset_manifest(folder, MultiviewDataset(resolution=images.shape[-1], items=items, background="black"))
-    return folder
 
 
 TRUE_HEAD_FILE = "true_head.npz"
