@@ -16,6 +16,7 @@ from blender_addon.formats.condition_bundle import View, read_bundle
 from blender_addon.formats.errors import FormatError
 from blender_addon.formats.files import atomic_write_json
 from blender_addon.formats.proxy_sequence import MANIFEST_NAME, PROXY_VERSION, write_proxy_ply
+from tests.fixtures.addon import addon_settings as addon  # noqa: F401 (a fixture)
 from tests.fixtures.proxy_training import train_one_step_in_backend
 
 bpy = pytest.importorskip("bpy")
@@ -157,19 +158,6 @@ def test_the_deferred_renderer_trains_on_the_proxy_bundle_with_the_73_channel_la
     assert trained["count"] == 73 and trained["ambient_dims"] == 2
     assert trained["names"][7:9] == ["ambient_0", "ambient_1"] and trained["expression_names"] == ["nphm:0", "nphm:1"]
     assert trained["steps"] == 1 and all(math.isfinite(loss) for loss in trained["losses"])
-
-
-@pytest.fixture
-def addon():
-    """The add-on registered in a fresh Blender (after the module's renders: it resets the file)."""
-    import blender_addon
-
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    blender_addon.register()
-    try:
-        yield bpy.context.scene.avatar_foundry
-    finally:
-        blender_addon.unregister()
 
 
 def test_the_animate_proxy_choice_drives_the_deferred_dataset_and_greys_buttons_with_the_reason(addon, tmp_path, monkeypatch):

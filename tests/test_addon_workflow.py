@@ -9,24 +9,12 @@ import json
 import pytest
 
 from blender_addon.formats.errors import FormatError
+from tests.fixtures.addon import addon_settings as settings  # noqa: F401 (a fixture)
 from tests.fixtures.blender_matrix import needs_blender, validated_job_params
 
 bpy = pytest.importorskip("bpy")
 
 pytestmark = pytest.mark.blender
-
-
-@pytest.fixture
-def settings():
-    """The add-on's scene settings in a fresh Blender (registered from the repository)."""
-    import blender_addon
-
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    blender_addon.register()
-    try:
-        yield bpy.context.scene.avatar_foundry
-    finally:
-        blender_addon.unregister()
 
 
 def test_generate_panel_makes_a_multiview_request_with_the_chosen_controls_and_attributes(settings, tmp_path):
@@ -71,12 +59,21 @@ def test_deferred_and_animate_panels_make_valid_requests(settings):
     deferred = settings.deferred
     full = deferred.params(image_size=256)
     deferred.crop, deferred.mode = 128, "direct"
-    with pytest.raises(FormatError, match="Train Renderer"):
+    cropped = deferred.params(image_size=512)
+    deferred.prior, deferred.base, deferred.crop = "none", "sd15", 0  # a base typed before is not sent from scratch
+    scratch = deferred.params(image_size=64)
+    on_default = settings.animate.params()  # the rig and no renderer: the backend's embedded default renderer
+    settings.animate.proxy = "NPHM"
+    with pytest.raises(FormatError, match="Train Renderer"):  # the default knows no neural-head passes
         settings.animate.params()
+    settings.animate.proxy = "RIG"
     settings.animate.checkpoint = "job:renderer"
-    full, cropped, animate = validated_job_params(("train-deferred", full), ("train-deferred", deferred.params(image_size=512)),
-                                    ("animate", settings.animate.params()))
-    assert full["resolution"] == 256 and cropped["resolution"] == 128
+    full, cropped, scratch, on_default, animate = validated_job_params(
+        ("train-deferred", full), ("train-deferred", cropped), ("train-deferred", scratch), ("animate", on_default),
+        ("animate", settings.animate.params()))
+    assert full["resolution"] == 256 and cropped["resolution"] == 128 and full["prior"] == "latent-diffusion"
+    assert scratch["prior"] == "none" and scratch["base"] == "" and scratch["resolution"] == 64
+    assert on_default["checkpoint"] is None
     assert animate == {"checkpoint": "job:renderer", "batch_size": None, "fps": None}
 
 
