@@ -19,6 +19,7 @@ a generator that cannot be read yet is taken as the ``small`` preset.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,9 @@ HOST_SHARE = 0.8
 DEVICE_SHARE = 0.9
 """Share of a GPU's memory one job may take (the CUDA context and fragmentation take the rest)."""
 RUNTIME_BYTES = 600 << 20
+SCRATCH_FRAME_BYTES = 256 << 20
+"""A from-scratch (pixel-space) renderer's activations per frame at up to 128² (its size limit)."""
+SCRATCH_FRAME_PIXELS = 128 * 128
 """The backend process itself: Python, torch, the server (measured ~300-600 MB)."""
 SD15_UNET_BYTES = 3_438_000_000
 """Stable Diffusion 1.5's UNet in float32 (859.5 M parameters): the unit the diffusion figures scale with."""
@@ -211,11 +215,35 @@ def estimate_multiview(params: Any, machine: Machine, renders: int, resolver: An
 
 def estimate_animate(params: Any, machine: Machine, renders: int, resolver: Any = None) -> Estimate:
     batch = params.batch_size or (8 if machine.device_type == "cuda" else 2)
+    scratch_parameters = _scratch_renderer_parameters(resolver, params.checkpoint)
+    if scratch_parameters is not None:  # no latent-diffusion base: weights and a pixel-space UNet pass per frame
+        peak = RUNTIME_BYTES + scratch_parameters * 4 + SCRATCH_FRAME_BYTES * batch
+        return Estimate(peak, 2.0 * scratch_parameters * SCRATCH_FRAME_PIXELS * renders / machine.flops, "batch_size", "batch_size")
     bytes_per_value = 0.5 if machine.device_type == "cuda" else 1.0
     models = SD15_UNET_BYTES * 1.85 * bytes_per_value
     per_frame = (UNET_ACTIVATION_BYTES_AT_512 + VAE_DECODE_BYTES_AT_512) * 2 * bytes_per_value
     peak = RUNTIME_BYTES + int(models + per_frame * batch)
     return Estimate(peak, UNET_FLOPS_AT_512 * 20 * renders / machine.flops, "batch_size", "batch_size")
+
+
+def _scratch_renderer_parameters(resolver: Any, reference: str | None) -> int | None:
+    """Parameters of the from-scratch renderer an animate job names (the embedded default when it names none);
+    None for a renderer on a latent-diffusion base, or one that cannot be read (the job itself will say why)."""
+    from safetensors import safe_open
+
+    from .default_models import DEFAULT_RENDERER
+    from .formats.checkpoint import WEIGHTS_NAME, read_checkpoint_config
+    from .models.deferred.renderer import CHECKPOINT_KIND, DeferredRendererConfig
+
+    try:
+        folder = Path(resolver(reference)) if reference else DEFAULT_RENDERER
+        config, _ = read_checkpoint_config(folder, CHECKPOINT_KIND, DeferredRendererConfig)
+        if config.prior != "none":
+            return None
+        with safe_open(str(folder / WEIGHTS_NAME), framework="pt") as weights:
+            return sum(math.prod(weights.get_slice(name).get_shape()) for name in weights.keys())
+    except Exception:
+        return None
 
 
 def estimate_generate_avatar(params: Any, machine: Machine, renders: int, resolver: Any = None) -> Estimate:

@@ -154,3 +154,17 @@ def test_a_job_that_runs_out_of_memory_fails_as_such_and_the_next_job_runs(tmp_p
     failed, succeeded = store_jobs = [JobStore(data_dir.database_path).get(job_id) for job_id in ("0000000000000001", "0000000000000002")]
     assert failed.state == "failed" and failed.error["code"] == protocol.OUT_OF_MEMORY and failed.error["hint"]
     assert succeeded.state == "succeeded", store_jobs
+
+
+def test_animating_through_the_small_embedded_renderer_is_not_estimated_as_stable_diffusion():
+    """The embedded default renderer is a few MB with no base model: estimated as a Stable Diffusion UNet, a
+    laptop without several GB free would be refused an animation that needs a few hundred MB."""
+    from backend.job_estimates import estimate_animate
+    from backend.memory_plan import GIB
+
+    machine = Machine("cpu", 4 * GIB, CPU_FLOPS)
+    embedded = estimate_animate(_params("animate"), machine, renders=24)
+    on_stable_diffusion = estimate_animate(_params("animate", checkpoint="job:0123456789abcdef"), machine, renders=24,
+                                           resolver=lambda reference: "/nonexistent")
+    assert embedded.peak_bytes < 2 * GIB < 4 * GIB < on_stable_diffusion.peak_bytes
+    assert embedded.to_json(machine)["fits"] and not on_stable_diffusion.to_json(machine)["fits"]

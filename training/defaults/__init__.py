@@ -12,6 +12,7 @@ from pathlib import Path
 
 from backend.default_models import DEFAULT_MODELS
 
+from .deferred_default import build_deferred_default
 from .eg3d_default import build_eg3d_default
 
 
@@ -26,6 +27,7 @@ class DefaultBuilder:
 
 DEFAULT_BUILDERS: tuple[DefaultBuilder, ...] = (
     DefaultBuilder("eg3d", build_eg3d_default),
+    DefaultBuilder("deferred", build_deferred_default),
 )
 
 

@@ -18,6 +18,8 @@ from backend.models.eg3d.generator import GeneratorConfig, tiny_generator_config
 from training.eg3d.config import TrainingConfig, tiny_config
 from training.synthetic_heads import HeadSetSettings, TrueHead
 
+from .time_budget import BudgetedProgress, TimeBudgetSpent, deadline_after
+
 CARD_NAME = "MODEL_CARD.md"
 REPORT_NAME = "training_report.json"
 SAMPLES_NAME = "samples.png"
@@ -92,7 +94,7 @@ def build_eg3d_default(work: Path, out: Path, quick: bool = False, progress=None
     run = work / "run"
     images_before = _images_already_seen(run)
     try:
-        train_eg3d(dataset, run, config, progress=_TrainingLines(say, None if minutes is None else time.monotonic() + 60 * minutes))
+        train_eg3d(dataset, run, config, progress=BudgetedProgress(say, deadline_after(minutes), lambda stage: "D accuracy" in stage))
     except TimeBudgetSpent:
         say(f"stopped after {minutes:g} min: writing what the run reached (running again resumes it)")
     train_s = time.perf_counter() - start
@@ -141,30 +143,6 @@ def _last_tick(run: Path) -> dict | None:
     """The last line of the run's stats.jsonl: losses and D statistics of its last tick."""
     lines = (run / "stats.jsonl").read_text(encoding="utf-8").splitlines() if (run / "stats.jsonl").is_file() else []
     return json.loads(lines[-1]) if lines else None
-
-
-class TimeBudgetSpent(Exception):
-    """Raised through the trainer's progress once the build's time is up; the trainer snapshots first."""
-
-
-class _TrainingLines:
-    """The trainer's progress as one line per tick (the console progress prints a line per step), and the
-    stop at ``deadline`` (time.monotonic())."""
-
-    def __init__(self, say, deadline: float | None = None) -> None:
-        self._say = say
-        self._last = ""
-        self._deadline = deadline
-
-    def update(self, fraction: float, stage: str) -> None:
-        if self._deadline is not None and time.monotonic() > self._deadline:
-            raise TimeBudgetSpent
-        if "D accuracy" in stage and stage != self._last:
-            self._last = stage
-            self._say(f"[{fraction:6.1%}] {stage}")
-
-    def cancelled(self) -> bool:
-        return False
 
 
 def _minutes(training: dict) -> str:
