@@ -64,6 +64,7 @@ def _busy_session(addon) -> None:
         {"path": "/models/sdxl/sd_xl_base_1.0.safetensors", "reason": "an SDXL model: Avatar Foundry runs SD 1.x and 2.x models"}]}
     rig = add_demo_head(bpy.context)
     settings.conditions.rig, settings.conditions.last_bundle = rig, "/tmp/bundle"
+    settings.deferred.prior = "none"  # its note on small sizes is drawn too
     settings.conditions.stage, settings.conditions.progress = "rendering view 7 of 64 (depth, normals)", 0.1
     jobs = [
         {"id": "a" * 32, "kind": "train-style-prior", "state": "running", "stage": "training step 1200 of 20000 (loss 0.0312)",
@@ -106,6 +107,7 @@ def test_every_text_of_every_panel_fits_the_default_sidebar_width(addon):
     assert not cut, "\n".join(cut)
     assert "Generate Avatar" in texts and not any("&&" in text for text in texts)
     assert {"Yaw min", "Yaw max", "Pitch min", "Pitch max"} <= set(texts)
+    assert any(text.startswith("From scratch: pixel space") for text in texts)
     assert "Multi-view Images" in [panel.bl_label for panel in _visible_panels(addon.panels)]
 
 

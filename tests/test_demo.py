@@ -14,14 +14,15 @@ from PIL import Image
 
 from tests.fixtures.blender_matrix import run_backend_python
 
-JOBS = ("multiview", "train-eg3d", "generate-avatar", "train-style-prior", "generate-avatar-image-guided", "train-deferred", "animate",
+JOBS = ("multiview", "train-eg3d", "generate-avatar", "train-style-prior", "generate-avatar-image-guided", "animate-default", "train-deferred",
+        "animate",
         "train-nphm", "fit-nphm", "train-deferred-nphm", "animate-nphm")
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    run_backend_python("-m", "backend.cli", "demo", "--out", str(out), "--timeout", "900", "--blender-python", sys.executable)
+    run_backend_python("-m", "backend.cli", "demo", "--out", str(out), "--timeout", "900", "--blender-python", sys.executable, "--no-open")
     return out, json.loads((out / "summary.json").read_text())
 
 
@@ -67,6 +68,26 @@ def test_the_demo_avatar_is_the_embedded_default_and_a_textured_head(demo):
 
 @pytest.mark.blender
 @pytest.mark.slow
+def test_the_demo_animates_the_rig_through_the_embedded_renderer_as_a_head_whose_mouth_moves(demo):
+    """With no renderer trained, Animate bakes the rig's jaw animation through the embedded default renderer:
+    each frame is a head in the middle of the frame, and opening the jaw changes the lower face, not the brow."""
+    out, summary = demo
+    paths = summary["default_renderer_frames"]
+    job = out / "results" / summary["jobs"]["animate-default"]["id"]
+    assert "embedded default renderer" in json.loads((job / "notices.json").read_text())["notices"][0]
+    frames = [np.asarray(Image.open(path).convert("RGB")).astype(float) for path in paths]
+    assert len(frames) == 6 and all(frame.shape == (64, 64, 3) for frame in frames)
+    mask = centred_object(paths[0])
+    rows = np.argwhere(mask)[:, 0]
+    top, bottom = rows.min(), rows.max()
+    middle = (top + bottom) // 2
+    change = np.abs(frames[2] - frames[0]).mean(-1)  # the jaw closed (frame 1) and nearly fully open (frame 3)
+    lower, upper = change[middle:bottom + 1][mask[middle:bottom + 1]].mean(), change[top:middle][mask[top:middle]].mean()
+    assert lower > 3.0 and lower > 2 * upper, f"opening the jaw changed the lower face by {lower:.1f} and the upper by {upper:.1f} levels"
+
+
+@pytest.mark.blender
+@pytest.mark.slow
 def test_the_demo_gan_learns_from_cycles_renders_of_varied_heads(demo):
     out, summary = demo
     dataset = json.loads((out / "rendered-heads" / "dataset" / "dataset.json").read_text())
@@ -102,10 +123,10 @@ def test_the_saved_scene_holds_the_avatars_beside_the_head_the_gallery_and_the_b
     gallery = [image for image in bpy.data.images if image.get("avatar_foundry_kind") == "multiview"]
     assert len(gallery) == 6 and all("view" in json.loads(image["avatar_foundry_metadata"])["prompt"] for image in gallery)
     sequences = {image["avatar_foundry_job_id"]: image for image in bpy.data.images if image.get("avatar_foundry_kind") == "animate"}
-    rig, neural_head = (sequences[summary["jobs"][name]["id"]] for name in ("animate", "animate-nphm"))
-    assert all(sequence.source == "SEQUENCE" and sequence["avatar_foundry_frame_count"] == 6 for sequence in (rig, neural_head))
-    # one image strip of 6 frames per animation: through the rig, then through the neural head fitted to it
-    assert [len(strip.elements) for strip in sequencer_strips(bpy.context.scene.sequence_editor)] == [6, 6]
+    default, rig, neural_head = (sequences[summary["jobs"][name]["id"]] for name in ("animate-default", "animate", "animate-nphm"))
+    assert all(sequence.source == "SEQUENCE" and sequence["avatar_foundry_frame_count"] == 6 for sequence in (default, rig, neural_head))
+    # one image strip of 6 frames per animation: the embedded renderer's, the trained one's, the neural head's
+    assert [len(strip.elements) for strip in sequencer_strips(bpy.context.scene.sequence_editor)] == [6, 6, 6]
     assert bpy.data.objects["Front"].data.background_images[-1].image == neural_head
     proxy = [obj for obj in bpy.data.objects if obj.get("avatar_foundry_kind") == "fit-nphm"]
     assert len(proxy) == 6 and all("nphm_ambient" in obj.data.attributes for obj in proxy)  # the fitted neural head, a frame each

@@ -5,7 +5,8 @@ with a plan written by ``backend.demo.pipeline``. It imports only bpy and the ad
 its zip like a user installs it, and presses the add-on's own buttons (operators): start the backend,
 register the models folder, add the demo head, render conditions, paint multi-view images, train the
 3D GAN, generate and import an avatar (seeded, then image-guided through a style prior), render a
-deferred dataset, train the neural renderer, animate the rig and import the baked frames; then the same
+animate the rig through the embedded default renderer, render a deferred dataset, train the neural
+renderer, animate the rig through it and import the baked frames; then the same
 through a neural head (NPHM) trained on the demo head's own expressions and fitted to its animation. Every step
 waits on the job board the Jobs panel draws, printing stage, progress and ETA as they change.
 
@@ -218,6 +219,16 @@ def run(plan: dict) -> dict:
     avatar.reference_image = str(front_image(results, jobs["multiview"]["id"]))
     jobs["generate-avatar-image-guided"] = run_job(bpy.ops.avatar_foundry.generate_avatar, timeout)
 
+    say("animating the rig's jaw with no renderer chosen: the backend's embedded default renderer (trained on the demo head)")
+    animate = settings().animate
+    animate.camera = add_front_camera(rig)
+    animate.frame_start, animate.frame_end = 1, step["animation_frames"]
+    animate.output_dir = str(out / "animation_default")
+    animate_jaw(rig, animate.frame_start, animate.frame_end)
+    conditions.resolution = step["default_renderer_resolution"]
+    jobs["animate-default"] = run_job(bpy.ops.avatar_foundry.animate, timeout)
+    conditions.resolution = step["resolution"]
+
     say("rendering a deferred dataset (rig passes + the character over random expressions)")
     deferred = settings().deferred
     deferred.target = addon_module("blender.rig").shape_key_owner(rig)
@@ -227,12 +238,8 @@ def run(plan: dict) -> dict:
     say("training the deferred neural renderer (ControlNet on the frozen latent diffusion model)")
     jobs["train-deferred"] = run_job(bpy.ops.avatar_foundry.train_renderer, timeout)
 
-    say("animating the rig and baking it through the renderer (Animate)")
-    animate = settings().animate
-    animate.camera = add_front_camera(rig)
-    animate.frame_start, animate.frame_end = 1, step["animation_frames"]
+    say("animating the rig through the renderer just trained (Animate; on the tiny random models it paints noise)")
     animate.output_dir = str(out / "animation")
-    animate_jaw(rig, animate.frame_start, animate.frame_end)
     jobs["animate"] = run_job(bpy.ops.avatar_foundry.animate, timeout)
     nphm_seconds = neural_head_run(plan, jobs, timeout)
 
@@ -246,6 +253,7 @@ def run(plan: dict) -> dict:
         "jobs": {name: {"id": job["id"], "state": job["state"]} for name, job in jobs.items()},
         "avatars": sorted(obj.name for obj in bpy.data.objects if obj.get(provenance) in avatar_jobs and obj.type == "MESH"),
         "animation_frames": sorted(str(path) for path in (results / jobs["animate"]["id"] / "frames").glob("*.png")),
+        "default_renderer_frames": sorted(str(path) for path in (results / jobs["animate-default"]["id"] / "frames").glob("*.png")),
         "avatar_glb": str(results / jobs["generate-avatar"]["id"] / "avatar.glb"),
         "nphm_animation_frames": sorted(str(path) for path in (results / jobs["animate-nphm"]["id"] / "frames").glob("*.png")),
         "nphm_seconds": nphm_seconds,

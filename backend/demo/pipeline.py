@@ -46,6 +46,8 @@ class DemoSteps:
     deferred_expressions: int = 4
     deferred_steps: int = 24
     animation_frames: int = 6
+    default_renderer_resolution: int = 64
+    """The embedded default renderer's animation is rendered at the size it was trained at."""
     nphm_expressions: int = 8
     nphm_steps: int = 60
     nphm_fit_steps: int = 40
@@ -156,7 +158,8 @@ def write_demo_contact_sheet(out: Path, summary: dict, seeds: int = 3) -> Path:
         *avatar_rows(default_generator(), seeds, "default generator"),
         (f"default generator\nseed {summary['seed']}: its mesh,\ntextured, in Blender", frame_tiles([summary["avatar_mesh_render"]])),
         *avatar_rows(Path(summary["rendered_heads_gan"]), seeds, "GAN on rendered heads"),
-        ("animation (baked frames)", frame_tiles(summary["animation_frames"])),
+        ("animation (embedded\ndefault renderer)", frame_tiles(summary["default_renderer_frames"])),
+        ("animation (renderer trained\nhere on tiny random SD)", frame_tiles(summary["animation_frames"])),
         ("animation (neural head)", frame_tiles(summary["nphm_animation_frames"])),
     ])
 

@@ -363,7 +363,9 @@ class AVATAR_PT_animate_training(_AvatarPanel, bpy.types.Panel):
     def draw(self, context):
         settings = _settings(context)
         deferred, layout = settings.deferred, self.layout
-        _field(layout, deferred, "base")
+        _field(layout, deferred, "prior")
+        if deferred.prior == "latent-diffusion":
+            _field(layout, deferred, "base")
         _field(layout, deferred, "mode")
         column = layout.column(align=True)
         for name in ("steps", "crop", "batch_size"):
@@ -371,6 +373,9 @@ class AVATAR_PT_animate_training(_AvatarPanel, bpy.types.Panel):
         size = deferred.crop or settings.conditions.resolution
         source = "Crop" if deferred.crop else "Conditions resolution"
         _text_lines(layout, f"Trains at {size} px ({source})", "INFO", PANEL_WIDTH)
+        if deferred.prior == "none":
+            _text_lines(layout, "From scratch: pixel space, so keep it small (32 to 128 px); the embedded renderer "
+                                "learned the demo head in 1,500 steps", "INFO", PANEL_WIDTH)
         layout.operator("avatar_foundry.train_renderer", text="Train Renderer", icon="SHADING_RENDERED")
 
 

@@ -176,6 +176,10 @@ class DeferredSettings(bpy.types.PropertyGroup):
     output_dir: bpy.props.StringProperty(name="Folder", subtype="DIR_PATH", default="//avatar_foundry/deferred_dataset",
                                          options=blend_relative_path_options())
     last_bundle: bpy.props.StringProperty(name="Last dataset", subtype="DIR_PATH", options=blend_relative_path_options())
+    prior: bpy.props.EnumProperty(name="Prior", items=[
+        ("latent-diffusion", "Stable Diffusion", "A ControlNet on a frozen Stable Diffusion base model (DiffusionAvatars)"),
+        ("none", "From scratch", "A small UNet trained in pixel space, no base model: small images (up to 128 px), "
+                                 "the paper's 'w/o LDM prior'")])
     base: bpy.props.StringProperty(name="Base model", search=_model_names("base"),
                                    description="Frozen Stable Diffusion model (empty: the only one registered)")
     mode: bpy.props.EnumProperty(name="Mode", items=[("diffusion", "Diffusion", "DiffusionAvatars' renderer"),
@@ -185,14 +189,16 @@ class DeferredSettings(bpy.types.PropertyGroup):
     batch_size: bpy.props.IntProperty(name="Batch size", default=4, min=1, max=256)
 
     def params(self, image_size: int) -> dict:
-        return {"base": self.base.strip(), "mode": self.mode, "steps": self.steps, "resolution": self.crop or image_size,
+        base = self.base.strip() if self.prior == "latent-diffusion" else ""  # from scratch there is no base model
+        return {"prior": self.prior, "base": base, "mode": self.mode, "steps": self.steps, "resolution": self.crop or image_size,
                 "batch_size": self.batch_size}
 
 
 class AnimateSettings(bpy.types.PropertyGroup):
     """The ``animate`` job: per-frame conditions from one camera, baked by the deferred renderer."""
 
-    checkpoint: bpy.props.StringProperty(name="Renderer", description="job:<id> of a train-deferred job")
+    checkpoint: bpy.props.StringProperty(name="Renderer", description="job:<id> of a train-deferred job (empty: the backend's "
+                                         "embedded default renderer, which knows the demo head only)")
     camera: bpy.props.PointerProperty(name="Camera", type=bpy.types.Object, poll=_is_camera)
     frame_start: bpy.props.IntProperty(name="Start", default=1)
     frame_end: bpy.props.IntProperty(name="End", default=24)
@@ -215,7 +221,11 @@ class AnimateSettings(bpy.types.PropertyGroup):
                                             description="Marching-cubes grid of the proxy meshes")
 
     def params(self) -> dict:
-        return {"checkpoint": require_reference(self.checkpoint, "checkpoint", "Train Renderer")}
+        if self.checkpoint.strip():
+            return {"checkpoint": self.checkpoint.strip()}
+        if self.proxy != "RIG":
+            require_reference(self.checkpoint, "checkpoint", "Train Renderer on the neural head's passes")
+        return {}  # the backend's embedded default renderer
 
     def train_nphm_params(self) -> dict:
         steps = self.nphm_steps or None

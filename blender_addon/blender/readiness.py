@@ -97,7 +97,8 @@ def train_renderer(context: bpy.types.Context) -> str | None:
 
 def animate(context: bpy.types.Context) -> str | None:
     animate_settings = _settings(context).animate
-    return first(backend(context), proxy(context), filled(animate_settings.checkpoint, "Renderer", "Train Renderer"),
+    renderer = None if animate_settings.proxy == "RIG" else filled(animate_settings.checkpoint, "Renderer", "Train Renderer")
+    return first(backend(context), proxy(context), renderer,  # with the rig, an empty Renderer is the backend's embedded default
                  None if animate_settings.camera is not None else "pick the Camera the animation is rendered from")
 
 
