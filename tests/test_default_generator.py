@@ -14,7 +14,7 @@ import torch
 from scipy import ndimage
 
 from backend.cli import main
-from backend.default_models import DEFAULT_GENERATOR, DEFAULT_GENERATOR_NAME, DEFAULT_GENERATOR_NOTICE
+from backend.default_models import DEFAULT_GENERATOR, DEFAULT_GENERATOR_NAME, DEFAULT_GENERATOR_NOTICE, DEFAULT_MODELS, DEFAULT_RENDERER
 from backend.jobs.registry import JobContext, get_kind
 from backend.model_cache import ModelCache
 from backend.models.eg3d.generator import TriplaneGenerator, load_generator
@@ -106,10 +106,12 @@ def test_the_generate_job_without_a_checkpoint_uses_the_default(tmp_path):
     assert (tmp_path / "previews" / "yaw_+000.png").is_file()
 
 
-def test_the_wheel_carries_the_embedded_default():
-    """pyproject's package data covers every file of the default (the add-on's backend wheel is that wheel)."""
+def test_the_wheel_carries_every_embedded_default():
+    """pyproject's package data covers every file of every default, generator and renderer (the add-on's
+    backend wheel is that wheel)."""
     patterns = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["backend"]
     package = REPOSITORY / "backend"
-    for path in DEFAULT_GENERATOR.iterdir():
+    assert {DEFAULT_GENERATOR, DEFAULT_RENDERER} <= set(DEFAULT_MODELS.iterdir())
+    for path in [path for folder in (DEFAULT_GENERATOR, DEFAULT_RENDERER) for path in folder.iterdir()]:
         relative = path.relative_to(package).as_posix()
         assert any(fnmatch(relative, pattern) for pattern in patterns), f"{relative} is not package data"

@@ -1,12 +1,10 @@
 """The embedded default renderer (backend/default_models/deferred): it loads with the exact loader and no
-base model, ships inside the wheel, and is what animate uses when no renderer is given; on the demo head's
+base model, and is what animate uses when no renderer is given; on the demo head's
 rig its frames follow the jaw (where the jaw moves, each frame matches its own Cycles render, not the other's)."""
 
 from __future__ import annotations
 
 import json
-import tomllib
-from fnmatch import fnmatch
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,6 @@ from backend.progress import SilentProgress
 from blender_addon.formats.condition_bundle import read_bundle
 from blender_addon.formats.notices import read_notices
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 SIZE = 64
 
 
@@ -92,10 +89,3 @@ def test_the_animate_job_without_a_checkpoint_uses_the_default(jaw_animation, tm
     kind.run(kind.params(), context)
     assert read_notices(tmp_path) == [DEFAULT_RENDERER_NOTICE]
     assert len(json.loads((tmp_path / "frames.json").read_text())["frames"]) == 2
-
-
-def test_the_wheel_carries_the_embedded_renderer():
-    patterns = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["backend"]
-    for path in DEFAULT_RENDERER.iterdir():
-        relative = path.relative_to(REPOSITORY / "backend").as_posix()
-        assert any(fnmatch(relative, pattern) for pattern in patterns), f"{relative} is not package data"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -107,8 +108,6 @@ def _expression_set(folder: Path, settings: ExpressionSetSettings) -> tuple[Path
 
     if (folder / "full" / MANIFEST_NAME).is_file():
         return folder / "full", 0.0
-    import shutil
-
     from training.synthetic_expressions import render_expression_set
 
     shutil.rmtree(folder, ignore_errors=True)  # a render cut short: start it again
@@ -165,8 +164,7 @@ def write_samples(path: Path, data: Path, renders: Path, per_render: list[dict])
     rows = []
     for row in sorted(first_of_view.values(), key=lambda row: row["view"])[:SAMPLE_RENDERS]:
         key = (row["view"], row["frame"])
-        normal = (data / passes[key]["normal"])
-        tiles = [_normal_image(normal) if normal.suffix == ".npy" else Image.open(normal).convert("RGB"),
+        tiles = [_normal_image(data / passes[key]["normal"]),
                  Image.open(data / passes[key]["target"]).convert("RGB"),
                  Image.open(renders / f"{row['view']}_f{row['frame']:05d}.png").convert("RGB")]
         rows.append(tiles)
@@ -180,6 +178,7 @@ def write_samples(path: Path, data: Path, renders: Path, per_render: list[dict])
 
 
 def _normal_image(path: Path):
+    """A normal pass (``.npy``, unit vectors) as the usual RGB picture of normals."""
     import numpy as np
     from PIL import Image
 
