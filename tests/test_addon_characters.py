@@ -22,6 +22,7 @@ from blender_addon.blender.condition_render import NOTICE_PREFIX, BundleRequest,
 from blender_addon.blender.expression_pose import apply_code, moving_channels  # noqa: E402
 from blender_addon.core.expression_sampling import sample_expression, varies  # noqa: E402
 from blender_addon.blender.demo_head import add_demo_head  # noqa: E402
+from blender_addon.core.demo_appearance import AppearanceParams  # noqa: E402
 from blender_addon.blender.landmark_finder import find_landmarks, landmark_group_problems  # noqa: E402
 from blender_addon.blender.detached_animation import DetachedAnimation  # noqa: E402
 from tests.fixtures.blender_matrix import needs_blender  # noqa: E402
@@ -99,6 +100,44 @@ def test_target_without_lights_is_lit_by_the_studio_rig_and_says_so(tmp_path):
     inside = passes["target"][passes["mask"]]
     assert inside.mean() > 40 and inside.std() > 5
     assert any("studio" in notice for notice in notices)
+
+
+def _mouth_pixels(render, target: np.ndarray) -> np.ndarray:
+    """The target's pixels (N, 3) within one corner-to-corner distance of the mouth's middle."""
+    (left_x, left_y, _), (right_x, right_y, _) = render.landmarks["mouth_L"], render.landmarks["mouth_R"]
+    rows, cols = np.mgrid[0:target.shape[0], 0:target.shape[1]] + 0.5
+    radius = np.hypot(left_x - right_x, left_y - right_y)
+    return target[(cols - (left_x + right_x) / 2) ** 2 + (rows - (left_y + right_y) / 2) ** 2 <= radius ** 2][:, :3]
+
+
+def _red_pixels(pixels: np.ndarray) -> int:
+    return int(((pixels[:, 0] > 1.5 * pixels[:, 1]) & (pixels[:, 0] > 60)).sum())
+
+
+def _dark_pixels(pixels: np.ndarray) -> int:
+    return int((pixels.mean(axis=1) < 80).sum())
+
+
+def test_painted_lips_open_into_a_dark_mouth_as_the_jaw_drops(tmp_path):
+    """The quality benchmark's expression character: with a lip colour, the demo head has red lips and a dark
+    mouth line that grows into a dark gap when the jaw bone opens (expressions change the mouth's look, not only
+    the outline); the plain look has neither."""
+    painted = {}
+    for name, look in (("plain", AppearanceParams()), ("lips", AppearanceParams(lip_colour=(0.45, 0.12, 0.12)))):
+        _fresh()
+        rig = add_demo_head(bpy.context, look=look)
+        jaw = rig.pose.bones["jaw"]
+        for frame, angle in ((1, 0.0), (3, 0.35)):
+            jaw.rotation_euler.x = angle
+            jaw.keyframe_insert("rotation_euler", frame=frame)
+        out, _ = _render(rig.name, tmp_path / name, frames=[1, 3], target="DemoHead_mesh", target_samples=4)
+        for frame in (1, 3):
+            render, passes = _passes(out, "yaw0", frame)
+            painted[name, frame] = _mouth_pixels(render, passes["target"])
+    assert _red_pixels(painted["plain", 1]) == 0
+    assert _dark_pixels(painted["plain", 1]) == 0 and _dark_pixels(painted["plain", 3]) == 0
+    assert _red_pixels(painted["lips", 1]) >= 4 and _dark_pixels(painted["lips", 1]) >= 1
+    assert _dark_pixels(painted["lips", 3]) > 1.5 * _dark_pixels(painted["lips", 1])
 
 
 def test_a_target_that_renders_black_is_refused(tmp_path):

@@ -17,7 +17,7 @@ from ..core.demo_head_shape import BASE_RADII, HeadMesh, IdentityParams, build_h
 from ..core.pose_skeleton import LANDMARK_GROUP_PREFIX
 from ..formats.expression import DEMO_LAYOUT, DEMO_SHAPE_KEYS
 from .all_or_nothing import all_or_nothing
-from .demo_material import eye_material, skin_material
+from .demo_material import MouthPlacement, eye_material, skin_material
 from .rig import EXPRESSION_LAYOUT_PROPERTY
 
 DEMO_HEAD_PROPERTY = "avatar_foundry_demo_head"
@@ -109,6 +109,11 @@ def _add_eye(collection: bpy.types.Collection, rig: bpy.types.Object, name: str,
     return eye
 
 
+def _mouth_placement(head: HeadMesh) -> MouthPlacement:
+    left, right = (head.vertices[head.landmark_vertices[corner]] for corner in ("mouth_L", "mouth_R"))
+    return MouthPlacement(tuple(float(value) for value in (left + right) / 2), float(abs(left[0] - right[0]) / 2))
+
+
 def add_demo_head(
     context: bpy.types.Context,
     identity: IdentityParams = IdentityParams(),
@@ -124,7 +129,7 @@ def add_demo_head(
         rig = _add_armature(collection, name, head)
         body = _add_head_mesh(collection, rig, f"{name}_mesh", head)
         half_height = float(BASE_RADII[2] * identity.head_height)
-        body.data.materials.append(skin_material(f"{name}_skin", look, centre[2], half_height))
+        body.data.materials.append(skin_material(f"{name}_skin", look, centre[2], half_height, _mouth_placement(head)))
         eyes = eye_material(f"{name}_eyes", look)
         for bone in ("eye_L", "eye_R"):
             _add_eye(collection, rig, f"{name}_{bone}", bone, head, eyes)

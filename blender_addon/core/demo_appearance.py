@@ -1,4 +1,4 @@
-"""Looks of the demo head's procedural material: skin tone, hair cap colour and shape, eye colour."""
+"""Looks of the demo head's procedural material: skin tone, hair cap colour and shape, eye colour, painted lips."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ class AppearanceParams:
     hair_back_drop: float = 0.6
     """How far the hair reaches down at the back of the head (0: a cap, 1: to the neck)."""
     eye_colour: Colour = (0.20, 0.35, 0.55)
+    lip_colour: Colour | None = None
+    """Painted lips around a dark mouth line (None: the plain skin of the demo head). The line lies on the
+    jaw's side of the mouth, so it opens into a dark gap as the jaw drops: expressions then change how the
+    mouth looks, not only the head's outline (the quality benchmark's expression character uses this)."""
 
 
 def _hsv(rng: random.Random, hue: tuple[float, float], saturation: tuple[float, float], value: tuple[float, float]) -> Colour:
