@@ -12,8 +12,8 @@ target pass) from training cameras and from held-out cameras at other yaws and p
   each as a fraction of the true head's bounding-box diagonal, beside the ellipsoid inscribed in the
   head's box (what a model knowing only where the head is would give).
 
-- **Deferred renderer** (quality_deferred.py): the renderer trained from scratch on the demo head's
-  random expressions, held-out views and expressions, against the per-view mean image and against
+- **Deferred renderer** (quality_deferred.py): the renderer trained from scratch on the demo head with
+  painted lips over 150 random expressions, held-out views and expressions, against the per-view mean image and against
   itself without expression conditioning, with a mouth-region PSNR.
 
 Sizes come from the environment so a GPU run can go further: ``AVATAR_FOUNDRY_QUALITY_RESOLUTION``

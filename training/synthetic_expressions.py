@@ -2,8 +2,9 @@
 "render training data" (the character itself as the target pass): what the embedded default renderer and the
 quality benchmark's deferred half learn from, with no downloaded weights.
 
-``ExpressionSetSettings`` fixes the cameras (an orbit over the face's side), the expressions (random rig
-expressions: jaw, smile, blink, brow and pucker keys and the face bones) and the split held out of training.
+``ExpressionSetSettings`` fixes the character's look (the demo head's default, or painted lips whose mouth line
+opens with the jaw), the cameras (an orbit over the face's side), the expressions (random rig expressions: jaw,
+smile, blink, brow and pucker keys and the face bones) and the split held out of training.
 Besides the dataset as written (``full``: the geometry passes come from the posed head), ``neutral_proxy_dataset``
 makes its copy over the head at rest, where only the expression code can tell the renderer the expression.
 """
@@ -14,8 +15,14 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from blender_addon.core.demo_appearance import AppearanceParams
 from training.deferred.dataset import HoldOut
 from training.synthetic_heads import blender_output_discarded
+
+
+PAINTED_MOUTH = AppearanceParams(lip_colour=(0.45, 0.12, 0.12))
+"""The look of the quality benchmark's character: the demo head with painted lips whose dark mouth line opens
+as the jaw drops, so that its expressions change the mouth's pixels and not only the chin's outline."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,7 @@ class ExpressionSetSettings:
     """Every ``held_out_frame_stride``-th expression (all views) is held out, besides ``held_out_views``."""
     camera_seed: int = 2
     expression_seed: int = 3
+    look: AppearanceParams = AppearanceParams()
 
     @property
     def hold_out(self) -> HoldOut:
@@ -44,7 +52,7 @@ def render_expression_set(folder: Path, settings: ExpressionSetSettings, neutral
     from blender_addon.core.view_plan import OrbitSettings, plan_orbit_views
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    rig = add_demo_head(bpy.context)
+    rig = add_demo_head(bpy.context, look=settings.look)
     size = settings.resolution
     views = plan_orbit_views(OrbitSettings(views=settings.views, yaw_min=-75.0, yaw_max=75.0, pitch_min=-15.0, pitch_max=20.0,
                                            jitter_degrees=3.0, seed=settings.camera_seed), size, size)
