@@ -18,7 +18,8 @@ target pass) from training cameras and from held-out cameras at other yaws and p
 
 Sizes come from the environment so a GPU run can go further: ``AVATAR_FOUNDRY_QUALITY_RESOLUTION``
 (64), ``_FIT_STEPS`` (600), ``_GAN_IMAGES`` (4000), ``_DEFERRED_RESOLUTION`` (32), ``_DEFERRED_STEPS``
-(the small renderer's 1500; six models of about 8 min each on one CPU thread at 32²).
+(the small renderer's 1500; six models of about 8 min each on one CPU thread at 32²). The figures that show the
+expression code at work (RESULTS.md) took ``_DEFERRED_RESOLUTION=64 _DEFERRED_STEPS=3500``: about 67 min per model.
 """
 
 from __future__ import annotations

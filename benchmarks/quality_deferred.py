@@ -14,7 +14,8 @@ Two proxies, because where the expression shows decides what the expression code
   so only the expression code can tell the renderer the expression (a coarse proxy, as a tracked
   template is in DiffusionAvatars).
 
-Models (``prior='none'``: trained from scratch in pixel space, no downloaded weights):
+Models (``prior='none'``: trained from scratch in pixel space, no downloaded weights; the expression code
+also in the timestep embedding, so that it reaches the full-resolution levels, which carry no attention):
 ``direct`` (one pass) and ``diffusion`` (sampled, 20 DDPM steps), and the direct model trained and
 scored with every expression code zeroed ("w/o expression conditioning"). Scores and the per-view
 mean image baseline are ``avatar-foundry evaluate``'s (training/deferred/evaluation.py), mouth region included.
@@ -59,7 +60,7 @@ def run(folder: Path, resolution: int, steps: int | None = None) -> dict:
             used = zeroed_expressions(data, folder / "deferred" / f"{proxy}-zeroed") if zeroed else data
             run_dir = folder / "deferred" / "runs" / f"{proxy}-{name}"
             start = time.perf_counter()
-            train_small_renderer(used, run_dir, mode=mode, steps=steps, hold_out=hold_out)
+            train_small_renderer(used, run_dir, mode=mode, steps=steps, hold_out=hold_out, expression_in_time_embedding=True)
             seconds = round(time.perf_counter() - start, 1)
             summary = evaluate_renderer(load_renderer(run_dir, None), used, config_to_dict(hold_out), SilentProgress())
             section[name] = {**{key: _rounded(summary[key]) for key in SCORES}, "train_s": seconds}

@@ -70,6 +70,26 @@ def test_the_from_scratch_unet_attends_to_the_expression_tokens(deferred_dataset
     assert not torch.allclose(renderer.render(conditions), renderer.render(other))
 
 
+def test_with_the_expression_in_the_time_embedding_it_reaches_the_blocks_without_attention(deferred_dataset, tmp_path):
+    """Cross-attention only sits at the coarse levels; this option lets the code shift every residual block."""
+    conditions, _ = DeferredDataset(deferred_dataset, tuple(EXPRESSION_NAMES)).full(0)
+    other = ConditionTensors(conditions.depth, conditions.canonical, conditions.normal, conditions.mask,
+                             conditions.expression + 1.0)
+    changes = {}
+    for in_time_embedding in (False, True):
+        architecture = ScratchUNetConfig(block_out_channels=(16, 32), cross_attention_dim=16, condition_embedding_channels=16,
+                                         expression_in_time_embedding=in_time_embedding)
+        renderer = build_renderer(tiny_config(mode="direct", scratch_unet=architecture), None).eval()
+        with torch.no_grad():
+            for name, parameter in renderer.unet.named_parameters():
+                if ".attn2.to_out." in name:
+                    parameter.zero_()  # no expression through attention
+        changes[in_time_embedding] = (renderer.render(conditions) - renderer.render(other)).abs().max().item()
+        save_renderer(tmp_path / str(in_time_embedding), renderer)
+        assert torch.equal(load_renderer(tmp_path / str(in_time_embedding), None).render(other), renderer.render(other))
+    assert changes[False] == 0.0 and changes[True] > 1e-3, changes
+
+
 def test_priors_and_base_models_go_together():
     with pytest.raises(InvalidInput, match="uses no base model"):
         DeferredTrainOptions(prior="none", base="tiny-sd")
@@ -100,9 +120,11 @@ def test_cli_trains_without_a_base_then_animates_and_evaluates(deferred_dataset,
     common = ["--data-dir", str(tmp_path / "empty-store")]
     assert main(["train", "deferred", "--prior", "none", "--scratch-widths", "16", "32", "--data", str(deferred_dataset),
                  "--out", str(run), "--steps", "2", "--batch-size", "1", "--resolution", "16", "--triplane-resolution", "16",
-                 "--triplane-channels", "2", "--steps-inference", "2", "--lr-schedule", "cosine", "--holdout-views", "cam2", *common]) == 0
+                 "--triplane-channels", "2", "--steps-inference", "2", "--lr-schedule", "cosine", "--holdout-views", "cam2",
+                 "--expression-in-time-embedding", *common]) == 0
     config = json.loads((run / "config.json").read_text())["config"]
     assert config["prior"] == "none" and config["scratch_unet"]["block_out_channels"] == [16, 32]
+    assert config["scratch_unet"]["expression_in_time_embedding"] is True
 
     animation = write_sphere_dataset(tmp_path / "animation", size=16, yaws=(0.0,), jaw_values=(0.0, 0.5), with_target=False)
     assert main(["animate", "--checkpoint", str(run), "--conditions", str(animation), "--out", str(tmp_path / "frames"), *common]) == 0
@@ -123,10 +145,13 @@ def test_train_deferred_job_without_prior_needs_no_base_model_and_feeds_an_anima
         with backend.client() as client:
             response = submit_bundle_job(client, zip_folder(deferred_dataset), kind="train-deferred", params={
                 "prior": "none", "scratch_widths": [16, 32], "steps": 1, "batch_size": 1, "resolution": 16,
-                "triplane_resolution": 16, "triplane_channels": 2, "steps_inference": 2, "holdout_views": ["cam2"]})
+                "triplane_resolution": 16, "triplane_channels": 2, "steps_inference": 2, "holdout_views": ["cam2"],
+                "expression_in_time_embedding": True})
             assert response.status_code == 201, response.text
             trained = wait_for_job(client, response.json()["id"], timeout=600.0)
             assert trained["state"] == "succeeded", trained["error"]
+            config = client.get(f"/v1/jobs/{trained['id']}/artifacts/config.json").json()["config"]
+            assert config["scratch_unet"]["expression_in_time_embedding"] is True
 
             animation = write_sphere_dataset(tmp_path / "animation", size=16, yaws=(10.0,), jaw_values=(0.0, 1.0), with_target=False)
             response = submit_bundle_job(client, zip_folder(animation), kind="animate", params={"checkpoint": f"job:{trained['id']}"})

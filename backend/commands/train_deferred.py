@@ -22,6 +22,10 @@ def register_train(trainers: argparse._SubParsersAction) -> None:
                                                    "registered; not with --prior none)")
     parser.add_argument("--scratch-widths", type=int, nargs="+", default=list(ScratchUNetConfig().block_out_channels), metavar="WIDTH",
                         help="with --prior none: the from-scratch UNet's channel widths, one per level")
+    parser.add_argument("--expression-in-time-embedding", action="store_true",
+                        help="with --prior none: the expression code also shifts every residual block through the timestep "
+                             "embedding, not only the attention at the coarse levels (use it when the proxy does not show "
+                             "the expression, e.g. a head at rest)")
     parser.add_argument("--mode", choices=("diffusion", "direct"), default="diffusion",
                         help="'direct': the one-pass baseline without diffusion, for comparison")
     parser.add_argument("--steps", type=int, default=100_000)
@@ -63,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     store = store_from_args(args)
     options = DeferredTrainOptions(
         base=store.pick(args.base, "base", "base") if args.prior == "latent-diffusion" else args.base, prior=args.prior,
-        scratch_unet=scratch_unet_with_widths(args.scratch_widths), mode=args.mode, resolution=args.resolution, steps=args.steps, batch_size=args.batch_size,
+        scratch_unet=scratch_unet_with_widths(args.scratch_widths, args.expression_in_time_embedding), mode=args.mode, resolution=args.resolution, steps=args.steps, batch_size=args.batch_size,
         gradient_accumulation=args.grad_accum, learning_rate_networks=args.lr, learning_rate_planes=args.lr_planes,
         learning_rate_schedule=args.lr_schedule, warmup_steps=args.warmup_steps,
         mixed_precision=args.mixed_precision, checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,

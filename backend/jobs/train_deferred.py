@@ -25,6 +25,9 @@ class TrainDeferredParams(JobParams):
                                             "registered; must stay '' with prior 'none')")
     scratch_widths: list[Annotated[int, Field(ge=8, le=1024)]] = Field(default_factory=lambda: list(ScratchUNetConfig().block_out_channels), min_length=1, max_length=6,
                                       description="prior 'none': the from-scratch UNet's channel widths, one per level")
+    expression_in_time_embedding: bool = Field(False, description=(
+        "prior 'none': the expression code also shifts every residual block through the timestep embedding (for proxies "
+        "that do not show the expression)"))
     mode: Literal["diffusion", "direct"] = "diffusion"
     steps: int = Field(100_000, ge=1, le=MAX_TRAINING_STEPS)
     batch_size: int = Field(8, ge=1, le=256)
@@ -56,7 +59,7 @@ def train_deferred_job(params: TrainDeferredParams, context: JobContext) -> None
     store = model_store(context)
     options = DeferredTrainOptions(
         base=store.pick(params.base, "base", "base") if params.prior == "latent-diffusion" else params.base, prior=params.prior,
-        scratch_unet=scratch_unet_with_widths(params.scratch_widths), mode=params.mode, resolution=params.resolution, steps=params.steps, batch_size=params.batch_size,
+        scratch_unet=scratch_unet_with_widths(params.scratch_widths, params.expression_in_time_embedding), mode=params.mode, resolution=params.resolution, steps=params.steps, batch_size=params.batch_size,
         gradient_accumulation=params.grad_accum, learning_rate_networks=params.lr, learning_rate_planes=params.lr_planes,
         learning_rate_schedule=params.lr_schedule, warmup_steps=params.warmup_steps,
         mixed_precision=params.mixed_precision, checkpoint_every=params.checkpoint_every, validate_every=params.validate_every,

@@ -3,7 +3,9 @@ defaults the project ships and for benchmarks, where the same call must give the
 
 ``train_small_renderer(data_dir, out_dir)`` trains on a deferred dataset folder (what the add-on's
 "render training data" writes) at the dataset's own size, which should be small (32-96 px). The
-settings are ``SMALL_RENDERER`` (see its fields); ``steps`` and ``mode`` may be changed per call.
+settings are ``SMALL_RENDERER`` (see its fields); ``steps``, ``mode`` and whether the expression code also enters
+the timestep embedding (``ScratchUNetConfig.expression_in_time_embedding``; for a proxy that does not show the
+expression) may be changed per call.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ MAX_SIDE = 128
 
 
 def train_small_renderer(data_dir: str | Path, out_dir: str | Path, progress: Progress | None = None, device: Any = "cpu",
-                         mode: str = "direct", steps: int | None = None, hold_out: HoldOut = HoldOut()) -> TrainResult:
+                         mode: str = "direct", steps: int | None = None, hold_out: HoldOut = HoldOut(),
+                         expression_in_time_embedding: bool = False) -> TrainResult:
     """Train (or resume) the small from-scratch renderer of ``SMALL_RENDERER`` on ``data_dir`` into ``out_dir``."""
     bundle = load_deferred_bundle(Path(data_dir))
     multiple = SMALL_RENDERER.scratch_unet.size_multiple
@@ -41,5 +44,7 @@ def train_small_renderer(data_dir: str | Path, out_dir: str | Path, progress: Pr
     if not multiple <= side <= MAX_SIDE or bundle.width % multiple or bundle.height % multiple:
         raise InvalidInput(f"the dataset's {bundle.width}x{bundle.height} images do not suit the small renderer",
                            f"render the training data at most {MAX_SIDE} px on a side, in multiples of {multiple} (e.g. 64x64)", field="data")
-    options = replace(SMALL_RENDERER, mode=mode, resolution=side, steps=steps or SMALL_RENDERER.steps, hold_out=hold_out)
+    architecture = replace(SMALL_RENDERER.scratch_unet, expression_in_time_embedding=expression_in_time_embedding)
+    options = replace(SMALL_RENDERER, scratch_unet=architecture, mode=mode, resolution=side, steps=steps or SMALL_RENDERER.steps,
+                      hold_out=hold_out)
     return train_deferred(Path(data_dir), Path(out_dir), options, None, progress or SilentProgress(), device)

@@ -27,14 +27,16 @@ class ScratchRenderer(DeferredRenderer):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)  # a fresh renderer is the same for the same config
             self.condition_embedding = build_condition_embedding(config.channels.count, architecture)
-            self.unet = build_scratch_unet(architecture)
+            self.unet = build_scratch_unet(architecture, config.expression_tokens)
             self.add_condition_modules(architecture.cross_attention_dim)
         self.scheduler = sampling_scheduler(config, DDPMScheduler(**NOISE_SCHEDULE).config)
 
     def predict(self, latents: torch.Tensor, timesteps: torch.Tensor, control: torch.Tensor, expression_tokens: torch.Tensor) -> torch.Tensor:
         embedded = self.condition_embedding(control.to(latents.dtype))
-        return self.unet(torch.cat([latents, embedded], dim=1), timesteps,
-                         encoder_hidden_states=expression_tokens.to(latents.dtype), return_dict=False)[0]
+        tokens = expression_tokens.to(latents.dtype)
+        in_time_embedding = tokens.flatten(1) if self.config.scratch_unet.expression_in_time_embedding else None
+        return self.unet(torch.cat([latents, embedded], dim=1), timesteps, encoder_hidden_states=tokens,
+                         class_labels=in_time_embedding, return_dict=False)[0]
 
     def encode_images(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Pixel space: the images themselves."""

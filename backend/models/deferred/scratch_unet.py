@@ -33,6 +33,9 @@ class ScratchUNetConfig:
     """Width of the expression tokens the UNet attends to."""
     condition_embedding_channels: int = 32
     norm_num_groups: int = 8
+    expression_in_time_embedding: bool = False
+    """Also add the expression tokens (flattened, through a small MLP) to the timestep embedding, which shifts every
+    residual block's features: the expression then reaches the full-resolution levels, which carry no attention."""
 
     def __post_init__(self) -> None:
         if not self.block_out_channels or any(width < 1 for width in self.block_out_channels):
@@ -52,19 +55,19 @@ class ScratchUNetConfig:
         return 2 ** (len(self.block_out_channels) - 1)
 
 
-def scratch_unet_with_widths(widths: list[int]) -> ScratchUNetConfig:
+def scratch_unet_with_widths(widths: list[int], expression_in_time_embedding: bool = False) -> ScratchUNetConfig:
     """The default architecture with these level widths; an impossible one is refused, saying why."""
     from ...errors import InvalidInput
 
     try:
-        return ScratchUNetConfig(block_out_channels=tuple(widths))
+        return ScratchUNetConfig(block_out_channels=tuple(widths), expression_in_time_embedding=expression_in_time_embedding)
     except ValueError as error:
         raise InvalidInput(f"the from-scratch UNet cannot have widths {widths}: {error}", "use multiples of 8, e.g. 32 64 96",
                            field="scratch_widths") from None
 
 
-def diffusers_unet_config(config: ScratchUNetConfig) -> dict[str, Any]:
-    """The ``UNet2DConditionModel`` keyword arguments this config stands for."""
+def diffusers_unet_config(config: ScratchUNetConfig, expression_tokens: int) -> dict[str, Any]:
+    """The ``UNet2DConditionModel`` keyword arguments this config stands for, with ``expression_tokens`` tokens."""
     levels = len(config.block_out_channels)
     attends = [level >= config.attention_from_level for level in range(levels)]
     down = ["CrossAttnDownBlock2D" if attend else "DownBlock2D" for attend in attends]
@@ -80,13 +83,15 @@ def diffusers_unet_config(config: ScratchUNetConfig) -> dict[str, Any]:
         "norm_num_groups": config.norm_num_groups,
         "cross_attention_dim": config.cross_attention_dim,
         "attention_head_dim": config.attention_head_dim,
+        **({"class_embed_type": "projection", "projection_class_embeddings_input_dim": expression_tokens * config.cross_attention_dim}
+           if config.expression_in_time_embedding else {}),
     }
 
 
-def build_scratch_unet(config: ScratchUNetConfig):
+def build_scratch_unet(config: ScratchUNetConfig, expression_tokens: int):
     from diffusers import UNet2DConditionModel
 
-    return UNet2DConditionModel(**diffusers_unet_config(config))
+    return UNet2DConditionModel(**diffusers_unet_config(config, expression_tokens))
 
 
 def build_condition_embedding(condition_channels: int, config: ScratchUNetConfig):
