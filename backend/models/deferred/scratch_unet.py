@@ -56,7 +56,8 @@ class ScratchUNetConfig:
 
 
 def scratch_unet_with_widths(widths: list[int], expression_in_time_embedding: bool = False) -> ScratchUNetConfig:
-    """The default architecture with these level widths; an impossible one is refused, saying why."""
+    """The default architecture with these level widths (and, if asked, the expression in the timestep embedding);
+    impossible widths are refused, saying why."""
     from ...errors import InvalidInput
 
     try:
